@@ -1,0 +1,1 @@
+"""Shared pytest fixtures for the detector tests (imported by tests/conftest.py)."""
