@@ -117,7 +117,12 @@ def reference(sections: Mapping[str, type]) -> str:
                 default = f.default_factory()
             else:
                 default = "(required)"
-            shown = "(unset)" if default is None else repr(default).replace("'", '"')
+            if isinstance(default, bool):
+                shown = "true" if default else "false"  # TOML spelling
+            elif isinstance(default, Path):
+                shown = f'"{default}"'
+            else:
+                shown = "(unset)" if default is None else repr(default).replace("'", '"')
             text = f.metadata.get("doc", "")
             lines.append(f"| `{section}.{f.name}` | {_hint_name(hints[f.name])} | `{shown}` | {text} |")
     return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""``rover-detector`` / ``python -m rover.detector``: the on-robot detection service.
+
+Reads ``[detector]``, ``[camera]`` and ``[stream]`` from the config file
+(``--config``, default /etc/rover/rover.toml), applies command-line flags on
+top, and runs :class:`~rover.detector.service.DetectorService` until SIGTERM
+or SIGINT. Exit codes: 0 stopped on request (or max frames / end of file
+reached), 1 the camera failed for longer than ``camera.retry_timeout_s``
+(systemd restarts it), 78 a bad config or model (a restart cannot help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
+from rover.errors import EXIT_OK, RoverError
+from rover.sdnotify import Notifier
+
+log = logging.getLogger("rover.detector")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rover-detector", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, help=f"TOML config file (default {DEFAULT_CONFIG_PATH}, defaults if absent)")
+    parser.add_argument("--source", help="picamera2, a device index, a video file, a URL or an image folder")
+    parser.add_argument("--model", type=Path, help="ONNX model that follows the rover model contract")
+    parser.add_argument("--bind", help="ZeroMQ endpoint to publish on, e.g. tcp://127.0.0.1:5555 or ipc:///run/rover/det")
+    parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
+    parser.add_argument("--classes", help="comma-separated label names to report, e.g. person")
+    parser.add_argument("--threads", type=int, dest="intra_op_threads", help="onnxruntime intra-op threads (0 = all cores)")
+    parser.add_argument("--score-threshold", type=float, help="minimum score to report")
+    parser.add_argument("--pace", action=argparse.BooleanOptionalAction, default=None,
+                        help="play a file or folder at its own frame rate (--no-pace: one frame per request)")
+    parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="loop a file or folder")
+    parser.add_argument("--exit-at-end", action=argparse.BooleanOptionalAction, default=None,
+                        help="exit 0 when a file or folder ends")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log lines to stderr; no time stamps under systemd (journald adds them)."""
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM") and not os.environ.get("INVOCATION_ID"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, stream=sys.stderr, force=True)
+
+
+def load_config(args: argparse.Namespace):
+    """The three sections, file then flags; ConfigError on anything wrong."""
+    from rover.detector.config import SECTIONS
+
+    path = args.config
+    if path is None:
+        if DEFAULT_CONFIG_PATH.is_file():
+            path = DEFAULT_CONFIG_PATH
+        else:
+            log.info("no config file at %s: running on the built-in defaults", DEFAULT_CONFIG_PATH)
+    sections = load_sections(path, SECTIONS)
+    classes = None if args.classes is None else [c.strip() for c in args.classes.split(",") if c.strip()]
+    detector = with_overrides(
+        sections["detector"], model=args.model, max_frames=args.max_frames, classes=classes,
+        intra_op_threads=args.intra_op_threads, score_threshold=args.score_threshold,
+    )
+    camera = with_overrides(sections["camera"], source=args.source, pace=args.pace, loop=args.loop, exit_at_end=args.exit_at_end)
+    stream = with_overrides(sections["stream"], bind=args.bind)
+    return detector, camera, stream
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    from rover.detector.model import Detector
+    from rover.detector.service import DetectorService
+    from rover.publisher import DetectionPublisher
+    from rover.sources import make_source
+    from rover.sources.grabber import FrameGrabber
+
+    detector_cfg, camera_cfg, stream_cfg = load_config(args)
+    detector = Detector(
+        detector_cfg.model,
+        intra_op_threads=detector_cfg.intra_op_threads,
+        score_threshold=detector_cfg.score_threshold,
+        nms_iou=detector_cfg.nms_iou,
+        top_k=detector_cfg.top_k,
+        classes=detector_cfg.classes,
+    )
+    info = detector.info
+    log.info("model %s: %s %s, input %dx%d, %d classes", detector_cfg.model, info.architecture, info.precision,
+             info.input_width, info.input_height, info.num_classes)
+    source = make_source(camera_cfg)
+    with Notifier() as notifier, DetectionPublisher(
+        stream_cfg.bind,
+        server_secret_key=stream_cfg.server_secret_key,
+        client_keys_dir=stream_cfg.client_keys_dir,
+        allow_insecure_lan=stream_cfg.allow_insecure_lan,
+        send_hwm=stream_cfg.send_hwm,
+    ) as publisher:
+        log.info("publishing on %s%s, reading %s", publisher.address, " (CURVE)" if publisher.encrypted else "", source.name)
+        grabber = FrameGrabber(source, retry_timeout_s=camera_cfg.retry_timeout_s, retry_backoff_s=camera_cfg.retry_backoff_s)
+        service = DetectorService(
+            detector, grabber, publisher, notifier=notifier,
+            status_interval_s=stream_cfg.status_interval_s,
+            summary_interval_s=detector_cfg.summary_interval_s,
+            max_frames=detector_cfg.max_frames,
+            exit_at_end=camera_cfg.exit_at_end,
+            stop=stop,
+        )
+        grabber.start()
+        try:
+            return service.run()
+        finally:
+            grabber.stop(timeout=1.0)
+            log.info("stopped after %d frames (%d skipped), %d messages", service.processed, grabber.skipped, publisher.sent)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return run(args, stop)
+    except RoverError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    finally:
+        logging.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

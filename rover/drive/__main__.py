@@ -1,0 +1,144 @@
+"""``rover-drive`` / ``python -m rover.drive``: follow a detected object with the car.
+
+Start-up order is the safety order: config and label are checked first (a bad
+one exits 78 with one line before anything is opened), then the chassis is
+opened and set safe, and only then are the sockets opened and systemd told
+READY=1. Every exit path (normal, SIGINT, SIGTERM, any exception) goes through
+``chassis.close()``, which stops the motors and centres the servos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
+from rover.drive.config import DriveConfig
+from rover.drive.labels import check_label
+from rover.drive.loop import DriveLoop
+from rover.drive.receiver import DetectionSubscriber, StatusPublisher
+from rover.errors import EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError, RoverError
+from rover.sdnotify import Notifier
+
+log = logging.getLogger("rover.drive")
+
+#: Backends this program knows by name; rover.hw may add more (``BACKENDS``).
+DEFAULT_BACKENDS = ("picar-b", "log")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rover-drive",
+        description="Follow a detected object (default: a person) with the PiCar-B, "
+        "reading the detector's ZeroMQ stream.",
+    )
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"TOML config file, section [drive] (default: {DEFAULT_CONFIG_PATH} if it exists)")
+    parser.add_argument("--follow", metavar="LABEL", help="label to follow, e.g. person")
+    parser.add_argument("--connect", metavar="ENDPOINT", help="detection stream endpoint (default tcp://127.0.0.1:5555)")
+    parser.add_argument("--publish", metavar="ENDPOINT", help="drive status endpoint to bind (default tcp://127.0.0.1:5556; '' disables)")
+    parser.add_argument("--backend", metavar="NAME", help="chassis backend: picar-b (default) or log (dry run, prints commands)")
+    parser.add_argument("--max-throttle", type=float, help="speed limit, fraction of full motor duty (0..1)")
+    parser.add_argument("--max-age", dest="max_age_s", type=float, help="ignore detections older than this (seconds)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def _hw() -> Any:
+    """The hardware registry, imported only when a chassis is opened."""
+    try:
+        import rover.hw as hw
+    except ImportError as exc:
+        raise HardwareError(f"no chassis backends available (rover.hw cannot be imported: {exc})") from None
+    return hw
+
+
+def load_config(args: argparse.Namespace) -> tuple[DriveConfig, Any]:
+    """The [drive] section (with the flags applied) and the backend's section, if any."""
+    path = args.config
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    sections: dict[str, type] = {"drive": DriveConfig}
+    picar_b = _picar_b_section()
+    if picar_b is not None:
+        sections["picar_b"] = picar_b
+    loaded = load_sections(path, sections)
+    drive = with_overrides(loaded["drive"], follow=args.follow, connect=args.connect, publish=args.publish,
+                           backend=args.backend, max_throttle=args.max_throttle, max_age_s=args.max_age_s)
+    return drive, loaded.get("picar_b")
+
+
+def _picar_b_section() -> type | None:
+    try:
+        from rover.hw.config import PicarBConfig
+    except ImportError:
+        return None
+    return PicarBConfig
+
+
+def check_backend(name: str) -> None:
+    known = tuple(getattr(sys.modules.get("rover.hw"), "BACKENDS", ())) or DEFAULT_BACKENDS
+    if name not in known:
+        raise ConfigError(f"unknown backend {name!r}: choose one of {', '.join(known)} (--backend or [drive] backend)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="rover-drive: %(levelname)s: %(message)s", stream=sys.stderr)
+    stop = {"requested": False}
+    loop: DriveLoop | None = None
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["requested"] = True
+        if loop is not None:
+            loop.stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        config, backend_config = load_config(args)
+        check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
+        hw = _hw()
+        check_backend(config.backend)
+        chassis = hw.open_chassis(config.backend, backend_config)
+    except RoverError as exc:
+        print(f"rover-drive: {exc}", file=sys.stderr)
+        return exc.exit_code
+    notifier = Notifier()
+    subscriber = publisher = None
+    try:
+        chassis.safe()  # outputs neutral before any socket opens
+        subscriber = DetectionSubscriber(config.connect)
+        publisher = StatusPublisher(config.publish) if config.publish else None
+        loop = DriveLoop(config, chassis, subscriber, publisher, notifier=notifier)
+        loop.stop_requested = stop["requested"]
+        notifier.ready(f"SAFE: following {config.follow!r}")
+        log.info("following %r from %s with backend %s%s", config.follow, config.connect, config.backend,
+                 f", status on {config.publish}" if config.publish else "")
+        loop.run()
+        log.info("stopping on signal")
+        return EXIT_OK
+    except RoverError as exc:
+        print(f"rover-drive: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception:  # noqa: BLE001 - a bug: report it with its traceback, the finally still stops the car
+        log.exception("unexpected error; the car was stopped")
+        return EXIT_FAILURE
+    finally:
+        notifier.stopping()
+        try:
+            chassis.close()
+        finally:
+            for sock in (subscriber, publisher):
+                if sock is not None:
+                    sock.close()
+            notifier.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The drive's main loop: one :meth:`DriveLoop.step` per control tick.
+
+Each step waits for the newest detection at most ``tick_s`` (the poll
+timeout is the dead-man's timer: it runs whether messages come or not),
+classifies it, updates the target lock and the state machine, computes the
+commands, sends the changed ones to the chassis, publishes the drive status
+and pings the systemd watchdog.
+
+Everything it talks to is injected (chassis, detection source, status sink,
+clock, notifier), so the tests drive it tick by tick with an exact clock and
+without sockets. The caller owns the exit path: it must call
+``chassis.close()`` in a ``finally`` (``rover.drive.__main__`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Protocol
+
+from rover.chassis import Chassis
+from rover.drive.config import DriveConfig
+from rover.drive.control import Commands, Controller
+from rover.drive.labels import check_label
+from rover.drive.receiver import MessageGate, Received
+from rover.drive.states import State, StateMachine
+from rover.drive.status import DriveStatus, TargetInfo, encode
+from rover.drive.tracker import TargetTracker
+from rover.sdnotify import Notifier
+
+log = logging.getLogger("rover.drive")
+
+
+class DetectionSource(Protocol):
+    def recv(self, timeout_s: float) -> bytes | None:
+        """The newest raw message, waiting at most ``timeout_s``; None when none came."""
+
+
+class StatusSink(Protocol):
+    def send(self, raw: bytes) -> None:
+        """Publish one encoded status message without blocking."""
+
+
+class DriveLoop:
+    """Follows one label; call :meth:`step` repeatedly, or :meth:`run`."""
+
+    def __init__(
+        self,
+        config: DriveConfig,
+        chassis: Chassis,
+        receiver: DetectionSource,
+        publisher: StatusSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.chassis = chassis
+        self.receiver = receiver
+        self.publisher = publisher
+        self.clock = clock
+        self.notifier = notifier or Notifier(environ={})
+        now = clock()
+        self.gate = MessageGate(config.max_age_s)
+        self.tracker = TargetTracker(config.lock_min_iou, config.lock_max_jump, config.relock_after_s)
+        self.machine = StateMachine(config.arm_count, config.deadman_s, config.lost_coast_s, config.search, config.search_s, now)
+        self.controller = Controller(config)
+        self.stop_requested = False
+        self.sent: Commands | None = None  # what the chassis was last told; None: unknown
+        self._last_tick = now
+        self._last_capture: float | None = None  # capture time (s) of the newest fresh detection
+        self._last_watchdog: float | None = None
+        self._reported_state: State | None = None
+        self._label_checked = False
+        self._seq = 0
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    def run(self) -> None:
+        """Step until :attr:`stop_requested` is set (by a signal handler)."""
+        while not self.stop_requested:
+            self.step()
+
+    def step(self) -> Commands:
+        """One control tick; returns the commands in force after it."""
+        timeout = self.config.tick_s
+        deadline = self.machine.next_deadline()
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - self.clock()))
+        raw = self.receiver.recv(timeout)
+        now = self.clock()
+        before = self.machine.state
+        if raw is not None:
+            self._handle(self.gate.classify(raw, now), now)
+        state = self.machine.tick(now)
+        if state is State.SAFE and before is not State.SAFE:
+            log.warning("no fresh detection for %.2f s: motors off, back to SAFE", self.config.deadman_s)
+            self.tracker.reset()
+            self.controller.reset()
+        distance = self.chassis.distance_m()
+        blocked = self.config.bumper_m > 0 and distance is not None and distance < self.config.bumper_m
+        commands = self.controller.output(state, now, max(0.0, now - self._last_tick), blocked)
+        self._last_tick = now
+        self._apply(state, commands)
+        self._publish(now, commands, distance)
+        self._notify(now, state)
+        return commands
+
+    def _handle(self, received: Received, now: float) -> None:
+        if received.kind != "fresh":
+            self.machine.not_fresh()
+            if received.kind == "invalid" and self.gate.counters["invalid"] == 1:
+                log.warning("dropped an invalid detection message (%s); further ones are only counted", received.reason)
+            return
+        message = received.message
+        assert message is not None and message.frame is not None and received.age_s is not None
+        self._check_label(message)
+        self._last_capture = message.frame.t_capture_ns / 1e9
+        if self.machine.state is State.SAFE:
+            self.machine.fresh(now, target_seen=False)
+            return
+        follow = self.config.follow
+        candidates = [(d.box, d.score) for d in message.detections if d.label == follow and d.score >= self.config.min_score]
+        target = self.tracker.update(candidates, now)
+        self.machine.fresh(now, target_seen=target is not None)
+        if target is None:
+            self.controller.target_missing()
+        else:
+            self.controller.observe(target.centre_x, target.height, self._last_capture, received.age_s)
+
+    def _check_label(self, message: object) -> None:
+        if self._label_checked:
+            return
+        self._label_checked = True
+        labels = getattr(getattr(message, "model", None), "labels", None)
+        warning = check_label(self.config.follow, labels)  # raises ConfigError for a label the model lacks
+        if warning:
+            log.warning(warning)
+
+    def _apply(self, state: State, commands: Commands) -> None:
+        if state is State.SAFE:
+            if self.sent != commands:
+                self.chassis.safe()  # motors off, steering and head centred, in the backend's own order
+                self.sent = commands
+            return
+        sent = self.sent
+        if sent is None or sent.throttle != commands.throttle:
+            self.chassis.drive(commands.throttle)
+        if sent is None or sent.steering != commands.steering:
+            self.chassis.steer(commands.steering)
+        if sent is None or sent.pan != commands.pan:
+            self.chassis.pan(commands.pan)
+        self.sent = commands
+
+    def _publish(self, now: float, commands: Commands, distance: float | None) -> None:
+        if self.publisher is None:
+            return
+        target = self.tracker.target
+        status = DriveStatus(
+            seq=self._seq,
+            t_ns=max(0, int(now * 1e9)),
+            state=self.machine.state.value,
+            follow=self.config.follow,
+            throttle=commands.throttle,
+            steering=commands.steering,
+            pan=commands.pan,
+            scale=self.controller.scale,
+            target=None if target is None else TargetInfo(target.box, target.score),
+            detection_age_ms=None if self._last_capture is None else max(0.0, (now - self._last_capture) * 1000),
+            latency_ms=None if self.controller.latency.latency_s is None else self.controller.latency.latency_s * 1000,
+            obstacle_m=distance if distance is not None and math.isfinite(distance) and distance >= 0 else None,
+            counters=dict(self.gate.counters),
+        )
+        self._seq += 1
+        self.publisher.send(encode(status))
+
+    def _notify(self, now: float, state: State) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is not None and (self._last_watchdog is None or now - self._last_watchdog >= interval):
+            self.notifier.watchdog()
+            self._last_watchdog = now
+        if state is not self._reported_state:
+            self._reported_state = state
+            log.info("state %s", state)
+            self.notifier.status(f"{state}: following {self.config.follow!r}")

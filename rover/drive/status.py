@@ -1,0 +1,141 @@
+"""The drive status message, schema version 1: what the drive is doing.
+
+One ZeroMQ frame, ``drive {json}``, published every control tick (so a live
+view, a recorder or the simulator sees the state, the commands actually sent
+and why). The JSON Schema is ``rover/schemas/drive-v1.schema.json``;
+:func:`decode` enforces the same rules in plain Python plus finiteness.
+
+Fields: ``v`` (1), ``seq`` (message number), ``t_ns`` (``time.monotonic_ns()``
+of the drive's host), ``state``, ``follow`` (the label followed),
+``target`` (``null`` or ``{"box": [x1, y1, x2, y2], "score": s}``, as last
+seen, 0..1), ``throttle``, ``steering``, ``pan`` (the commands sent, -1..1,
+units of ``rover.chassis``), ``detection_age_ms`` (age of the last fresh
+detection now, ``null`` before any), ``latency_ms`` (smoothed capture-to-receipt
+latency, ``null`` before any), ``scale`` (gain and speed scale from latency,
+0..1), ``obstacle_m`` (ultrasonic range, ``null`` when unknown) and
+``counters`` (messages ``fresh``, ``stale``, ``invalid``, ``status``-only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rover.drive.states import State
+from rover.errors import MessageError
+from rover.messages import split_topic
+
+SCHEMA_VERSION = 1
+TOPIC = "drive"
+TOPIC_BYTES = TOPIC.encode()
+COUNTERS = ("fresh", "stale", "invalid", "status")
+_KEYS = {"v", "seq", "t_ns", "state", "follow", "target", "throttle", "steering", "pan",
+         "detection_age_ms", "latency_ms", "scale", "obstacle_m", "counters"}
+_MAX_INT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    box: tuple[float, float, float, float]
+    score: float
+
+
+@dataclass(frozen=True)
+class DriveStatus:
+    """One message of the drive status stream."""
+
+    seq: int
+    t_ns: int
+    state: str
+    follow: str
+    throttle: float
+    steering: float
+    pan: float
+    scale: float
+    target: TargetInfo | None = None
+    detection_age_ms: float | None = None
+    latency_ms: float | None = None
+    obstacle_m: float | None = None
+    counters: dict[str, int] = field(default_factory=lambda: {name: 0 for name in COUNTERS})
+    v: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.target is not None:
+            data["target"] = {"box": list(self.target.box), "score": self.target.score}
+        return data
+
+
+def encode(status: DriveStatus) -> bytes:
+    """The wire form: ``b"drive " + JSON``."""
+    return TOPIC_BYTES + b" " + json.dumps(status.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(raw: bytes) -> DriveStatus:
+    """Parse and validate one status message; raise MessageError on any defect."""
+    topic, payload = split_topic(raw)
+    if topic != TOPIC:
+        raise MessageError(f"topic is {topic!r}, expected {TOPIC!r}")
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise MessageError(f"payload is not JSON: {exc}") from None
+    return from_dict(data)
+
+
+def from_dict(data: Any) -> DriveStatus:
+    """Validate a parsed status message against schema v1 and build it."""
+    _keys(data, "status", _KEYS)
+    if type(data["v"]) is not int or data["v"] != SCHEMA_VERSION:
+        raise MessageError(f"unsupported drive status version {data['v']!r}, this reader knows {SCHEMA_VERSION}")
+    if data["state"] not in {s.value for s in State}:
+        raise MessageError(f"state {data['state']!r} is not one of {', '.join(s.value for s in State)}")
+    if not isinstance(data["follow"], str) or len(data["follow"]) > 256:
+        raise MessageError("follow must be a string of at most 256 characters")
+    target = data["target"]
+    if target is not None:
+        _keys(target, "target", {"box", "score"})
+        box = target["box"]
+        if not isinstance(box, list) or len(box) != 4:
+            raise MessageError("target.box must be a list of 4 numbers")
+        target = TargetInfo(tuple(_num(v, "target.box", 0.0, 1.0) for v in box), _num(target["score"], "target.score", 0.0, 1.0))
+    counters = data["counters"]
+    _keys(counters, "counters", set(COUNTERS))
+    return DriveStatus(
+        seq=_int(data["seq"], "seq"),
+        t_ns=_int(data["t_ns"], "t_ns"),
+        state=data["state"],
+        follow=data["follow"],
+        throttle=_num(data["throttle"], "throttle", -1.0, 1.0),
+        steering=_num(data["steering"], "steering", -1.0, 1.0),
+        pan=_num(data["pan"], "pan", -1.0, 1.0),
+        scale=_num(data["scale"], "scale", 0.0, 1.0),
+        target=target,
+        detection_age_ms=_opt(data["detection_age_ms"], "detection_age_ms"),
+        latency_ms=_opt(data["latency_ms"], "latency_ms"),
+        obstacle_m=_opt(data["obstacle_m"], "obstacle_m"),
+        counters={name: _int(counters[name], f"counters.{name}") for name in COUNTERS},
+    )
+
+
+def _keys(data: Any, where: str, keys: set[str]) -> None:
+    if not isinstance(data, dict) or data.keys() != keys:
+        raise MessageError(f"{where} must be an object with exactly the keys {', '.join(sorted(keys))}")
+
+
+def _int(value: Any, where: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_INT:
+        raise MessageError(f"{where} must be a non-negative integer")
+    return value
+
+
+def _num(value: Any, where: str, low: float = -math.inf, high: float = math.inf) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+        raise MessageError(f"{where} must be a finite number in [{low}, {high}]")
+    return float(value)
+
+
+def _opt(value: Any, where: str) -> float | None:
+    return None if value is None else _num(value, where, 0.0)

@@ -1,0 +1,162 @@
+"""The ``picar-b`` backend: the real car through RPi.GPIO and a PCA9685 over smbus2.
+
+Rear motors: per motor an H-bridge with two input pins (direction) and an
+enable pin carrying RPi.GPIO software PWM (speed, 1 kHz). Servos: PCA9685
+channels at 50 Hz. Ultrasonic: an HC-SR04 measured in a background thread.
+
+``gpio`` (a module with the RPi.GPIO API; rpi-lgpio on a Pi 5) and ``bus``
+(an open smbus2 ``SMBus``) can be injected, which is how the tests run this
+exact code on faithful fakes. Injected objects stay the caller's: ``close()``
+stops, lowers and cleans up the pins it used, but closes only a bus it opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from rover.errors import HardwareError
+from rover.hw.base import PicarBChassisBase
+from rover.hw.config import PicarBConfig
+from rover.hw.mapping import MotorCommand, MotorOutput
+from rover.hw.pca9685 import PCA9685
+from rover.hw.ultrasonic import HCSR04, UltrasonicRanger
+from rover.hw.vendor import import_gpio, open_i2c
+
+log = logging.getLogger(__name__)
+
+
+class _Motor:
+    """One H-bridge channel: enable PWM plus two direction inputs."""
+
+    def __init__(self, gpio: Any, enable: int, in1: int, in2: int, pwm_hz: float) -> None:
+        self.gpio, self.enable, self.in1, self.in2 = gpio, enable, in1, in2
+        self.pwm = gpio.PWM(enable, pwm_hz)
+        self.pwm.start(0)
+        self.output = MotorOutput(0, 0, 0.0)
+
+    def apply(self, out: MotorOutput) -> None:
+        reversing = out.turning != "stop" and self.output.turning not in ("stop", out.turning)
+        if reversing:
+            self.pwm.ChangeDutyCycle(0)  # never swap the inputs under power
+        self.gpio.output(self.in1, out.in1)
+        self.gpio.output(self.in2, out.in2)
+        self.pwm.ChangeDutyCycle(out.duty)
+        self.output = out
+
+    def stop_pwm(self) -> None:
+        """End the PWM thread and hold every pin LOW explicitly."""
+        self.pwm.stop()
+        for pin in (self.enable, self.in1, self.in2):
+            self.gpio.output(pin, 0)
+
+
+class PicarBChassis(PicarBChassisBase):
+    """The Adeept PiCar-B. Prefer :func:`open_picar_b` (or ``rover.hw.open_chassis``)."""
+
+    name = "picar-b"
+
+    def __init__(self, config: PicarBConfig, gpio: Any, bus: Any, *, owns_bus: bool,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(config)
+        self._gpio = gpio
+        self._bus = bus
+        self._owns_bus = owns_bus
+        self._pins: list[int] = []
+        self._motors: list[_Motor] = []
+        self._ranger: UltrasonicRanger | None = None
+        try:
+            self._open_gpio(clock)
+            self._pca = PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep)
+            self._pca.ensure(config.servo_hz)
+            self.safe()
+        except BaseException:
+            self._abandon()  # the car must not be driven half-open; undo what was set up
+            self._undo_open()
+            raise
+        if self._ranger is not None:
+            self._ranger.start()
+
+    def _open_gpio(self, clock: Callable[[], float]) -> None:
+        cfg, gpio = self.config, self._gpio
+        try:
+            gpio.setmode(gpio.BCM)
+        except ValueError as exc:  # "A different mode has already been set!"
+            raise HardwareError(f"RPi.GPIO is already in another pin numbering mode in this process ({exc})") from None
+        for pin in cfg.motor_pins:
+            gpio.setup(pin, gpio.OUT, initial=gpio.LOW)
+            self._pins.append(pin)
+        self._motors = [
+            _Motor(gpio, cfg.right_enable_pin, cfg.right_in1_pin, cfg.right_in2_pin, cfg.motor_pwm_hz),
+            _Motor(gpio, cfg.left_enable_pin, cfg.left_in1_pin, cfg.left_in2_pin, cfg.motor_pwm_hz),
+        ]
+        if cfg.ultrasonic_enabled:
+            gpio.setup(cfg.ultrasonic_trigger_pin, gpio.OUT, initial=gpio.LOW)
+            self._pins.append(cfg.ultrasonic_trigger_pin)
+            gpio.setup(cfg.ultrasonic_echo_pin, gpio.IN)
+            self._pins.append(cfg.ultrasonic_echo_pin)
+            sensor = HCSR04(gpio, cfg.ultrasonic_trigger_pin, cfg.ultrasonic_echo_pin, clock=clock,
+                            timeout_s=cfg.ultrasonic_timeout_s, max_m=cfg.ultrasonic_max_m)
+            self._ranger = UltrasonicRanger(sensor, clock=clock, interval_s=cfg.ultrasonic_interval_s,
+                                            retries=cfg.ultrasonic_retries, stale_s=cfg.ultrasonic_stale_s)
+
+    def distance_m(self) -> float | None:
+        """Newest ultrasonic range in metres (never blocks), None if disabled, stale or closed."""
+        if self._ranger is None or self._closed:
+            return None
+        return self._ranger.distance_m()
+
+    def _apply_motors(self, command: MotorCommand) -> None:
+        right, left = self._motors
+        right.apply(command.right)
+        left.apply(command.left)
+
+    def _apply_servo(self, name: str, channel: int, ticks: int) -> None:
+        self._pca.set_pulse(channel, ticks)
+
+    def _release(self) -> None:
+        self._undo_open()
+
+    def _undo_open(self) -> None:
+        """Stop the thread and PWM, pins LOW, GPIO.cleanup on our pins, our bus closed. Best effort."""
+        errors: list[Exception] = []
+        if self._ranger is not None:
+            self._ranger.stop()
+        for motor in self._motors:
+            try:
+                motor.stop_pwm()
+            except Exception as exc:  # noqa: BLE001 - the other motor and the cleanup still run
+                errors.append(exc)
+        self._motors = []
+        if self._pins:
+            try:
+                self._gpio.cleanup(self._pins)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+            self._pins = []
+        if self._owns_bus and self._bus is not None:
+            try:
+                self._bus.close()
+            except OSError as exc:
+                errors.append(exc)
+            self._bus = None
+        if errors:
+            raise HardwareError(f"picar-b: releasing the hardware failed: {errors[0]}")
+
+
+def open_picar_b(config: PicarBConfig | None = None, *, gpio: Any = None, bus: Any = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> PicarBChassis:
+    """Open the car: import (or take) RPi.GPIO, open (or take) the I2C bus, centre everything.
+
+    Raises :class:`HardwareError` with one line when a library or device is
+    missing, naming ``--backend log`` for a dry run.
+    """
+    config = config if config is not None else PicarBConfig()
+    if gpio is None:
+        gpio = import_gpio()
+    owns_bus = bus is None
+    if bus is None:
+        bus = open_i2c(config.i2c_bus)
+    return PicarBChassis(config, gpio, bus, owns_bus=owns_bus, clock=clock, sleep=sleep)

@@ -1,0 +1,51 @@
+"""The only place the vendor libraries (RPi.GPIO, smbus2) are imported.
+
+Both imports happen when a backend opens, never at module import, so every
+other rover module imports and runs on any machine. A missing or unusable
+library becomes one :class:`~rover.errors.HardwareError` line that says how to
+fix it and how to do a dry run instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from rover.errors import HardwareError
+
+DRY_RUN_HINT = "use --backend log for a dry run"
+
+
+def import_gpio() -> Any:
+    """The RPi.GPIO module (on a Pi 5: the one rpi-lgpio provides)."""
+    try:
+        return importlib.import_module("RPi.GPIO")
+    except ImportError:
+        raise HardwareError(
+            "RPi.GPIO is not installed, so this machine cannot drive the PiCar-B's motors "
+            f"(on the Pi: pip install 'rover[pi]', on a Pi 5: pip install 'rover[pi5]'); {DRY_RUN_HINT}"
+        ) from None
+    except RuntimeError as exc:  # RPi.GPIO raises this on import when not on a Raspberry Pi
+        raise HardwareError(f"RPi.GPIO cannot run here ({exc}); {DRY_RUN_HINT}") from None
+
+
+def open_i2c(bus_number: int) -> Any:
+    """An open ``smbus2.SMBus`` for ``/dev/i2c-<bus_number>``."""
+    try:
+        smbus2 = importlib.import_module("smbus2")
+    except ImportError:
+        raise HardwareError(f"smbus2 is not installed (pip install smbus2); {DRY_RUN_HINT}") from None
+    try:
+        return smbus2.SMBus(bus_number)
+    except FileNotFoundError:
+        raise HardwareError(
+            f"/dev/i2c-{bus_number} does not exist: enable I2C (sudo raspi-config, Interface Options, I2C) "
+            f"or set [picar_b] i2c_bus; {DRY_RUN_HINT}"
+        ) from None
+    except PermissionError:
+        raise HardwareError(
+            f"/dev/i2c-{bus_number} is not accessible to this user: add it to the i2c group "
+            f"(sudo adduser $USER i2c); {DRY_RUN_HINT}"
+        ) from None
+    except OSError as exc:
+        raise HardwareError(f"/dev/i2c-{bus_number} cannot be opened ({exc}); {DRY_RUN_HINT}") from None

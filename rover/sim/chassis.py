@@ -1,0 +1,97 @@
+"""The ``sim`` chassis backend: the drive's commands go to the simulated world.
+
+Used by the unchanged ``rover.drive`` (``--backend sim``): every call sends
+the whole command (throttle, steering, pan, tilt; units of
+:mod:`rover.chassis`) over a ZeroMQ PUSH socket that connects to the world's
+PULL socket. The endpoint comes from the environment variable
+``ROVER_SIM_COMMANDS`` (the simulator sets it when it starts the drive),
+default ``tcp://127.0.0.1:5557``. Sends never block: with the world gone the
+newest commands are dropped after a queue of 100, as a car's motors would
+simply keep their last setting. ``distance_m`` is always None (the
+simulated car has no ultrasonic sensor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Callable
+
+import zmq
+
+from rover.errors import HardwareError
+from rover.sim.car import Command
+from rover.sim.wire import encode_command
+
+ENV_ENDPOINT = "ROVER_SIM_COMMANDS"
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+_CLOSE_LINGER_MS = 500  # time the final stop command gets to reach the world
+
+
+class SimChassis:
+    """A :class:`rover.chassis.Chassis` whose wheels and servos live in the simulator."""
+
+    def __init__(self, endpoint: str | None = None, context: zmq.Context | None = None,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT
+        self._clock_ns = clock_ns
+        self._command = Command()
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        self._socket.setsockopt(zmq.SNDHWM, 100)
+        self._socket.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
+        try:
+            self._socket.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._socket.close(0)
+            raise HardwareError(f"sim chassis cannot connect to {self.endpoint}: {exc} (set {ENV_ENDPOINT})") from None
+        self._closed = False
+
+    def _set(self, **values: float) -> None:
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value}")
+        clamped = {name: max(-1.0, min(1.0, float(v))) for name, v in values.items()}
+        self._command = dataclasses.replace(self._command, **clamped)
+        if self._closed:
+            return
+        try:
+            self._socket.send(encode_command(self._command, self._clock_ns()), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the world is not listening: the command is lost, as on a car with its bus unplugged
+
+    @property
+    def command(self) -> Command:
+        """What the world was last told."""
+        return self._command
+
+    def drive(self, throttle: float) -> None:
+        self._set(throttle=throttle)
+
+    def steer(self, steering: float) -> None:
+        self._set(steering=steering)
+
+    def pan(self, position: float) -> None:
+        self._set(pan=position)
+
+    def tilt(self, position: float) -> None:
+        self._set(tilt=position)
+
+    def distance_m(self) -> float | None:
+        return None
+
+    def safe(self) -> None:
+        self._set(throttle=0.0, steering=0.0, pan=0.0, tilt=0.0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.safe()
+        self._closed = True
+        self._socket.close()
+
+
+def open_sim(config: Any = None, **_kwargs: Any) -> SimChassis:
+    """Registry entry point: ``rover.hw.open_chassis("sim", config)``; the config is not used."""
+    return SimChassis()

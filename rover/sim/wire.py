@@ -1,0 +1,66 @@
+"""What the simulator's processes say to each other: pure encode and decode.
+
+- Chassis commands, from the drive's ``sim`` backend to the world: one frame
+  ``sim.cmd {json}`` with ``throttle``, ``steering``, ``pan``, ``tilt`` (units
+  of :mod:`rover.chassis`) and ``t_ns`` (``time.monotonic_ns()`` of the
+  sender). Every message carries the whole command, so a lost one costs
+  nothing but a little delay.
+- Detections, from the world to its publisher process and on to the drive:
+  schema v1 messages of :mod:`rover.messages`, with the model named
+  ``simulated`` and precision ``simulated``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from rover.errors import MessageError
+from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, split_topic
+from rover.sim.car import Command
+from rover.sim.camera import CameraModel
+from rover.sim.noise import DetectorModel
+from rover.sim.world import Frame
+
+COMMAND_TOPIC = "sim.cmd"
+SIM_MODEL = ModelRef(name="simulated", precision="simulated", sha256="0" * 64)
+
+
+def encode_command(command: Command, t_ns: int) -> bytes:
+    """The wire form of one chassis command."""
+    body = {"throttle": command.throttle, "steering": command.steering, "pan": command.pan, "tilt": command.tilt, "t_ns": t_ns}
+    return COMMAND_TOPIC.encode() + b" " + json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_command(raw: bytes) -> tuple[Command, int]:
+    """Parse one command; MessageError when it is not a well-formed ``sim.cmd``."""
+    topic, payload = split_topic(raw)
+    if topic != COMMAND_TOPIC:
+        raise MessageError(f"topic is {topic!r}, expected {COMMAND_TOPIC!r}")
+    try:
+        data = json.loads(payload)
+        values = [float(data[k]) for k in ("throttle", "steering", "pan", "tilt")]
+        t_ns = int(data["t_ns"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MessageError(f"malformed {COMMAND_TOPIC} message: {exc}") from None
+    if not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in values):
+        raise MessageError(f"{COMMAND_TOPIC} values must be finite and within -1..1, got {values}")
+    return Command(*values), t_ns
+
+
+def frame_message(frame: Frame, t_capture_ns: int, t_capture_unix: float, t_publish_ns: int,
+                  camera: CameraModel, detector: DetectorModel) -> DetectionMessage:
+    """The detection message the real detector would publish for ``frame``."""
+    processing_ms = (frame.t_publish - frame.t_capture) * 1000.0
+    return DetectionMessage(
+        seq=frame.seq,
+        t_publish_ns=t_publish_ns,
+        status="ok",
+        model=SIM_MODEL,
+        fps=detector.fps,
+        frame=FrameInfo(seq=frame.seq, t_capture_ns=t_capture_ns, t_capture=t_capture_unix,
+                        width=camera.width, height=camera.height),
+        timing_ms=Timing(preprocess=0.1 * processing_ms, inference=0.85 * processing_ms,
+                         postprocess=0.05 * processing_ms, capture_to_publish=processing_ms),
+        detections=tuple(Detection(label="person", class_id=1, score=d.score, box=d.box) for d in frame.detections),
+    )

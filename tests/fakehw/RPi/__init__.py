@@ -1,0 +1,1 @@
+"""Fake ``RPi`` package: only ``RPi.GPIO`` (see tests/fakehw/__init__.py)."""

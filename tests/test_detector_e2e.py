@@ -1,0 +1,237 @@
+"""rover-detector end to end: a real process, real sockets, a real model, real video.
+
+The detector runs as ``python -m rover.detector``; a plain pyzmq subscriber
+and a unix datagram socket standing in for systemd's NOTIFY_SOCKET watch it.
+The model is the export engineer's int8 export (``exported_models``) when
+that fixture exists, else the synthetic contract model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import jsonschema
+import pytest
+import zmq
+
+from rover.messages import decode, split_topic
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((REPO / "rover" / "schemas" / "detection-v1.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+CLIP_FRAMES = 12
+HANG_GUARD_S = 60.0  # only catches a hang; never a timing assertion
+
+
+@pytest.fixture(scope="module")
+def vtest_clip(vtest_video, tmp_path_factory) -> Path:
+    """The first CLIP_FRAMES frames of vtest.avi, so a run reaches the end quickly."""
+    path = tmp_path_factory.mktemp("clip") / "vtest-start.avi"
+    cap = cv2.VideoCapture(str(vtest_video))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (768, 576))
+    for _ in range(CLIP_FRAMES):
+        ok, image = cap.read()
+        assert ok
+        writer.write(image)
+    writer.release()
+    cap.release()
+    return path
+
+
+class Detector:
+    """``python -m rover.detector`` as a subprocess, stderr kept in a file."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict | None = None, config: str | None = None) -> None:
+        self.log_path = tmp_path / "detector.log"
+        argv = [sys.executable, "-m", "rover.detector", *args]
+        if config is not None:
+            cfg = tmp_path / "rover.toml"
+            cfg.write_text(config)
+            argv += ["--config", str(cfg)]
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     env={**os.environ, **(env or {})})
+
+    def wait(self) -> int:
+        try:
+            return self.proc.wait(HANG_GUARD_S)
+        finally:
+            self.log.close()
+
+    @property
+    def stderr(self) -> str:
+        return self.log_path.read_text()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def run_detector(tmp_path):
+    started: list[Detector] = []
+
+    def start(*args: str, **kwargs) -> Detector:
+        det = Detector(tmp_path, *args, **kwargs)
+        started.append(det)
+        return det
+
+    yield start
+    for det in started:
+        det.kill()
+
+
+@pytest.fixture
+def subscriber(tmp_path):
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    sock.reconnect_ivl = 10  # ms: join the publisher as soon as it binds
+    sock.subscribe(b"detections")
+    endpoint = f"ipc://{tmp_path}/detections.sock"
+    sock.connect(endpoint)
+    sock.rcvtimeo = int(HANG_GUARD_S * 1000)
+    yield endpoint, sock
+    sock.close()
+    ctx.term()
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(HANG_GUARD_S)
+    yield str(path), sock
+    sock.close()
+
+
+def receive(sock: zmq.Socket) -> tuple[dict, object]:
+    """One message: its JSON checked against the JSON Schema and through messages.decode."""
+    raw = sock.recv()
+    data = json.loads(split_topic(raw)[1])
+    VALIDATOR.validate(data)
+    return data, decode(raw)
+
+
+def test_every_frame_gets_a_valid_message_then_status_until_sigterm(
+    run_detector, subscriber, notify_socket, vtest_clip, detector_model
+):
+    endpoint, sub = subscriber
+    notify_path, notify = notify_socket
+    det = run_detector("--model", str(detector_model), "--source", str(vtest_clip), "--no-pace", "--bind", endpoint,
+                       env={"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "100000"})
+    messages = []
+    while sum(m.status == "source_ended" for m in messages) < 3:
+        messages.append(receive(sub)[1])
+    det.proc.send_signal(signal.SIGTERM)
+    t_term = time.monotonic()
+    while messages[-1].status != "stopping":
+        messages.append(receive(sub)[1])
+    code = det.wait()
+    took = time.monotonic() - t_term
+    assert code == 0, det.stderr
+    assert "Traceback" not in det.stderr
+
+    seqs = [m.seq for m in messages]
+    assert all(b > a for a, b in zip(seqs, seqs[1:])), "message seq must strictly increase"
+    ok = [m for m in messages if m.status == "ok"]
+    frame_seqs = [m.frame.seq for m in ok]
+    # One message per frame: from the first message this subscriber saw to the
+    # end of the clip, no frame is missing (unpaced file: nothing is skipped).
+    assert frame_seqs == list(range(frame_seqs[0], CLIP_FRAMES)) and frame_seqs[0] <= 2
+    assert all((m.frame.width, m.frame.height) == (768, 576) for m in ok)
+    assert all(m.timing_ms.capture_to_publish >= m.timing_ms.inference for m in ok)
+    after = [m.status for m in messages[messages.index(ok[-1]) + 1:]]
+    assert set(after) <= {"source_ended", "stopping"} and after[-1] == "stopping"
+    assert "stopped after 12 frames" in det.stderr
+
+    lines = []
+    notify.settimeout(0.5)
+    try:
+        while True:
+            lines.append(notify.recv(4096).decode())
+    except socket.timeout:
+        pass
+    assert any("READY=1" in line for line in lines) and "WATCHDOG=1" in lines
+    assert lines.index("WATCHDOG=1") > min(i for i, line in enumerate(lines) if "READY=1" in line) - 1
+    assert lines[-1] == "STOPPING=1"
+    print(f"SIGTERM to exit: {took:.2f} s (target 2 s)")
+
+
+def test_paced_real_video_with_person_filter_and_sigterm_mid_stream(run_detector, subscriber, vtest_video, detector_model):
+    endpoint, sub = subscriber
+    det = run_detector("--model", str(detector_model), "--source", str(vtest_video), "--bind", endpoint,
+                       "--classes", "person")
+    received = []
+    while sum(m.status == "ok" for m in received) < 5:
+        received.append(receive(sub)[1])
+    det.proc.send_signal(signal.SIGTERM)
+    assert det.wait() == 0, det.stderr
+    assert all(d.label == "person" for m in received for d in m.detections)
+    assert {m.model.precision for m in received} <= {"int8", "float32"}
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if " ERROR " in f" {line}" or line.startswith("ERROR")]
+
+
+@pytest.mark.parametrize(
+    ("case", "expect_code", "expect_text"),
+    [
+        ("missing_config", 78, "config file .*missing.toml does not exist"),
+        ("unknown_key", 78, r"unknown key detector\.modle"),
+        ("missing_model", 78, r"nope\.onnx does not exist: export one"),
+        ("corrupt_model", 78, "cannot be loaded by onnxruntime"),
+        ("nonconforming_model", 78, "lacks metadata labels"),
+        ("unknown_class", 78, "'giraffe'.*its labels are"),
+        ("lan_without_keys", 78, "reachable from the network"),
+        ("missing_video", 78, r"missing\.avi does not exist"),
+        ("camera_gone", 1, "giving up after"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_its_exit_code(tmp_path, run_detector, contract_model, case, expect_code, expect_text):
+    from tests.fixtures_detector import make_contract_model
+
+    model = str(contract_model)
+    args: list[str] = ["--bind", f"ipc://{tmp_path}/d.sock", "--source", str(REPO / "README.md")]
+    config = None
+    if case == "missing_config":
+        args += ["--config", str(tmp_path / "missing.toml")]
+    elif case == "unknown_key":
+        config = "[detector]\nmodle = 'x.onnx'\n"
+    elif case == "missing_model":
+        model = str(tmp_path / "nope.onnx")
+    elif case == "corrupt_model":
+        model = str(tmp_path / "corrupt.onnx")
+        Path(model).write_bytes(b"\x00garbage" * 64)
+    elif case == "nonconforming_model":
+        model = str(make_contract_model(tmp_path / "bad.onnx", drop_metadata=("labels",)))
+    elif case == "unknown_class":
+        args += ["--classes", "giraffe"]
+    elif case == "lan_without_keys":
+        args += ["--bind", "tcp://0.0.0.0:0"]
+    elif case == "missing_video":
+        args += ["--source", str(tmp_path / "missing.avi")]
+    elif case == "camera_gone":
+        args += ["--source", "97"]
+        config = "[camera]\nretry_timeout_s = 0.3\nretry_backoff_s = 0.05\n"
+    det = run_detector("--model", model, *args, config=config)
+    code = det.wait()
+    errors = error_lines(det.stderr)
+    assert code == expect_code, det.stderr
+    assert "Traceback" not in det.stderr
+    import re
+
+    assert len(errors) == 1 and re.search(expect_text, errors[0]), det.stderr

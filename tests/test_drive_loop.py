@@ -1,0 +1,344 @@
+"""The main loop, tick by tick, with an exact clock, a recording chassis and a scripted stream."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+from pathlib import Path
+from typing import Callable
+
+import jsonschema
+import pytest
+
+from rover.drive.config import DriveConfig
+from rover.drive.loop import DriveLoop
+from rover.drive.states import State
+from rover.drive.status import decode as decode_status
+from rover.sdnotify import Notifier
+from tests.test_drive_fakes import FakeClock, RecordingChassis, ScriptedStream, detection_bytes, person
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "rover" / "schemas" / "drive-v1.schema.json").read_text())
+Scene = Callable[[float], list]
+
+
+class Rig:
+    """A loop wired to fakes; ``play`` schedules a scene, ``run_until`` steps the loop."""
+
+    def __init__(self, config: DriveConfig | None = None, notifier: Notifier | None = None) -> None:
+        self.clock = FakeClock(1000.0)
+        self.chassis = RecordingChassis(self.clock)
+        self.stream = ScriptedStream(self.clock)
+        self.published: list[bytes] = []
+        self.sink = type("Sink", (), {"send": lambda _self, raw: self.published.append(raw)})()
+        self.loop = DriveLoop(config or DriveConfig(), self.chassis, self.stream, self.sink, clock=self.clock, notifier=notifier)
+        self.states: list[tuple[float, State]] = []
+
+    def play(self, scene: Scene, start: float, stop: float, fps: float = 10.0, latency_s: float = 0.05) -> float:
+        """Publish ``scene(t)`` at ``fps`` from ``start`` to ``stop`` (offsets from now); return the last publish time."""
+        t0 = self.clock.now
+        k, last = 0, t0
+        while start + k / fps < stop - 1e-9:
+            t = t0 + start + k / fps
+            self.stream.publish_at(t, detection_bytes(scene(t), t_capture_s=t - latency_s, seq=k))
+            last, k = t, k + 1
+        return last
+
+    def run_until(self, t: float) -> None:
+        while self.clock.now < t - 1e-9:
+            self.loop.step()
+            self.states.append((self.clock.now, self.loop.state))
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(self.clock.now + seconds)
+
+    def status(self) -> dict:
+        return json.loads(self.published[-1].partition(b" ")[2])
+
+
+def moved(chassis: RecordingChassis) -> bool:
+    return any(value != 0.0 for _, kind, value in chassis.history)
+
+
+def test_person_left_of_centre_steers_left_and_far_person_drives_forward() -> None:
+    rig = Rig()
+    rig.play(lambda t: [person(centre_x=0.3, height=0.25)], 0.0, 3.0)
+    rig.run_for(2.0)
+    assert rig.loop.state is State.FOLLOWING
+    assert rig.chassis.steering > 0  # positive = left
+    assert rig.chassis.throttle > 0
+    rig2 = Rig()
+    rig2.play(lambda t: [person(centre_x=0.8, height=0.25)], 0.0, 3.0)
+    rig2.run_for(2.0)
+    assert rig2.chassis.steering < 0
+
+
+def test_close_person_stops_the_car() -> None:
+    rig = Rig()
+    start = rig.clock.now
+    rig.play(lambda t: [person(0.5, 0.2 if t < start + 2.0 else 0.7)], 0.0, 5.0)
+    rig.run_for(2.0)
+    assert rig.chassis.throttle > 0.3
+    rig.run_for(2.0)
+    assert rig.loop.state is State.FOLLOWING
+    assert rig.chassis.throttle == 0.0
+    assert min(rig.chassis.values("throttle")) >= 0.0  # never reversed
+
+
+def test_stream_stops_then_neutral_exactly_half_a_second_after_the_last_fresh_message() -> None:
+    rig = Rig()
+    last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 2.0)
+    rig.run_until(last + 0.001)
+    assert rig.chassis.throttle > 0 and rig.chassis.steering > 0
+    rig.run_for(1.0)
+    neutral_at = next(t for t, kind, value in rig.chassis.history if t > last and kind == "throttle" and value == 0.0)
+    assert neutral_at - last == pytest.approx(0.5, abs=1e-6)
+    assert rig.chassis.neutral and rig.chassis.pan_position == 0.0
+    assert rig.loop.state is State.SAFE
+    assert rig.status()["state"] == "SAFE"
+
+
+def test_rearming_after_the_deadman_needs_k_fresh_messages_again() -> None:
+    rig = Rig()
+    last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 1.0)
+    rig.run_until(last + 0.6)
+    assert rig.loop.state is State.SAFE
+    t0 = rig.clock.now
+    for k in range(3):
+        rig.stream.publish_at(t0 + 0.1 * (k + 1), detection_bytes([person(0.3, 0.2)], t0 + 0.1 * (k + 1) - 0.05))
+    rig.run_until(t0 + 0.35)
+    assert rig.loop.state is State.ARMED and rig.chassis.neutral
+
+
+def test_arming_needs_k_consecutive_fresh_messages() -> None:
+    config = DriveConfig(arm_count=4)
+    rig = Rig(config)
+    t0 = rig.clock.now
+    states = []
+    for k in range(6):
+        t = t0 + 0.1 * (k + 1)
+        rig.stream.publish_at(t, detection_bytes([person(0.3, 0.2)], t - 0.05))
+        rig.run_until(t + 0.01)
+        states.append(rig.loop.state)
+    assert states == [State.SAFE] * 3 + [State.ARMED, State.FOLLOWING, State.FOLLOWING]
+    assert rig.chassis.history and all(v == 0.0 for t, _, v in rig.chassis.history if t <= t0 + 0.4 + 0.01)
+
+
+def test_stale_messages_never_move_the_car() -> None:
+    rig = Rig()
+    rig.play(lambda t: [person(0.2, 0.2)], 0.0, 5.0, latency_s=0.6)  # older than max_age_s = 0.5
+    rig.run_for(5.0)
+    assert not moved(rig.chassis)
+    assert rig.loop.state is State.SAFE
+    counters = rig.status()["counters"]
+    assert counters["stale"] == 50 and counters["fresh"] == 0
+
+
+def test_stale_messages_interleaved_break_arming() -> None:
+    rig = Rig()
+    rig.play(lambda t: [person(0.2, 0.2)], 0.0, 5.0, fps=10, latency_s=0.05)
+    rig.play(lambda t: [person(0.2, 0.2)], 0.05, 5.0, fps=10, latency_s=0.9)  # every other message is stale
+    rig.run_for(5.0)
+    assert not moved(rig.chassis)
+
+
+def _mutations(rng) -> Callable[[dict], bytes]:
+    """Mutators of a valid message dict that each make it invalid; return wire bytes."""
+    nan, inf = float("nan"), float("inf")
+    ints = [nan, inf, 10**40, "7", None, [], {}, True, 1.5]
+    floats = [nan, inf, -inf, 10**40, "1.0", None, [], {}, True]
+    strings = [5, None, [], {}, True, nan, "x" * 300]
+    fields = {
+        ("v",): [0, 2, "1", 1.0, True, None, nan],
+        ("seq",): ints, ("t_publish_ns",): ints, ("frame", "seq"): ints, ("frame", "t_capture_ns"): ints,
+        ("frame", "width"): ints + [0], ("frame", "height"): ints + [0], ("detections", 0, "class_id"): ints + [-1],
+        ("fps",): floats, ("frame", "t_capture"): floats, ("timing_ms", "inference"): floats,
+        ("status",): strings + ["stopping", "no_frame"],
+        ("model", "name"): strings, ("model", "sha256"): strings, ("detections", 0, "label"): strings,
+        ("model",): ["x", 5, [], None, {}], ("frame",): ["x", 5, [], None, {}], ("timing_ms",): ["x", 5, [], None, {}],
+        ("detections",): ["x", 5, {}, None, [None], [5]], ("detections", 0): ["x", 5, [], None, {}],
+        ("detections", 0, "score"): [-0.1, 1.5, nan, inf, "0.5", None, True],
+        ("detections", 0, "box"): [[0, 0, 1], [0.5, 0, 0.4, 1], [0, 0, 1, 1.5], [-0.1, 0, 1, 1], "x", None, [nan, 0, 1, 1], [0, 0, 1, 1, 1]],
+    }
+    for k in range(4):
+        fields[("detections", 0, "box", k)] = [nan, -0.5, 1.5, "x", None, inf, 10**40]
+    paths = list(fields)
+
+    def wire(data: object, topic: bytes = b"detections") -> bytes:
+        return topic + b" " + json.dumps(data, allow_nan=True).encode()
+
+    def mutate(data: dict) -> bytes:
+        choice = rng.random()
+        if choice < 0.1:
+            return bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 200)))
+        if choice < 0.15:
+            return b"detections " + bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 200)))
+        if choice < 0.22:
+            raw = wire(data)
+            return raw[: rng.randrange(0, len(raw) - 1)]
+        if choice < 0.26:
+            return wire(data, rng.choice([b"drive", b"detection", b"DETECTIONS", b""]))
+        if choice < 0.32:
+            return wire(rng.choice([[], 5, "detections", None, [data]]))
+        target_path = rng.choice(paths)
+        parent = data
+        for key in target_path[:-1]:
+            parent = parent[key]
+        key = target_path[-1]
+        if choice < 0.4 and isinstance(parent, dict):
+            del parent[key]
+        elif choice < 0.46 and isinstance(parent, dict):
+            parent["unexpected_" + str(rng.randrange(100))] = rng.choice([0, "x", None])
+        else:
+            parent[key] = rng.choice(fields[target_path])
+        return wire(data)
+
+    return mutate
+
+
+def test_ten_thousand_malformed_or_random_messages_cause_no_crash_and_no_motion() -> None:
+    import random
+
+    rng = random.Random(20261125)
+    rig = Rig()
+    mutate = _mutations(rng)
+    n = 10_000
+    for k in range(n):
+        t = rig.clock.now + 0.01
+        base = json.loads(detection_bytes([person(rng.random() * 0.6 + 0.2, 0.3), person(0.8, 0.2, 0.6)], t - 0.02, seq=k).partition(b" ")[2])
+        rig.stream.publish_at(t, mutate(base))
+        rig.loop.step()
+        assert rig.loop.state is State.SAFE
+    counters = rig.status()["counters"]
+    assert counters == {"fresh": 0, "stale": 0, "invalid": n, "status": 0}
+    assert not moved(rig.chassis)
+    assert all(value == 0.0 for _, _, value in rig.chassis.history)
+
+
+def test_invalid_messages_between_fresh_ones_break_arming() -> None:
+    rig = Rig()
+    rig.play(lambda t: [person(0.3, 0.2)], 0.0, 3.0, fps=10)
+    t0 = rig.clock.now
+    for k in range(30):
+        rig.stream.publish_at(t0 + 0.05 + 0.1 * k, b"detections {\"v\": 1}")
+    rig.run_for(3.0)
+    assert not moved(rig.chassis)
+    assert rig.status()["counters"]["invalid"] == 30
+
+
+def test_two_people_in_view_the_car_keeps_the_locked_one() -> None:
+    rig = Rig()
+    start = rig.clock.now
+
+    def scene(t: float) -> list:
+        # The locked person walks slowly from left of centre; a second one, scoring higher
+        # after the lock, stands on the right.
+        walker = person(0.30 + 0.02 * (t - start), 0.3, score=0.9 if t < start + 0.5 else 0.6)
+        other = person(0.80, 0.35, score=0.7 if t < start + 0.5 else 0.99)
+        return [other, walker]
+
+    rig.play(scene, 0.0, 4.0)
+    rig.run_for(4.0)
+    box = rig.status()["target"]["box"]
+    assert (box[0] + box[2]) / 2 < 0.5  # still the walker
+    following = [s for t, s in rig.states if t > start + 0.5]
+    assert all(s is State.FOLLOWING for s in following)
+    assert min(v for t, k, v in rig.chassis.history if k == "steering" and t > start + 0.5) >= 0.0
+
+
+def test_latency_lowers_speed_and_steering() -> None:
+    results = {}
+    for latency in (0.05, 0.45):
+        rig = Rig()
+        rig.play(lambda t: [person(0.25, 0.1)], 0.0, 4.0, fps=4, latency_s=latency)
+        rig.run_for(4.0)
+        results[latency] = (max(rig.chassis.values("throttle")), rig.status()["scale"])
+    (fast_thr, fast_scale), (slow_thr, slow_scale) = results[0.05], results[0.45]
+    assert fast_scale == 1.0 and slow_scale < 0.5
+    assert slow_thr == pytest.approx(DriveConfig().max_throttle * slow_scale, rel=0.05)
+    assert slow_thr < fast_thr
+
+
+def test_target_leaves_view_lost_coasts_then_stops() -> None:
+    rig = Rig()
+    start = rig.clock.now
+    rig.play(lambda t: [person(0.3, 0.2)] if t < start + 2.0 else [], 0.0, 5.0)
+    rig.run_until(start + 2.0)
+    moving = rig.chassis.throttle
+    assert moving > 0
+    rig.run_until(start + 2.3)
+    assert rig.loop.state is State.LOST
+    assert rig.chassis.steering == 0.0 and 0.0 <= rig.chassis.throttle < moving
+    rig.run_until(start + 3.2)
+    assert rig.loop.state is State.STOPPED and rig.chassis.neutral
+
+
+def test_search_sweeps_the_head_then_stops() -> None:
+    rig = Rig(DriveConfig(search=True, search_s=2.0))
+    start = rig.clock.now
+    rig.play(lambda t: [person(0.3, 0.2)] if t < start + 1.0 else [], 0.0, 6.0)
+    rig.run_until(start + 2.5)
+    assert rig.loop.state is State.SEARCH and rig.chassis.throttle == 0.0
+    assert rig.chassis.pan_position != 0.0
+    rig.run_until(start + 4.5)
+    assert rig.loop.state is State.STOPPED and rig.chassis.pan_position == 0.0
+
+
+def test_ultrasonic_bumper_stops_forward_motion() -> None:
+    rig = Rig()
+    rig.play(lambda t: [person(0.5, 0.2)], 0.0, 4.0)
+    rig.run_for(2.0)
+    assert rig.chassis.throttle > 0
+    rig.chassis.distance = 0.2  # closer than bumper_m = 0.3
+    rig.run_for(0.1)
+    assert rig.chassis.throttle == 0.0
+    assert rig.status()["obstacle_m"] == 0.2
+    rig.chassis.distance = 2.0
+    rig.run_for(1.0)
+    assert rig.chassis.throttle > 0
+
+
+def test_status_is_published_every_tick_and_matches_the_schema() -> None:
+    rig = Rig()
+    rig.play(lambda t: [person(0.3, 0.2)], 0.0, 1.0)
+    rig.run_for(1.5)
+    assert len(rig.published) >= 30
+    seqs = []
+    for raw in rig.published:
+        jsonschema.validate(json.loads(raw.partition(b" ")[2]), SCHEMA)
+        seqs.append(decode_status(raw).seq)
+    assert seqs == list(range(len(seqs)))
+    states = {decode_status(raw).state for raw in rig.published}
+    assert {"SAFE", "ARMED", "FOLLOWING"} <= states
+
+
+def test_watchdog_and_status_reach_systemd_from_the_ticking_loop(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(1.0)
+    try:
+        notifier = Notifier(environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})  # ping every 0.1 s
+        rig = Rig(notifier=notifier)
+        rig.play(lambda t: [person(0.3, 0.2)], 0.0, 1.0)
+        rig.run_for(1.0)
+        lines = []
+        server.setblocking(False)
+        while True:
+            try:
+                lines.extend(server.recv(4096).decode().splitlines())
+            except BlockingIOError:
+                break
+        notifier.close()
+    finally:
+        server.close()
+    assert 9 <= lines.count("WATCHDOG=1") <= 11
+    statuses = [line for line in lines if line.startswith("STATUS=")]
+    assert [s.split(":")[0] for s in statuses] == ["STATUS=SAFE", "STATUS=ARMED", "STATUS=FOLLOWING"]
+
+
+def test_pan_follow_turns_the_head_and_steers_with_it() -> None:
+    rig = Rig(dataclasses.replace(DriveConfig(), pan_follow=True))
+    rig.play(lambda t: [person(0.25, 0.2)], 0.0, 2.0)
+    rig.run_for(1.5)
+    assert rig.chassis.pan_position > 0 and rig.chassis.steering > 0

@@ -1,0 +1,262 @@
+"""rover-detector.service under a real systemd, booted in private namespaces.
+
+One systemd boot (see tests/systemd_harness.py for how it is fenced off from
+the machine) serves the whole module. The unit under test is the repository's
+``systemd/rover-detector.service`` with three kinds of change, in a drop-in or
+by rendering, because the test machine is not a Pi:
+
+- the program runs as ``python -m rover.detector`` from this checkout's venv,
+  with a staged config (``--config``), instead of /opt/rover/venv/bin;
+- ``DynamicUser=yes``: the ``rover`` user does not exist here, so systemd
+  allocates a transient user of that name (the same User=, Group= and
+  SupplementaryGroups=video apply); the machine's /etc/passwd is not touched;
+- ``ProtectHome=tmpfs`` plus ``BindReadOnlyPaths=`` of the interpreter, when
+  the interpreter lives under /root (pyenv), and output to a file, since no
+  journald runs in the namespace.
+
+Everything else of the sandbox is the installed unit's: Type=notify with the
+watchdog, Restart=, RestartPreventExitStatus=78, ProtectSystem=strict, the
+device policy, the system call filter, RuntimeDirectory= for the ipc://
+stream. What is not covered: the camera devices themselves (no Pi here), and
+the real ``rover`` user created by install.sh.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rover.errors import EXIT_CONFIG
+from tests.systemd_harness import (
+    STAGE_IN_NS,
+    BootError,
+    NamespaceBoot,
+    interpreter_home_dir,
+    parse_unit,
+    render_unit,
+    unavailable_reason,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.systemd]
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+UNIT = "rover-detector.service"
+ENDPOINT = "ipc:///run/rover/detections"
+BAD_MODEL_DROPIN = f"/run/systemd/system/{UNIT}.d/zz-bad-model.conf"
+
+# Receives ``count`` detection messages inside the namespace and prints what
+# a subscriber (the drive) would see, as one JSON line.
+SUBSCRIBER = textwrap.dedent(
+    """
+    import json, sys, zmq
+    from rover.messages import TOPIC_BYTES, decode
+    endpoint, count = sys.argv[1], int(sys.argv[2])
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVTIMEO, 20000)
+    sub.setsockopt(zmq.SUBSCRIBE, TOPIC_BYTES)
+    sub.connect(endpoint)
+    seen = []
+    for _ in range(count):
+        message = decode(sub.recv())
+        seen.append({"frame": message.frame.seq, "detections": len(message.detections)})
+    print(json.dumps(seen))
+    sub.close()
+    ctx.term()
+    """
+)
+
+
+def _python() -> Path:
+    return VENV_PYTHON if VENV_PYTHON.is_file() else Path(shutil.which("python3") or "python3")
+
+
+def _test_dropin() -> str:
+    lines = [
+        "[Service]",
+        "# No rover user on the test machine: a transient user of that name stands in.",
+        "DynamicUser=yes",
+        f"StandardOutput=append:{STAGE_IN_NS}/logs/rover-detector.log",
+        "StandardError=inherit",
+    ]
+    home = interpreter_home_dir()
+    if home is not None:
+        lines += [
+            "# The interpreter lives under a home directory: show only it.",
+            "ProtectHome=tmpfs",
+            f"BindReadOnlyPaths={home}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def detector_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported float model of the suite, or the detector's contract model."""
+    try:
+        exported = request.getfixturevalue("exported_models")
+    except pytest.FixtureLookupError:
+        from tests.fixtures_detector import make_contract_model
+
+        return make_contract_model(tmp_path_factory.mktemp("systemd-model") / "detector.onnx")
+    return Path(exported.float_path)
+
+
+@pytest.fixture(scope="module")
+def boot(vtest_video: Path, detector_model: Path):
+    """One namespace boot with the detector unit staged; skips if impossible."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"cannot boot systemd in a namespace: {reason}")
+    unit_text = (REPO / "systemd" / UNIT).read_text()
+    units = {
+        UNIT: render_unit(unit_text, _python(), config=f"{STAGE_IN_NS}/rover.toml"),
+        f"{UNIT}.d/test-machine.conf": _test_dropin(),
+    }
+    nsboot = NamespaceBoot(units)
+    models = nsboot.stage / "models"
+    models.mkdir(mode=0o755)
+    shutil.copy(detector_model, models / "detector.onnx")
+    (models / "not-a-model.onnx").write_text("this is not an ONNX model\n")
+    for path in (models / "detector.onnx", models / "not-a-model.onnx"):
+        path.chmod(0o644)
+    config = nsboot.stage / "rover.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [detector]
+        model = "{STAGE_IN_NS}/models/detector.onnx"
+        intra_op_threads = 1
+        [camera]
+        source = "{vtest_video}"
+        loop = true
+        [stream]
+        bind = "{ENDPOINT}"
+        """))
+    config.chmod(0o644)
+    try:
+        nsboot.start()
+    except BootError as exc:
+        nsboot.close()
+        pytest.skip(f"this machine cannot boot systemd in a namespace: {exc}")
+    try:
+        yield nsboot
+    finally:
+        nsboot.close()
+
+
+def _restart_sec() -> float:
+    """The unit's RestartSec= in seconds (written as ``Ns``)."""
+    value = parse_unit((REPO / "systemd" / UNIT).read_text())["Service"]["RestartSec"][-1]
+    return float(value.removesuffix("s"))
+
+
+def _state(boot: NamespaceBoot) -> dict[str, str]:
+    return boot.show(UNIT, "ActiveState", "SubState", "MainPID", "NRestarts", "Result", "ExecMainStatus", "ExecMainCode")
+
+
+def _wait_active(boot: NamespaceBoot, not_pid: str | None = None) -> dict[str, str]:
+    def active() -> dict[str, str] | None:
+        state = _state(boot)
+        if state["ActiveState"] == "active" and state["MainPID"] not in ("0", not_pid):
+            return state
+        return None
+
+    return boot.wait_for(active, f"{UNIT} to be active; log: {boot.log('rover-detector.log')[-800:]}")
+
+
+def _receive(boot: NamespaceBoot, count: int) -> list[dict[str, int]]:
+    result = boot.run([str(_python()), "-c", SUBSCRIBER, ENDPOINT, str(count)], timeout=40.0, check=False)
+    assert result.returncode == 0, f"no detections received: {result.stderr.strip()[-800:]}"
+    return json.loads(result.stdout)
+
+
+@pytest.fixture()
+def stopped(boot: NamespaceBoot):
+    """Each test starts with the detector stopped and its failure state cleared."""
+    boot.systemctl("stop", UNIT, check=False)
+    boot.systemctl("reset-failed", UNIT, check=False)
+    yield boot
+    boot.systemctl("stop", UNIT, check=False)
+    boot.systemctl("reset-failed", UNIT, check=False)
+
+
+def test_start_reaches_active_and_publishes_detections(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    # Type=notify: `systemctl start` returns only after READY=1 (first frame processed).
+    boot.systemctl("start", UNIT, timeout=60.0)
+    state = _state(boot)
+    assert (state["ActiveState"], state["SubState"]) == ("active", "running")
+    seen = _receive(boot, 3)
+    frames = [item["frame"] for item in seen]
+    assert frames == sorted(frames) and len(set(frames)) == 3, f"frames not progressing: {seen}"
+
+
+def test_service_runs_sandboxed_as_rover_with_the_video_group(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    boot.systemctl("start", UNIT, timeout=60.0)
+    pid = _state(boot)["MainPID"]
+    status = boot.path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    uid = int(fields["Uid"].split()[0])
+    assert uid != 0, "the detector must not run as root"
+    user = boot.run(["getent", "passwd", str(uid)], check=False).stdout
+    assert user.startswith("rover:"), f"uid {uid} is not the rover user: {user!r}"
+    video_gid = boot.run(["getent", "group", "video"]).stdout.split(":")[2]
+    assert video_gid in fields["Groups"].split()
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2", "the system call filter is not applied"
+    assert fields["CapEff"].strip() == "0000000000000000"
+
+
+def test_restarts_after_being_killed(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    boot.systemctl("start", UNIT, timeout=60.0)
+    first = _state(boot)
+    boot.systemctl("kill", "--signal=SIGKILL", UNIT)
+    second = _wait_active(boot, not_pid=first["MainPID"])
+    assert int(second["NRestarts"]) == int(first["NRestarts"]) + 1
+    assert _receive(boot, 1), "the restarted detector publishes again"
+
+
+def test_stop_is_clean(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    boot.systemctl("start", UNIT, timeout=60.0)
+    boot.systemctl("stop", UNIT, timeout=30.0)
+    state = _state(boot)
+    assert state["ActiveState"] == "inactive"
+    assert state["Result"] == "success", f"stop was not clean: {state}"
+    assert state["ExecMainStatus"] == "0"
+    assert "stopped after" in boot.log("rover-detector.log")
+    assert not boot.path("/run/rover").exists(), "RuntimeDirectory= is removed on stop"
+
+
+def test_bad_model_fails_once_without_restart_loop(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    dropin = boot.path(BAD_MODEL_DROPIN)
+    python = _python()
+    dropin.write_text(
+        "[Service]\nExecStart=\n"
+        f"ExecStart={python} -m rover.detector --config {STAGE_IN_NS}/rover.toml "
+        f"--model {STAGE_IN_NS}/models/not-a-model.onnx\n"
+    )
+    try:
+        boot.systemctl("daemon-reload")
+        started = boot.systemctl("start", UNIT, check=False, timeout=60.0)
+        assert started.returncode != 0
+        failed = boot.wait_for(
+            lambda: (s := _state(boot))["ActiveState"] == "failed" and s, f"{UNIT} to fail"
+        )
+        assert failed["ExecMainStatus"] == str(EXIT_CONFIG)
+        # Were a restart coming, it would start within RestartSec; wait twice that.
+        time.sleep(2 * _restart_sec() + 0.5)
+        stayed = _state(boot)
+        assert stayed["ActiveState"] == "failed" and stayed["NRestarts"] == "0", stayed
+        assert "not-a-model.onnx" in boot.log("rover-detector.log")
+    finally:
+        dropin.unlink(missing_ok=True)
+        boot.systemctl("daemon-reload")
