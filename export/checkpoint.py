@@ -12,8 +12,6 @@ possible outcome on a robot.
 from __future__ import annotations
 
 import hashlib
-import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +51,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"checkpoint {path} {what}: pass --weights PATH/TO/ssd_weights.pth")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path} is not a PyTorch checkpoint ({reason[:120]}): pass the author's ssd_weights.pth") from None
     except OSError as exc:
         raise ModelError(f"checkpoint {path} cannot be read ({exc.strerror or exc}): check its permissions") from None
+    except Exception as exc:  # noqa: BLE001 - the unpickler raises anything (IndexError, KeyError...) on foreign bytes
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a PyTorch checkpoint ({reason[:120]}): pass the author's ssd_weights.pth") from None
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(
             f"{path} holds a {type(obj).__name__}, not a bare state_dict of tensors: "

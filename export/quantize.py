@@ -36,6 +36,12 @@ CALIB_METHODS = {
 }
 #: Chosen by measurement (docs/export.md): best int8-vs-float agreement.
 DEFAULT_CALIB_METHOD = "percentile"
+#: Activation types. The issue asks for signed int8 (the default); on x86
+#: onnxruntime 1.32 fuses only 33 of the 58 backbone convolutions to
+#: QLinearConv with int8 activations but all 58 with uint8 (measured: see
+#: docs/export.md), so uint8 is offered for speed on x86.
+ACTIVATION_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+DEFAULT_ACTIVATIONS = "int8"
 #: A Conv whose weight initializer is named like this is a detection head.
 HEAD_WEIGHT = re.compile(r"(^|\.)(loc|conf)_layers\.\d+\.weight$")
 
@@ -102,6 +108,7 @@ def quantize_int8(
     info: ModelInfo,
     method: str = DEFAULT_CALIB_METHOD,
     progress: bool = True,
+    activations: str = DEFAULT_ACTIVATIONS,
 ) -> Path:
     """Pre-process, calibrate on ``calib_inputs`` and write the int8 QDQ model.
 
@@ -120,7 +127,7 @@ def quantize_int8(
                 str(int8_path),
                 FrameReader(calib_inputs, progress),
                 quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
+                activation_type=ACTIVATION_TYPES[activations],
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 nodes_to_exclude=exclude,
@@ -129,7 +136,7 @@ def quantize_int8(
             )
     model = onnx.load(str(int8_path))
     store_head_weights_half(model)
-    set_metadata(model, {**info.metadata(), "precision": "int8"})
+    set_metadata(model, {**info.metadata(), "precision": "int8"})  # weights int8 either way
     onnx.save_model(model, str(int8_path))
     return Path(int8_path)
 

@@ -35,7 +35,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"# Export report: {report['architecture']}",
         "",
         f"- checkpoint: `{src['checkpoint']}` ({src['variant']}), sha256 `{src['sha256']}`",
-        f"- exporter {report['exporter_version']}, opset {report['opset']}, calibration `{report['calibration']['method']}` "
+        f"- exporter {report['exporter_version']}, opset {report['opset']}, calibration `{report['calibration']['method']}`, {report['calibration']['activations']} activations "
         f"on {report['calibration']['frames']} frames of `{report['calibration']['source']}`",
         f"- held-out frames: {report['held_out']['frames']} of `{report['held_out']['source']}`",
         "",

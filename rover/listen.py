@@ -10,7 +10,6 @@ passes without a message, 78 for unreadable key files.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

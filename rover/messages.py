@@ -162,11 +162,11 @@ def from_dict(data: Any) -> DetectionMessage:
         raise MessageError(f"a message with status {status!r} cannot carry detections")
     return DetectionMessage(
         v=SCHEMA_VERSION,
-        seq=_int(data["seq"], "seq"),
+        seq=_nonneg(_int(data["seq"], "seq"), "seq"),
         t_publish_ns=_int(data["t_publish_ns"], "t_publish_ns"),
         status=status,
         model=ModelRef(_str(model["name"], "model.name"), _str(model["precision"], "model.precision"), _str(model["sha256"], "model.sha256")),
-        fps=_num(data["fps"], "fps"),
+        fps=_nonneg(_num(data["fps"], "fps"), "fps"),
         frame=None if frame is None else _frame(frame),
         timing_ms=None if timing is None else _timing(timing),
         detections=tuple(_detection(d, i) for i, d in enumerate(dets)),
@@ -179,7 +179,7 @@ def _frame(data: Any) -> FrameInfo:
     if width < 1 or height < 1:
         raise MessageError("frame.width and frame.height must be at least 1")
     return FrameInfo(
-        seq=_int(data["seq"], "frame.seq"),
+        seq=_nonneg(_int(data["seq"], "frame.seq"), "frame.seq"),
         t_capture_ns=_int(data["t_capture_ns"], "frame.t_capture_ns"),
         t_capture=_num(data["t_capture"], "frame.t_capture"),
         width=width,
@@ -190,7 +190,7 @@ def _frame(data: Any) -> FrameInfo:
 def _timing(data: Any) -> Timing:
     keys = ("preprocess", "inference", "postprocess", "capture_to_publish")
     _require_obj(data, "timing_ms", set(keys))
-    return Timing(*(_num(data[k], f"timing_ms.{k}") for k in keys))
+    return Timing(*(_nonneg(_num(data[k], f"timing_ms.{k}"), f"timing_ms.{k}") for k in keys))
 
 
 def _detection(data: Any, index: int) -> Detection:
@@ -236,6 +236,13 @@ def _num(value: Any, where: str) -> float:
         return float(value)
     if type(value) is not float or not math.isfinite(value):
         raise MessageError(f"{where} must be a finite number")
+    return value
+
+
+def _nonneg(value: Any, where: str) -> Any:
+    """The schema's ``minimum: 0`` on counters, rates and durations."""
+    if value < 0:
+        raise MessageError(f"{where} must not be negative")
     return value
 
 

@@ -70,7 +70,7 @@ def safe_stop(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
     """
     failures: list[str] = []
     try:
-        pins = stop_motors(gpio if gpio is not None else import_gpio(), config)
+        pins = stop_motors(gpio if gpio is not None else import_gpio(hint=None), config)
         print(f"{PROG}: motors off: BCM {', '.join(map(str, pins))} LOW")
     except HardwareError as exc:
         failures.append(f"motors NOT stopped: {exc}")
@@ -79,7 +79,7 @@ def safe_stop(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
     owned = None
     try:
         if bus is None:
-            bus = owned = open_i2c(config.i2c_bus)
+            bus = owned = open_i2c(config.i2c_bus, hint=None)
         written = centre_servos(bus, config, sleep=sleep)
         shown = ", ".join(f"{name} ch{config.servo(name).channel}={ticks}" for name, ticks in written.items())
         print(f"{PROG}: servos centred: {shown} ticks")

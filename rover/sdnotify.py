@@ -45,7 +45,9 @@ class Notifier:
         payload = "\n".join(f"{key.upper()}={value}" for key, value in fields.items()).encode()
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Non-blocking: a busy or stuck receiver must never stall the main loop
+                # (a full datagram queue drops the notification instead).
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._socket.sendto(payload, self._address)
         except OSError:
             return False  # systemd went away; nothing useful to do about it

@@ -11,6 +11,8 @@ and a white one does not: the output really depends on the input pixels.
 
 from __future__ import annotations
 
+import queue
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +22,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from rover.contract import ModelInfo
+from rover.errors import CameraError
+
+__all__ = ["contract_model", "detector_model"]  # the fixtures; helpers are imported by name
 
 LABELS = ("__background__", "person", "car")
 #: x1, y1, x2, y2 of the model's four priors (normalised).
@@ -115,3 +120,48 @@ def detector_model(request: pytest.FixtureRequest, contract_model: Path) -> Path
     except pytest.FixtureLookupError:
         return contract_model
     return Path(exported.int8_path)
+
+
+class ScriptedCamera:
+    """A live camera whose frames the test releases; records opens and closes.
+
+    ``fail_opens`` open attempts raise CameraError first; a queued exception
+    instance is raised by ``read`` instead of returning an image.
+    """
+
+    name = "scripted camera"
+    order = "bgr"
+
+    def __init__(self, live: bool = True, fail_opens: int = 0) -> None:
+        self.live = live
+        self.fail_opens = fail_opens
+        self.items: queue.Queue = queue.Queue()
+        self.opens = 0
+        self.closes = 0
+        self.reads = 0
+
+    def push(self, *values: int) -> None:
+        for v in values:
+            self.items.put(np.full((4, 4, 3), v, np.uint8))
+
+    def open(self) -> None:
+        self.opens += 1
+        if self.opens <= self.fail_opens:
+            raise CameraError("scripted camera is unplugged")
+
+    def read(self) -> np.ndarray:
+        item = self.items.get(timeout=5)
+        self.reads += 1
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.002)

@@ -14,8 +14,9 @@ inside the namespace, before systemd starts:
 - a fresh cgroup2 hierarchy rooted at a child cgroup made for this boot (a
   cgroup namespace), so systemd's slices live under that child and the whole
   boot can be killed at once with ``cgroup.kill``;
-- ``/dev/console`` replaced by a log file in the stage directory, so PID 1's
-  own messages land there and not on the machine's console;
+- ``/dev/console`` replaced by a pseudo-terminal the harness reads into
+  ``console.log`` of the stage directory, so PID 1's own messages land there
+  and not on the machine's console;
 - ``container=rover-test`` in PID 1's environment: systemd and
   systemd-shutdown then skip everything that is machine-wide (no unmount or
   loop/DM detach at shutdown, no clock or kernel module handling);
@@ -40,6 +41,7 @@ import sys
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -62,10 +64,11 @@ STUB_TARGETS = (
 )
 
 # The script PID 1 of the namespace runs before it becomes systemd. $1 is the
-# stage directory (as the machine sees it), $2 the target to boot.
+# stage directory (as the machine sees it), $2 the target to boot, $3 the
+# pseudo-terminal that stands in for /dev/console.
 _INIT_SCRIPT = r"""
 set -eu
-stage="$1"; target="$2"
+stage="$1"; target="$2"; console="$3"
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /run/rover-stage
@@ -73,7 +76,7 @@ mount --bind "$stage" /run/rover-stage
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mount --bind /run/rover-stage/console.log /dev/console
+mount --bind "$console" /dev/console
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys
 mount -o remount,bind,ro /sys
@@ -152,7 +155,7 @@ def unavailable_reason() -> str | None:
     """
     if os.geteuid() != 0:
         return "booting systemd in a namespace needs root"
-    for tool in ("unshare", "nsenter", "mount"):
+    for tool in ("unshare", "nsenter", "mount", "setpriv"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     if not SYSTEMD.is_file():
@@ -170,6 +173,20 @@ def _cgroup2_root() -> Path:
     if (CGROUP2 / "cgroup.procs").is_file():
         return CGROUP2
     return Path("/sys/fs/cgroup")
+
+
+def remove_stale_cgroups(root: Path) -> None:
+    """Remove what boots whose test process was killed left: empty cgroups, stages.
+
+    Their processes are already gone (``--pdeathsig``); a boot still running
+    has processes in its cgroup and is left alone.
+    """
+    for top in root.glob("rover-nsboot-*"):
+        if any((d / "cgroup.procs").read_text().strip() for d in [top, *top.rglob("*")] if d.is_dir()):
+            continue
+        NamespaceBoot._remove_cgroup(top)
+        suffix = top.name.rsplit("-", 1)[-1]
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"rover-nsboot-{suffix}", ignore_errors=True)
 
 
 class NamespaceBoot:
@@ -196,6 +213,8 @@ class NamespaceBoot:
         self._process: subprocess.Popen[bytes] | None = None
         self.init_pid: int | None = None
         self._cgroup: Path | None = None
+        self._console_fds: tuple[int, int] | None = None
+        self._console_reader: threading.Thread | None = None
         units_dir = self.stage / "units"
         units_dir.mkdir()
         for name in SHUTDOWN_UNITS:
@@ -207,7 +226,6 @@ class NamespaceBoot:
             path = units_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        (self.stage / "console.log").touch()
         (self.stage / "logs").mkdir(mode=0o777)
         (self.stage / "logs").chmod(0o777)
 
@@ -215,13 +233,18 @@ class NamespaceBoot:
     def start(self) -> "NamespaceBoot":
         """Boot, and return once systemd answers and the boot job is done."""
         root = _cgroup2_root()
+        remove_stale_cgroups(root)
         self._cgroup = root / f"rover-nsboot-{os.getpid()}-{self.stage.name[-8:]}"
         self._cgroup.mkdir()
+        # setpriv --pdeathsig: should the test process die without cleaning up,
+        # unshare gets SIGKILL, and --kill-child takes the namespace with it.
         argv = [
+            "setpriv", "--pdeathsig", "KILL",
             "sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self._cgroup),
             "unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
             "--uts", "--ipc", "--net", "--cgroup", "--propagation", "private",
             "sh", "-c", _INIT_SCRIPT, "rover-nsboot-init", str(self.stage), self.target,
+            self._open_console(),
         ]
         with open(self.stage / "unshare.log", "wb") as errors:
             self._process = subprocess.Popen(
@@ -234,6 +257,39 @@ class NamespaceBoot:
             self.kill()
             raise
         return self
+
+    def _open_console(self) -> str:
+        """A pseudo-terminal for PID 1's console, drained into console.log."""
+        master, slave = os.openpty()
+        self._console_fds = (master, slave)
+        log_path = self.stage / "console.log"
+
+        def drain() -> None:
+            with open(log_path, "ab", buffering=0) as log:
+                while True:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # the slave side closed, or close() closed master
+                        return
+                    if not chunk:
+                        return
+                    log.write(chunk.replace(b"\r\n", b"\n"))
+
+        self._console_reader = threading.Thread(target=drain, name="nsboot-console", daemon=True)
+        self._console_reader.start()
+        return os.ttyname(slave)
+
+    def _close_console(self) -> None:
+        if self._console_fds is not None:
+            for fd in self._console_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._console_fds = None
+        if self._console_reader is not None:
+            self._console_reader.join(2.0)
+            self._console_reader = None
 
     def _find_init_pid(self) -> int | None:
         assert self._process is not None
@@ -317,6 +373,7 @@ class NamespaceBoot:
                 pass
         if self._cgroup is not None:
             self._remove_cgroup(self._cgroup)
+        self._close_console()
 
     @staticmethod
     def _remove_cgroup(top: Path) -> None:
@@ -374,6 +431,13 @@ class NamespaceBoot:
         """A service's output file in the stage's ``logs/`` directory ('' if none)."""
         try:
             return (self.stage / "logs" / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def console(self) -> str:
+        """What PID 1 of the namespace has logged so far."""
+        try:
+            return (self.stage / "console.log").read_text(errors="replace")
         except OSError:
             return ""
 

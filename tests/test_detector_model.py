@@ -10,6 +10,8 @@ from rover.detector.model import Detector, resolve_classes
 from rover.errors import ConfigError, ModelError
 from tests.fixtures_detector import make_contract_model
 
+pytestmark = pytest.mark.slow  # loads ONNX models (tiny ones: the whole file runs in about a second)
+
 DARK = np.zeros((96, 128, 3), np.uint8)
 WHITE = np.full((96, 128, 3), 255, np.uint8)
 

@@ -77,6 +77,7 @@ def test_port_in_use_is_a_config_error():
         holder.close()
 
 
+@pytest.mark.slow
 def test_close_is_idempotent(tmp_path):
     pub = DetectionPublisher(f"ipc://{tmp_path}/d.sock")
     pub.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -14,13 +13,15 @@ import pytest
 from rover.detector.model import Detector
 from rover.detector.service import DetectorService
 from rover.detector.stats import RateMeter, Summary, FrameStats
-from rover.errors import CameraError, ConfigError
+from rover.errors import CameraError
 from rover.messages import decode, encode
 from rover.sdnotify import Notifier
 from rover.sources.grabber import FrameGrabber
 from rover.sources.images import ImageFolderSource
-from tests.test_sources_grabber import ScriptedCamera, wait_until
+from tests.fixtures_detector import ScriptedCamera, wait_until
 
+
+pytestmark = pytest.mark.slow  # loads ONNX models (tiny ones: the whole file runs in about a second)
 
 class RecordingPublisher:
     """Stands in for the PUB socket: keeps every message after a wire round trip."""

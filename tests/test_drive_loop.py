@@ -15,6 +15,7 @@ from rover.drive.config import DriveConfig
 from rover.drive.loop import DriveLoop
 from rover.drive.states import State
 from rover.drive.status import decode as decode_status
+from rover.messages import ModelRef
 from rover.sdnotify import Notifier
 from tests.test_drive_fakes import FakeClock, RecordingChassis, ScriptedStream, detection_bytes, person
 
@@ -312,23 +313,29 @@ def test_status_is_published_every_tick_and_matches_the_schema() -> None:
     assert {"SAFE", "ARMED", "FOLLOWING"} <= states
 
 
+@pytest.mark.slow
 def test_watchdog_and_status_reach_systemd_from_the_ticking_loop(tmp_path: Path) -> None:
     path = str(tmp_path / "notify")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(path)
-    server.settimeout(1.0)
-    try:
-        notifier = Notifier(environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})  # ping every 0.1 s
-        rig = Rig(notifier=notifier)
-        rig.play(lambda t: [person(0.3, 0.2)], 0.0, 1.0)
-        rig.run_for(1.0)
-        lines = []
-        server.setblocking(False)
+    server.setblocking(False)
+    lines: list[str] = []
+
+    def drain() -> None:  # as systemd does: read every datagram (a full queue would block the sender)
         while True:
             try:
                 lines.extend(server.recv(4096).decode().splitlines())
             except BlockingIOError:
-                break
+                return
+
+    try:
+        notifier = Notifier(environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})  # ping every 0.1 s
+        rig = Rig(notifier=notifier)
+        rig.play(lambda t: [person(0.3, 0.2)], 0.0, 1.0)
+        end = rig.clock.now + 1.0
+        while rig.clock.now < end - 1e-9:
+            rig.loop.step()
+            drain()
         notifier.close()
     finally:
         server.close()
@@ -342,3 +349,30 @@ def test_pan_follow_turns_the_head_and_steers_with_it() -> None:
     rig.play(lambda t: [person(0.25, 0.2)], 0.0, 2.0)
     rig.run_for(1.5)
     assert rig.chassis.pan_position > 0 and rig.chassis.steering > 0
+
+
+@pytest.mark.parametrize("status", ["stopping", "camera_error", "source_ended"])
+def test_detector_reporting_blindness_stops_the_car_at_once(status: str) -> None:
+    from rover.messages import DetectionMessage, encode
+
+    rig = Rig()
+    last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 2.0)
+    blind = DetectionMessage(seq=99, t_publish_ns=0, status=status, model=ModelRef("m", "float32", "x"), fps=0.0)
+    rig.stream.publish_at(last + 0.02, encode(blind))
+    rig.run_until(last + 0.2)
+    safe_at = next(t for t, state in rig.states if t > last and state is State.SAFE)
+    assert safe_at == pytest.approx(last + 0.02)  # at once, not after the dead-man's 0.5 s
+    assert [v for t, k, v in rig.chassis.history if k == "throttle" and t < safe_at][-1] > 0
+    assert rig.chassis.neutral and rig.status()["counters"]["status"] == 1
+
+
+def test_detector_starting_or_briefly_without_frame_leaves_it_to_the_deadman() -> None:
+    from rover.messages import DetectionMessage, encode
+
+    rig = Rig()
+    last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 2.0)
+    no_frame = DetectionMessage(seq=99, t_publish_ns=0, status="no_frame", model=ModelRef("m", "float32", "x"), fps=0.0)
+    rig.stream.publish_at(last + 0.02, encode(no_frame))
+    rig.run_until(last + 1.0)
+    safe_at = next(t for t, state in rig.states if t > last and state is State.SAFE)
+    assert safe_at == pytest.approx(last + 0.5)  # the dead-man, as without the message

@@ -101,7 +101,7 @@ def test_int8_quantizes_the_backbone_and_keeps_heads_decode_softmax_float(export
                 seen.add(node.name)
                 stack.extend(node.output)
     assert {"Softmax", "Exp"} <= {n.op_type for n in graph.node if n.name in seen}
-    q_types = {i.data_type for i in graph.initializer if i.name.endswith("_quantized")}
+    q_types = {i.data_type for i in graph.initializer if i.name.endswith("weight_quantized")}
     assert q_types == {onnx.TensorProto.INT8}
 
 

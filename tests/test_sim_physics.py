@@ -162,3 +162,13 @@ def test_every_required_scenario_exists() -> None:
     assert get("crossing").people[1].start != get("crossing").people[0].start
     with pytest.raises(ValueError, match="choose one of"):
         get("moonwalk")
+
+
+def test_the_models_import_neither_sockets_nor_opencv() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, rover.sim.world, rover.sim.summary, rover.sim.wire, rover.sim.scenarios; "
+            "print(sorted(m for m in ('zmq', 'cv2', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,55 +2,16 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from rover.errors import CameraError, ConfigError
 from rover.sources import SourceEnded
 from rover.sources import grabber as g
 from rover.sources.grabber import FrameGrabber
-
-
-class ScriptedCamera:
-    """A live camera whose frames the test releases; records opens and closes.
-
-    ``fail_opens`` open attempts raise CameraError first; a queued exception
-    instance is raised by ``read`` instead of returning an image.
-    """
-
-    name = "scripted camera"
-    order = "bgr"
-
-    def __init__(self, live: bool = True, fail_opens: int = 0) -> None:
-        self.live = live
-        self.fail_opens = fail_opens
-        self.items: queue.Queue = queue.Queue()
-        self.opens = 0
-        self.closes = 0
-        self.reads = 0
-
-    def push(self, *values: int) -> None:
-        for v in values:
-            self.items.put(np.full((4, 4, 3), v, np.uint8))
-
-    def open(self) -> None:
-        self.opens += 1
-        if self.opens <= self.fail_opens:
-            raise CameraError("scripted camera is unplugged")
-
-    def read(self) -> np.ndarray:
-        item = self.items.get(timeout=5)
-        self.reads += 1
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self.closes += 1
+from tests.fixtures_detector import ScriptedCamera, wait_until
 
 
 class FakeTime:
@@ -64,13 +25,6 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.002)
 
 
 def test_service_gets_only_the_newest_frame_and_skips_are_counted():
@@ -112,6 +66,7 @@ def test_frames_carry_sequence_and_capture_times():
         camera.push(2)
         second = grabber.next(timeout=2.0)
     finally:
+        camera.items.put(SourceEnded("done"))
         grabber.stop()
     assert (first.seq, first.t_capture_ns, first.t_capture) == (0, 1000, 1.7e9)
     assert (second.seq, second.t_capture_ns) == (1, 2000)

@@ -47,6 +47,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.systemd]
 REPO = Path(__file__).resolve().parents[1]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 UNIT = "rover-detector.service"
+DRIVE = "rover-drive.service"
 ENDPOINT = "ipc:///run/rover/detections"
 BAD_MODEL_DROPIN = f"/run/systemd/system/{UNIT}.d/zz-bad-model.conf"
 
@@ -78,14 +79,16 @@ def _python() -> Path:
     return VENV_PYTHON if VENV_PYTHON.is_file() else Path(shutil.which("python3") or "python3")
 
 
-def _test_dropin() -> str:
+def _test_dropin(unit: str) -> str:
     lines = [
         "[Service]",
         "# No rover user on the test machine: a transient user of that name stands in.",
         "DynamicUser=yes",
-        f"StandardOutput=append:{STAGE_IN_NS}/logs/rover-detector.log",
+        f"StandardOutput=append:{STAGE_IN_NS}/logs/{unit.removesuffix('.service')}.log",
         "StandardError=inherit",
     ]
+    if unit == DRIVE:
+        lines += ["# No gpio and i2c groups on a machine that is not a Pi.", "SupplementaryGroups="]
     home = interpreter_home_dir()
     if home is not None:
         lines += [
@@ -109,17 +112,45 @@ def detector_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture(scope="module")
-def boot(vtest_video: Path, detector_model: Path):
-    """One namespace boot with the detector unit staged; skips if impossible."""
+def namespace_boot_works() -> None:
+    """Skip the module, with the reason, where systemd cannot boot in a namespace.
+
+    A bare boot (no service) takes about a second; it runs before the
+    expensive fixtures (the exported model).
+    """
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(f"cannot boot systemd in a namespace: {reason}")
-    unit_text = (REPO / "systemd" / UNIT).read_text()
-    units = {
-        UNIT: render_unit(unit_text, _python(), config=f"{STAGE_IN_NS}/rover.toml"),
-        f"{UNIT}.d/test-machine.conf": _test_dropin(),
-    }
+    probe = NamespaceBoot({})
+    try:
+        probe.start()
+    except BootError as exc:
+        pytest.skip(f"this machine cannot boot systemd in a namespace: {exc}")
+    finally:
+        probe.close()
+
+
+@pytest.fixture(scope="module")
+def boot(namespace_boot_works: None, request: pytest.FixtureRequest):
+    """One namespace boot with both units staged, for the whole module."""
+    vtest_video = request.getfixturevalue("vtest_video")
+    detector_model = request.getfixturevalue("detector_model")
+    units = {}
+    for unit in (UNIT, DRIVE):
+        text = (REPO / "systemd" / unit).read_text()
+        units[unit] = render_unit(text, _python(), config=f"{STAGE_IN_NS}/rover.toml")
+        units[f"{unit}.d/test-machine.conf"] = _test_dropin(unit)
     nsboot = NamespaceBoot(units)
+    try:
+        _stage_files(nsboot, vtest_video, detector_model)
+        nsboot.start()
+        yield nsboot
+    finally:
+        nsboot.close()
+
+
+def _stage_files(nsboot: NamespaceBoot, vtest_video: Path, detector_model: Path) -> None:
+    """The model, a broken model and the config, where the services can read them."""
     models = nsboot.stage / "models"
     models.mkdir(mode=0o755)
     shutil.copy(detector_model, models / "detector.onnx")
@@ -136,17 +167,11 @@ def boot(vtest_video: Path, detector_model: Path):
         loop = true
         [stream]
         bind = "{ENDPOINT}"
+        [drive]
+        backend = "log"
+        connect = "{ENDPOINT}"
         """))
     config.chmod(0o644)
-    try:
-        nsboot.start()
-    except BootError as exc:
-        nsboot.close()
-        pytest.skip(f"this machine cannot boot systemd in a namespace: {exc}")
-    try:
-        yield nsboot
-    finally:
-        nsboot.close()
 
 
 def _restart_sec() -> float:
@@ -177,12 +202,12 @@ def _receive(boot: NamespaceBoot, count: int) -> list[dict[str, int]]:
 
 @pytest.fixture()
 def stopped(boot: NamespaceBoot):
-    """Each test starts with the detector stopped and its failure state cleared."""
-    boot.systemctl("stop", UNIT, check=False)
-    boot.systemctl("reset-failed", UNIT, check=False)
+    """Each test starts with both services stopped and their failure state cleared."""
+    boot.systemctl("stop", DRIVE, UNIT, check=False)
+    boot.systemctl("reset-failed", DRIVE, UNIT, check=False)
     yield boot
-    boot.systemctl("stop", UNIT, check=False)
-    boot.systemctl("reset-failed", UNIT, check=False)
+    boot.systemctl("stop", DRIVE, UNIT, check=False)
+    boot.systemctl("reset-failed", DRIVE, UNIT, check=False)
 
 
 def test_start_reaches_active_and_publishes_detections(stopped: NamespaceBoot) -> None:
@@ -257,6 +282,45 @@ def test_bad_model_fails_once_without_restart_loop(stopped: NamespaceBoot) -> No
         stayed = _state(boot)
         assert stayed["ActiveState"] == "failed" and stayed["NRestarts"] == "0", stayed
         assert "not-a-model.onnx" in boot.log("rover-detector.log")
+    finally:
+        dropin.unlink(missing_ok=True)
+        boot.systemctl("daemon-reload")
+
+
+def test_drive_pulls_in_the_detector_and_safe_stops_after_a_kill(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    boot.systemctl("start", DRIVE, timeout=60.0)
+    detector = boot.show(UNIT, "ActiveState", "ActiveEnterTimestampMonotonic")
+    drive = boot.show(DRIVE, "ActiveState", "MainPID", "ExecMainStartTimestampMonotonic", "NRestarts")
+    assert detector["ActiveState"] == "active", "Wants=rover-detector.service starts the detector"
+    assert drive["ActiveState"] == "active", boot.log("rover-drive.log")[-800:]
+    # After=: the drive starts only once the detector reported READY=1.
+    assert int(detector["ActiveEnterTimestampMonotonic"]) <= int(drive["ExecMainStartTimestampMonotonic"])
+    before = boot.log("rover-drive.log").count("rover-safestop:")
+    boot.systemctl("kill", "--signal=SIGKILL", DRIVE)
+    boot.wait_for(lambda: boot.log("rover-drive.log").count("rover-safestop:") > before,
+                  "ExecStopPost=rover-safestop to run after the drive was killed")
+    restarted = boot.wait_for(
+        lambda: (s := boot.show(DRIVE, "ActiveState", "MainPID", "NRestarts"))["ActiveState"] == "active"
+        and s["MainPID"] not in ("0", drive["MainPID"]) and s,
+        f"{DRIVE} to restart",
+    )
+    assert int(restarted["NRestarts"]) == int(drive["NRestarts"]) + 1
+
+
+def test_a_frozen_detector_is_killed_by_the_watchdog_and_restarted(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    # Shorter limits than the unit's (10 s watchdog, 10 s abort) keep the test quick.
+    dropin = boot.path(f"/run/systemd/system/{UNIT}.d/zz-quick-watchdog.conf")
+    dropin.write_text("[Service]\nWatchdogSec=3s\nTimeoutAbortSec=2s\n")
+    try:
+        boot.systemctl("daemon-reload")
+        boot.systemctl("start", UNIT, timeout=60.0)
+        first = _state(boot)
+        boot.systemctl("kill", "--signal=SIGSTOP", UNIT)  # frozen: no frames, no WATCHDOG=1
+        second = _wait_active(boot, not_pid=first["MainPID"])
+        assert int(second["NRestarts"]) == int(first["NRestarts"]) + 1
+        assert f"{UNIT}: Watchdog timeout" in boot.console()
     finally:
         dropin.unlink(missing_ok=True)
         boot.systemctl("daemon-reload")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
-from rover.errors import EXIT_OK, RoverError
+from rover.errors import RoverError
 from rover.sdnotify import Notifier
 
 log = logging.getLogger("rover.detector")
@@ -51,6 +51,11 @@ def setup_logging(verbose: bool = False) -> None:
     if not os.environ.get("JOURNAL_STREAM") and not os.environ.get("INVOCATION_ID"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, stream=sys.stderr, force=True)
+    if not verbose:
+        # OpenCV's own "[ WARN:0@...]" lines repeat what our CameraError says, unformatted.
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def load_config(args: argparse.Namespace):

@@ -10,7 +10,6 @@ READY=1. Every exit path (normal, SIGINT, SIGTERM, any exception) goes through
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import signal
 import sys
@@ -22,13 +21,11 @@ from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.errors import EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError, RoverError
+from rover.errors import EXIT_FAILURE, EXIT_OK, RoverError
+from rover.hw import PicarBConfig, open_chassis
 from rover.sdnotify import Notifier
 
 log = logging.getLogger("rover.drive")
-
-#: Backends this program knows by name; rover.hw may add more (``BACKENDS``).
-DEFAULT_BACKENDS = ("picar-b", "log")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,42 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _hw() -> Any:
-    """The hardware registry, imported only when a chassis is opened."""
-    try:
-        import rover.hw as hw
-    except ImportError as exc:
-        raise HardwareError(f"no chassis backends available (rover.hw cannot be imported: {exc})") from None
-    return hw
-
-
-def load_config(args: argparse.Namespace) -> tuple[DriveConfig, Any]:
-    """The [drive] section (with the flags applied) and the backend's section, if any."""
+def load_config(args: argparse.Namespace) -> tuple[DriveConfig, PicarBConfig]:
+    """The [drive] section (with the flags applied) and the [picar_b] section."""
     path = args.config
     if path is None and DEFAULT_CONFIG_PATH.is_file():
         path = DEFAULT_CONFIG_PATH
-    sections: dict[str, type] = {"drive": DriveConfig}
-    picar_b = _picar_b_section()
-    if picar_b is not None:
-        sections["picar_b"] = picar_b
-    loaded = load_sections(path, sections)
+    loaded = load_sections(path, {"drive": DriveConfig, "picar_b": PicarBConfig})
     drive = with_overrides(loaded["drive"], follow=args.follow, connect=args.connect, publish=args.publish,
                            backend=args.backend, max_throttle=args.max_throttle, max_age_s=args.max_age_s)
-    return drive, loaded.get("picar_b")
-
-
-def _picar_b_section() -> type | None:
-    try:
-        from rover.hw.config import PicarBConfig
-    except ImportError:
-        return None
-    return PicarBConfig
-
-
-def check_backend(name: str) -> None:
-    known = tuple(getattr(sys.modules.get("rover.hw"), "BACKENDS", ())) or DEFAULT_BACKENDS
-    if name not in known:
-        raise ConfigError(f"unknown backend {name!r}: choose one of {', '.join(known)} (--backend or [drive] backend)")
+    return drive, loaded["picar_b"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,9 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config, backend_config = load_config(args)
         check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
-        hw = _hw()
-        check_backend(config.backend)
-        chassis = hw.open_chassis(config.backend, backend_config)
+        chassis = open_chassis(config.backend, backend_config)  # HardwareError names --backend log
     except RoverError as exc:
         print(f"rover-drive: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -127,17 +95,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rover-drive: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception:  # noqa: BLE001 - a bug: report it with its traceback, the finally still stops the car
-        log.exception("unexpected error; the car was stopped")
+        log.exception("unexpected error; stopping the car")
         return EXIT_FAILURE
     finally:
         notifier.stopping()
         try:
-            chassis.close()
-        finally:
-            for sock in (subscriber, publisher):
-                if sock is not None:
-                    sock.close()
-            notifier.close()
+            chassis.close()  # motors off, servos centred
+        except Exception as exc:  # noqa: BLE001 - nothing more this process can do; rover-safestop can
+            log.error("stopping the car failed: %s; run rover-safestop", exc)
+        for sock in (subscriber, publisher):
+            if sock is not None:
+                sock.close()
+        notifier.close()
 
 
 if __name__ == "__main__":

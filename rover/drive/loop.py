@@ -31,6 +31,10 @@ from rover.sdnotify import Notifier
 
 log = logging.getLogger("rover.drive")
 
+#: Detector statuses after which no fresh frame is coming soon: disarm at once
+#: rather than after the dead-man's timeout (see rover.messages.STATUSES).
+BLIND_STATUSES = frozenset({"stopping", "source_ended", "camera_error"})
+
 
 class DetectionSource(Protocol):
     def recv(self, timeout_s: float) -> bytes | None:
@@ -96,7 +100,8 @@ class DriveLoop:
             self._handle(self.gate.classify(raw, now), now)
         state = self.machine.tick(now)
         if state is State.SAFE and before is not State.SAFE:
-            log.warning("no fresh detection for %.2f s: motors off, back to SAFE", self.config.deadman_s)
+            if self.machine.last_fresh is not None and now - self.machine.last_fresh >= self.config.deadman_s - 1e-9:
+                log.warning("no fresh detection for %.2f s: motors off, back to SAFE", self.config.deadman_s)
             self.tracker.reset()
             self.controller.reset()
         distance = self.chassis.distance_m()
@@ -111,8 +116,13 @@ class DriveLoop:
     def _handle(self, received: Received, now: float) -> None:
         if received.kind != "fresh":
             self.machine.not_fresh()
-            if received.kind == "invalid" and self.gate.counters["invalid"] == 1:
-                log.warning("dropped an invalid detection message (%s); further ones are only counted", received.reason)
+            if received.kind == "status" and received.message is not None and received.message.status in BLIND_STATUSES:
+                if self.machine.state is not State.SAFE:
+                    log.warning("the detector reports %r: stopping the car", received.message.status)
+                self.machine.disarm(now)
+            if received.kind in ("invalid", "stale") and self.gate.counters[received.kind] == 1:
+                log.warning("ignored a %s detection message (%s); further ones are only counted in the status",
+                            received.kind, received.reason)
             return
         message = received.message
         assert message is not None and message.frame is not None and received.age_s is not None

@@ -7,6 +7,7 @@
     LOST --lost_coast_s--> SEARCH (optional, head sweep, at most search_s) --> STOPPED
     LOST / SEARCH / STOPPED --target seen again--> FOLLOWING
     any state --no fresh message for deadman_s--> SAFE (re-arming needed)
+    any state --the detector reports it is blind or stopping--> SAFE at once
 
 A *fresh* message is a valid detection message with a processed frame whose
 capture is younger than ``max_age_s``. Stale, invalid and status-only
@@ -61,6 +62,12 @@ class StateMachine:
         if state is not self.state:
             self.state = state
             self.since = now
+
+    def disarm(self, now: float) -> State:
+        """Back to SAFE at once (the detector said it is blind or stopping)."""
+        self.fresh_run = 0
+        self._enter(State.SAFE, now)
+        return self.state
 
     def not_fresh(self) -> None:
         """A stale, invalid or status-only message arrived: the run of fresh messages is broken."""

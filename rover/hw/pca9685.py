@@ -80,6 +80,7 @@ class PCA9685:
         self.address = address
         self._where = f"PCA9685 at {address:#04x}" + (f" on /dev/i2c-{bus_number}" if bus_number is not None else "")
         self._sleep = sleep
+        self._bus_number = bus_number
 
     def is_running_at(self, freq_hz: float) -> bool:
         """True if the chip is awake, auto-incrementing and set to ``freq_hz`` already."""
@@ -140,5 +141,5 @@ class PCA9685:
     def _error(self, exc: OSError) -> HardwareError:
         return HardwareError(
             f"{self._where} did not answer ({exc.strerror or exc}): check the servo board's wiring and power "
-            "and `i2cdetect -y 1`, or run with --backend log"
+            f"and `i2cdetect -y {self._bus_number if self._bus_number is not None else 1}`"
         )

@@ -22,7 +22,7 @@ from rover.hw.config import PicarBConfig
 from rover.hw.mapping import MotorCommand, MotorOutput
 from rover.hw.pca9685 import PCA9685
 from rover.hw.ultrasonic import HCSR04, UltrasonicRanger
-from rover.hw.vendor import import_gpio, open_i2c
+from rover.hw.vendor import DRY_RUN_HINT, import_gpio, open_i2c
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,14 @@ class PicarBChassis(PicarBChassisBase):
             self._pca = PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep)
             self._pca.ensure(config.servo_hz)
             self.safe()
-        except BaseException:
+        except BaseException as exc:
             self._abandon()  # the car must not be driven half-open; undo what was set up
-            self._undo_open()
+            try:
+                self._undo_open()
+            except HardwareError as undo_error:
+                log.error("picar-b: undoing a failed open: %s", undo_error)
+            if isinstance(exc, HardwareError):
+                raise HardwareError(f"{exc}; {DRY_RUN_HINT}") from None
             raise
         if self._ranger is not None:
             self._ranger.start()

@@ -16,36 +16,40 @@ from rover.errors import HardwareError
 DRY_RUN_HINT = "use --backend log for a dry run"
 
 
-def import_gpio() -> Any:
+def _hint(hint: str | None) -> str:
+    return f"; {hint}" if hint else ""
+
+
+def import_gpio(hint: str | None = DRY_RUN_HINT) -> Any:
     """The RPi.GPIO module (on a Pi 5: the one rpi-lgpio provides)."""
     try:
         return importlib.import_module("RPi.GPIO")
     except ImportError:
         raise HardwareError(
             "RPi.GPIO is not installed, so this machine cannot drive the PiCar-B's motors "
-            f"(on the Pi: pip install 'rover[pi]', on a Pi 5: pip install 'rover[pi5]'); {DRY_RUN_HINT}"
+            f"(on the Pi: pip install 'rover[pi]', on a Pi 5: pip install 'rover[pi5]'){_hint(hint)}"
         ) from None
     except RuntimeError as exc:  # RPi.GPIO raises this on import when not on a Raspberry Pi
-        raise HardwareError(f"RPi.GPIO cannot run here ({exc}); {DRY_RUN_HINT}") from None
+        raise HardwareError(f"RPi.GPIO cannot run here ({exc}){_hint(hint)}") from None
 
 
-def open_i2c(bus_number: int) -> Any:
+def open_i2c(bus_number: int, hint: str | None = DRY_RUN_HINT) -> Any:
     """An open ``smbus2.SMBus`` for ``/dev/i2c-<bus_number>``."""
     try:
         smbus2 = importlib.import_module("smbus2")
     except ImportError:
-        raise HardwareError(f"smbus2 is not installed (pip install smbus2); {DRY_RUN_HINT}") from None
+        raise HardwareError(f"smbus2 is not installed (pip install smbus2){_hint(hint)}") from None
     try:
         return smbus2.SMBus(bus_number)
     except FileNotFoundError:
         raise HardwareError(
             f"/dev/i2c-{bus_number} does not exist: enable I2C (sudo raspi-config, Interface Options, I2C) "
-            f"or set [picar_b] i2c_bus; {DRY_RUN_HINT}"
+            f"or set [picar_b] i2c_bus{_hint(hint)}"
         ) from None
     except PermissionError:
         raise HardwareError(
             f"/dev/i2c-{bus_number} is not accessible to this user: add it to the i2c group "
-            f"(sudo adduser $USER i2c); {DRY_RUN_HINT}"
+            f"(sudo adduser $USER i2c){_hint(hint)}"
         ) from None
     except OSError as exc:
-        raise HardwareError(f"/dev/i2c-{bus_number} cannot be opened ({exc}); {DRY_RUN_HINT}") from None
+        raise HardwareError(f"/dev/i2c-{bus_number} cannot be opened ({exc}){_hint(hint)}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +43,10 @@ def parse_fps(text: str) -> float:
         raise ValueError(f"--fps {text!r} is neither a number nor one of {', '.join(FPS_PRESETS)}") from None
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
@@ -59,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     print(f"rover.sim: scenario {scenario.name!r} ({scenario.summary}), {detector.fps:g} fps, seed {args.seed}")
     drive_args = ("--config", str(args.drive_config)) if args.drive_config else ()
+    signal.signal(signal.SIGTERM, _interrupt)  # so the runner's cleanup stops the drive and the publisher
     try:
         result = run(scenario, args.out, seed=args.seed, detector=detector, drive_args=drive_args,
                      status=StatusLine(enabled=not args.quiet))

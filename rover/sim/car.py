@@ -46,12 +46,18 @@ class CarModel:
 
 @dataclass(frozen=True)
 class Command:
-    """The chassis command the world applies: normalised units of rover.chassis."""
+    """The chassis command the world applies: normalised units of rover.chassis.
+
+    ``duty`` is the signed motor duty fraction the backend derived from the
+    throttle (the ``[picar_b]`` min/max duty mapping); None means "the
+    throttle itself" (min duty 0 %, max 100 %).
+    """
 
     throttle: float = 0.0
     steering: float = 0.0
     pan: float = 0.0
     tilt: float = 0.0
+    duty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,8 @@ def _slew(current: float, target: float, max_step: float) -> float:
 def step(state: CarState, command: Command, dt: float, model: CarModel, rng: np.random.Generator | None = None) -> CarState:
     """Advance the car by ``dt`` seconds under ``command``.
 
-    The throttle is taken as the duty fraction (the chassis maps -1..1 to the
-    configured maximum duty, 100 % by default). Servos slew towards their
+    Speed follows ``command.duty`` (or the throttle when it has none).
+    Servos slew towards their
     commanded angle; speed follows the duty with a first-order lag.
     """
     if dt <= 0:
@@ -88,7 +94,7 @@ def step(state: CarState, command: Command, dt: float, model: CarModel, rng: np.
     servo_step = math.radians(model.servo_deg_per_s) * dt
     steer = _slew(state.steer, command.steering * math.radians(model.max_steer_deg), servo_step)
     pan = _slew(state.pan, command.pan * math.radians(model.max_pan_deg), servo_step)
-    target = duty_to_speed(command.throttle, model)
+    target = duty_to_speed(command.throttle if command.duty is None else command.duty, model)
     if target != 0.0 and rng is not None and model.speed_noise > 0:
         target *= 1.0 + float(rng.normal(0.0, model.speed_noise))
     tau = model.speed_tau_s if target != 0.0 else model.brake_tau_s

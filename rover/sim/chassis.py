@@ -2,7 +2,9 @@
 
 Used by the unchanged ``rover.drive`` (``--backend sim``): every call sends
 the whole command (throttle, steering, pan, tilt; units of
-:mod:`rover.chassis`) over a ZeroMQ PUSH socket that connects to the world's
+:mod:`rover.chassis`, plus the motor duty the PiCar-B backend would set for
+that throttle with the same ``[picar_b]`` section, through
+:func:`rover.hw.mapping.motor_command`) over a ZeroMQ PUSH socket that connects to the world's
 PULL socket. The endpoint comes from the environment variable
 ``ROVER_SIM_COMMANDS`` (the simulator sets it when it starts the drive),
 default ``tcp://127.0.0.1:5557``. Sends never block: with the world gone the
@@ -22,6 +24,8 @@ from typing import Any, Callable
 import zmq
 
 from rover.errors import HardwareError
+from rover.hw.config import PicarBConfig
+from rover.hw.mapping import motor_command
 from rover.sim.car import Command
 from rover.sim.wire import encode_command
 
@@ -33,8 +37,9 @@ _CLOSE_LINGER_MS = 500  # time the final stop command gets to reach the world
 class SimChassis:
     """A :class:`rover.chassis.Chassis` whose wheels and servos live in the simulator."""
 
-    def __init__(self, endpoint: str | None = None, context: zmq.Context | None = None,
+    def __init__(self, config: PicarBConfig | None = None, endpoint: str | None = None, context: zmq.Context | None = None,
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.config = config or PicarBConfig()
         self.endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT
         self._clock_ns = clock_ns
         self._command = Command()
@@ -53,7 +58,10 @@ class SimChassis:
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, not {value}")
         clamped = {name: max(-1.0, min(1.0, float(v))) for name, v in values.items()}
-        self._command = dataclasses.replace(self._command, **clamped)
+        command = dataclasses.replace(self._command, **clamped)
+        motors = motor_command(command.throttle, self.config)
+        duty = motors.right.duty / 100.0
+        self._command = dataclasses.replace(command, duty=duty if motors.throttle >= 0 else -duty)
         if self._closed:
             return
         try:
@@ -92,6 +100,9 @@ class SimChassis:
         self._socket.close()
 
 
-def open_sim(config: Any = None, **_kwargs: Any) -> SimChassis:
-    """Registry entry point: ``rover.hw.open_chassis("sim", config)``; the config is not used."""
-    return SimChassis()
+def open_sim(config: PicarBConfig | None = None, **_kwargs: Any) -> SimChassis:
+    """Registry entry point: ``rover.hw.open_chassis("sim", config)`` with the ``[picar_b]`` section.
+
+    The GPIO, bus and clock arguments of the other backends do not apply.
+    """
+    return SimChassis(config)

@@ -15,9 +15,11 @@ monotonic clock and the world's agree.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,10 +41,11 @@ from rover.sim.noise import DetectorModel
 from rover.sim.scenarios import Scenario
 from rover.sim.summary import Criteria, lost_moments, summarise
 from rover.sim.wire import decode_command, frame_message
-from rover.sim.world import Frame, World
+from rover.sim.world import TRACE_COLUMNS, Frame, World
 
 STEP_S = 0.01  # physics step: 100 Hz, well above the drive's 20 Hz
 _STARTUP_TIMEOUT_S = 30.0
+_PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
 
 class SimError(RoverError):
@@ -117,9 +120,26 @@ class StatusLine:
             self.stream.flush()
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None).prctl  # looked up once, in the parent: the child only calls it
+    except (OSError, AttributeError):
+        return None  # not Linux: the runner's finally still stops the children on a normal exit
+
+
+_PRCTL = _load_prctl() if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends it SIGTERM when the world's process dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
 def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with log.open("wb") as handle:
-        return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=_die_with_parent if _PRCTL is not None else None)
 
 
 def _stop(proc: subprocess.Popen, timeout_s: float = 5.0) -> int | None:
@@ -146,8 +166,9 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
         record: Callable[[Endpoints], subprocess.Popen] | None = None) -> RunResult:
     """Run ``scenario``; write ``<name>.png`` and ``<name>.json`` into ``out_dir``.
 
-    ``drive_args`` are appended to the drive's command line (e.g. a
-    ``--config``). ``record`` may start a recorder against the endpoints
+    ``drive_args`` are appended to the drive's command line; without a
+    ``--config`` among them the drive gets one that sets ``[picar_b]
+    min_duty`` to the simulated motors' stall duty, as a calibrated kit has. ``record`` may start a recorder against the endpoints
     before the drive starts (the record/replay test uses it).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +199,8 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
         procs.append(publisher)
         if record is not None:
             procs.append(record(ends))
+        if "--config" not in drive_args:
+            drive_args = (*drive_args, "--config", str(_calibrated_config(folder, world.car_model)))
         env = {**os.environ, ENV_ENDPOINT: ends.commands}
         drive = _spawn([python, "-m", "rover.drive", "--follow", "person", "--connect", ends.detections,
                         "--publish", ends.status, "--backend", "sim", *drive_args], drive_log, env)
@@ -226,11 +249,8 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
                     pass
             if drive.poll() is not None:
                 raise SimError(f"the drive exited with code {drive.returncode} mid-run: {_tail(drive_log)}")
-            row = world.trace[-1] if world.trace else None
-            if row is not None:
-                status.show(world.t, f"t={world.t:5.2f}s {state:<9} dist={row[13]:5.2f}m "
-                                     f"thr={row[7]:+.2f} steer={row[8]:+.2f} pan={row[9]:+.2f} "
-                                     f"speed={row[4]:.2f}m/s frames={len(published)}{' DETECTOR DEAD' if killed else ''}")
+            if world.trace:
+                status.show(world.t, status_text(world, state, len(published), killed))
             time.sleep(max(0.0, last + STEP_S - time.monotonic()))
         status.end()
     finally:
@@ -252,12 +272,31 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
     return result
 
 
+def _calibrated_config(folder: Path, car: CarModel) -> Path:
+    """A drive config for a kit calibrated as docs/sim.md says: ``min_duty`` at the motors' stall duty."""
+    path = folder / "rover.toml"
+    path.write_text(f"# written by rover.sim: the simulated kit's motors stall below this duty\n"
+                    f"[picar_b]\nmin_duty = {car.deadband_duty * 100:.1f}\n")
+    return path
+
+
+def status_text(world: World, state: str, frames: int, killed: bool) -> str:
+    """The live line: scenario time, drive state, distance to the person, commands, speed."""
+    row = dict(zip(TRACE_COLUMNS, world.trace[-1]))
+    return (f"t={row['t']:5.2f}s {state:<9} dist={row['target_distance']:5.2f}m "
+            f"thr={row['throttle_cmd']:+.2f} steer={row['steering_cmd']:+.2f} pan={row['pan_cmd']:+.2f} "
+            f"speed={row['speed']:.2f}m/s frames={frames}{' DETECTOR DEAD' if killed else ''}")
+
+
 def _wait_for_drive(commands_in: zmq.Socket, drive: subprocess.Popen, log: Path, world: World) -> None:
     """Block until the drive's chassis sends its first command; SimError if it never does."""
     deadline = time.monotonic() + _STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if commands_in.poll(100):
-            world.apply(decode_command(commands_in.recv())[0])
+            try:
+                world.apply(decode_command(commands_in.recv())[0])
+            except MessageError as exc:
+                raise SimError(f"the drive's sim chassis sent a malformed command: {exc}") from None
             return
         if drive.poll() is not None:
             raise SimError(f"the drive exited with code {drive.returncode} before it opened its chassis: {_tail(log)}")

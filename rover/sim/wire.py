@@ -2,7 +2,8 @@
 
 - Chassis commands, from the drive's ``sim`` backend to the world: one frame
   ``sim.cmd {json}`` with ``throttle``, ``steering``, ``pan``, ``tilt`` (units
-  of :mod:`rover.chassis`) and ``t_ns`` (``time.monotonic_ns()`` of the
+  of :mod:`rover.chassis`), ``duty`` (the signed motor duty fraction the
+  backend set, -1..1, through the car's ``[picar_b]`` duty mapping) and ``t_ns`` (``time.monotonic_ns()`` of the
   sender). Every message carries the whole command, so a lost one costs
   nothing but a little delay.
 - Detections, from the world to its publisher process and on to the drive:
@@ -28,7 +29,8 @@ SIM_MODEL = ModelRef(name="simulated", precision="simulated", sha256="0" * 64)
 
 def encode_command(command: Command, t_ns: int) -> bytes:
     """The wire form of one chassis command."""
-    body = {"throttle": command.throttle, "steering": command.steering, "pan": command.pan, "tilt": command.tilt, "t_ns": t_ns}
+    body = {"throttle": command.throttle, "steering": command.steering, "pan": command.pan, "tilt": command.tilt,
+            "duty": command.throttle if command.duty is None else command.duty, "t_ns": t_ns}
     return COMMAND_TOPIC.encode() + b" " + json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -39,7 +41,7 @@ def decode_command(raw: bytes) -> tuple[Command, int]:
         raise MessageError(f"topic is {topic!r}, expected {COMMAND_TOPIC!r}")
     try:
         data = json.loads(payload)
-        values = [float(data[k]) for k in ("throttle", "steering", "pan", "tilt")]
+        values = [float(data[k]) for k in ("throttle", "steering", "pan", "tilt", "duty")]
         t_ns = int(data["t_ns"])
     except (ValueError, KeyError, TypeError) as exc:
         raise MessageError(f"malformed {COMMAND_TOPIC} message: {exc}") from None

@@ -51,7 +51,10 @@ class World:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
+        # Two streams: the car's noise is drawn every step (their number depends
+        # on the wall clock), each frame's detector noise from its own seed, so
+        # a seed fixes what the detector reports in frame n however the steps fell.
+        self.rng = np.random.default_rng([self.seed, 0])
         self.t = 0.0
         self.car = carlib.CarState()
         self.command = carlib.Command()
@@ -95,8 +98,9 @@ class World:
             truth.append(None if seen is None else (seen[0], seen[1], surface_distance(cam_x, cam_y, person)))
         t = self.t if at is None else at
         self._seq += 1
-        detections = detect(truth, self.detector, self.rng)
-        return Frame(self._seq, t, t + processing_time(self.detector, self.rng), tuple(detections))
+        frame_rng = np.random.default_rng([self.seed, 1, self._seq])
+        detections = detect(truth, self.detector, frame_rng)
+        return Frame(self._seq, t, t + processing_time(self.detector, frame_rng), tuple(detections))
 
     def _record(self) -> None:
         cam_x, cam_y, cam_yaw = carlib.camera_pose(self.car, self.car_model)

@@ -118,8 +118,7 @@ class FrameGrabber:
     def _run(self) -> None:
         try:
             self._loop()
-        except BaseException as exc:  # the thread's top level: report, never die silently
-            log.error("frame source %s failed: %s", self.source.name, exc)
+        except BaseException as exc:  # the thread's top level: hand it to the service, never die silently
             self.error = exc
             self._set_state(FAILED)
         finally:
@@ -149,7 +148,8 @@ class FrameGrabber:
                 self._close_source()
                 opened = False
                 if now - failing_since >= self.retry_timeout_s:
-                    log.error("%s: giving up after %.1f s of retries", exc, now - failing_since)
+                    # The service logs this one line and exits 1; systemd restarts it.
+                    self.error = CameraError(f"{exc}; gave up after {now - failing_since:.1f} s of retries (camera.retry_timeout_s)")
                     self._set_state(FAILED)
                     return
                 log.warning("%s; retrying in %.1f s", exc, backoff)

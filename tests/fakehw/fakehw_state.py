@@ -31,6 +31,7 @@ class Store:
         self._lock = threading.RLock()
         self._state: dict | None = None if self.path else initial()
         self._history: list[dict] = []
+        self._depth = 0
 
     @contextmanager
     def transaction(self) -> Iterator[dict]:
@@ -90,11 +91,16 @@ class Store:
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
         assert self.path is not None
+        if self._depth:  # already held by this thread (flock is per open file, not re-entrant)
+            yield
+            return
         with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._depth += 1
             try:
                 yield
             finally:
+                self._depth -= 1
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 

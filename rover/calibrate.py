@@ -1,0 +1,108 @@
+"""``rover-calibrate``: move one servo so you can find your kit's trims.
+
+    python -m rover.calibrate steering --ticks 310   # try a centre
+    python -m rover.calibrate steering --position 1  # check the direction (should turn left)
+
+It writes one PCA9685 channel (waking the chip at the configured frequency
+if needed), leaves the servo there and prints the config line that makes
+this position the centre. Ticks outside the PCA9685's 0..4095 are refused
+(exit 78); ticks outside the configured ``<servo>_min``/``<servo>_max`` are
+sent with a warning, since finding the real limits is part of calibrating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rover.config import DEFAULT_CONFIG_PATH, load_sections
+from rover.errors import EXIT_OK, ConfigError, RoverError
+from rover.hw.config import SERVO_NAMES, TICKS_PER_PERIOD, PicarBConfig
+from rover.hw.mapping import servo_ticks, ticks_to_ms
+from rover.hw.pca9685 import PCA9685
+from rover.hw.vendor import open_i2c
+
+PROG = "rover-calibrate"
+#: What position +1 should look like, to check ``<servo>_direction``.
+PLUS_ONE = {"steering": "the front wheels turned LEFT", "pan": "the head turned LEFT", "tilt": "the head tilted UP"}
+
+
+def target_ticks(config: PicarBConfig, name: str, ticks: int | None, position: float | None) -> int:
+    """The ticks to send: ``ticks`` as given (checked against 0..4095) or ``position`` mapped by the config."""
+    if ticks is not None:
+        if not 0 <= ticks < TICKS_PER_PERIOD:
+            raise ConfigError(f"--ticks {ticks} is outside the PCA9685's 0..4095: servos sit near 150..450 at 50 Hz")
+        return ticks
+    assert position is not None
+    if not -1.0 <= position <= 1.0:
+        raise ConfigError(f"--position {position} is outside -1..1")
+    return servo_ticks(position, config.servo(name))
+
+
+def limit_warning(config: PicarBConfig, name: str, ticks: int) -> str | None:
+    """A warning line when ``ticks`` is outside the configured min..max, else None."""
+    servo = config.servo(name)
+    if servo.min <= ticks <= servo.max:
+        return None
+    return (f"warning: {ticks} ticks is outside {name}_min..{name}_max ({servo.min}..{servo.max}) of the config; "
+            f"the car never sends it. If the servo really travels that far, widen {name}_min/{name}_max")
+
+
+def calibrate(config: PicarBConfig, name: str, ticks: int, bus: Any, *,
+              sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wake the PCA9685 if needed and put servo ``name`` at ``ticks``."""
+    chip = PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep)
+    chip.ensure(config.servo_hz)
+    chip.set_pulse(config.servo(name).channel, ticks)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Move one servo to find your kit's centre and direction.")
+    parser.add_argument("servo", choices=SERVO_NAMES, help="which servo to move")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--ticks", type=int, help="PCA9685 pulse in ticks (0..4095; about 300 is the centre)")
+    where.add_argument("--position", type=float, help="position -1..1 through the config (checks the direction)")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help=f"rover config file (default {DEFAULT_CONFIG_PATH} if it exists, else the kit defaults)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, bus: Any = None, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run the command; ``bus`` replaces smbus2's bus (tests)."""
+    args = build_parser().parse_args(argv)
+    path = args.config
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    owned = None
+    try:
+        config = load_sections(path, {"picar_b": PicarBConfig})["picar_b"]
+        ticks = target_ticks(config, args.servo, args.ticks, args.position)
+        warning = limit_warning(config, args.servo, ticks)
+        if warning:
+            print(f"{PROG}: {warning}", file=sys.stderr)
+        if bus is None:
+            bus = owned = open_i2c(config.i2c_bus, hint=None)
+        calibrate(config, args.servo, ticks, bus, sleep=sleep)
+    except RoverError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        if owned is not None:
+            owned.close()
+    servo = config.servo(args.servo)
+    print(f"{args.servo} (PCA9685 channel {servo.channel}) now at {ticks} ticks "
+          f"({ticks_to_ms(ticks, config.servo_hz):.3f} ms at {config.servo_hz:g} Hz)")
+    if args.position is not None:
+        print(f"position {args.position:+g} should have {PLUS_ONE[args.servo] if args.position > 0 else 'the opposite'}"
+              f"{'' if args.position > 0 else ' of position +1'}; if not, set {args.servo}_direction = "
+              f"{-servo.direction} in [picar_b]")
+    print(f"if this is straight ahead, put this line in the [picar_b] section of {path or DEFAULT_CONFIG_PATH}:")
+    print(f"{args.servo}_centre = {ticks}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

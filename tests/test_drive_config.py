@@ -1,0 +1,56 @@
+"""The [drive] section: documented example, reference table, refusals and flag overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from rover.config import load_sections, reference, with_overrides
+from rover.drive.config import DriveConfig
+from rover.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_section_lists_every_key_with_its_default() -> None:
+    data = tomllib.loads((REPO / "config" / "drive.example-section.toml").read_text())
+    assert set(data) == {"drive"}
+    assert set(data["drive"]) == {f.name for f in dataclasses.fields(DriveConfig)}
+    path = REPO / "config" / "drive.example-section.toml"
+    assert load_sections(path, {"drive": DriveConfig})["drive"] == DriveConfig()
+
+
+def test_docs_reference_table_is_current() -> None:
+    assert reference({"drive": DriveConfig}) in (REPO / "docs" / "drive.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("deadman_s = 0", "deadman_s"),
+        ("max_throttle = 1.5", "max_throttle"),
+        ("arm_count = 0", "arm_count"),
+        ("tick_s = 0.5", "tick_s"),
+        ("arm_count = 2.5", "drive.arm_count"),
+        ("follow = \"\"", "follow"),
+        ("speed = 1", "drive.speed"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(tmp_path: Path, toml: str, named: str) -> None:
+    path = tmp_path / "rover.toml"
+    path.write_text(f"[drive]\n{toml}\n")
+    with pytest.raises(ConfigError, match=named) as info:
+        load_sections(path, {"drive": DriveConfig})
+    assert "\n" not in str(info.value)
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rover.toml"
+    path.write_text("[drive]\nfollow = \"dog\"\nmax_throttle = 0.3\n")
+    config = load_sections(path, {"drive": DriveConfig})["drive"]
+    assert (config.follow, config.max_throttle) == ("dog", 0.3)
+    config = with_overrides(config, follow="person", max_throttle=None, backend="log")
+    assert (config.follow, config.max_throttle, config.backend) == ("person", 0.3, "log")

@@ -1,0 +1,146 @@
+"""The systemd units as systemd itself reads them: verify, security, contract.
+
+``systemd-analyze verify`` loads a unit the way PID 1 would and reports every
+unknown key, bad value and missing program; it exits 0 even on most of these,
+so a clean unit is one with no output at all. ``systemd-analyze security
+--offline=true`` scores the sandbox from 0 (locked down) to 10 (exposed).
+Both need only the systemd package, not a running systemd.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rover.errors import EXIT_CONFIG
+from tests.systemd_harness import INSTALL_PREFIX, parse_unit, render_unit
+
+pytestmark = pytest.mark.systemd
+
+REPO = Path(__file__).resolve().parents[1]
+UNITS = ("rover-detector.service", "rover-drive.service")
+#: The issue's requirement for `systemd-analyze security` exposure.
+REQUIRED_EXPOSURE = 5.0
+#: Where the units are today (1.6 each): a regression guard well below 5.0.
+EXPOSURE_GUARD = 2.5
+EXPOSURE_LINE = re.compile(r"Overall exposure level for (\S+): (\d+(?:\.\d+)?)")
+
+
+def _analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        pytest.skip("systemd-analyze is not installed (apt install systemd)")
+    return path
+
+
+def _unit(name: str) -> dict[str, dict[str, list[str]]]:
+    return parse_unit((REPO / "systemd" / name).read_text())
+
+
+@pytest.fixture()
+def rendered(tmp_path: Path) -> Path:
+    """Both units, running this checkout's interpreter, in one folder.
+
+    ``verify`` checks that every Exec program exists, and /opt/rover does not
+    exist here; ``python -m rover.NAME`` runs the same program.
+    """
+    for name in UNITS:
+        (tmp_path / name).write_text(render_unit((REPO / "systemd" / name).read_text()))
+    return tmp_path
+
+
+def _verify(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_analyze(), "verify", "--man=no", *map(str, paths)],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_units_pass_systemd_analyze_verify(rendered: Path) -> None:
+    result = _verify(*(rendered / name for name in UNITS))
+    complaints = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0 and complaints == "", complaints
+
+
+def test_verify_reports_a_broken_unit(rendered: Path) -> None:
+    # The check above relies on verify printing something for a bad unit.
+    unit = rendered / "rover-detector.service"
+    unit.write_text(unit.read_text().replace("Type=notify", "Type=notfiy").replace("python", "pyhton"))
+    result = _verify(unit)
+    complaints = result.stdout + result.stderr
+    assert "notfiy" in complaints and "pyhton" in complaints
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_security_exposure_is_well_below_five(name: str) -> None:
+    result = subprocess.run(
+        [_analyze(), "security", "--offline=true", "--no-pager", str(REPO / "systemd" / name)],
+        capture_output=True, text=True, timeout=60,
+    )
+    match = EXPOSURE_LINE.search(result.stdout)
+    assert match is not None, result.stdout[-500:] + result.stderr
+    exposure = float(match.group(2))
+    assert exposure < REQUIRED_EXPOSURE
+    assert exposure <= EXPOSURE_GUARD, f"{name} exposure rose to {exposure}: " + "\n".join(
+        line for line in result.stdout.splitlines() if line.startswith("✗")
+    )
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_is_notify_with_watchdog_and_no_restart_on_config_errors(name: str) -> None:
+    service = _unit(name)["Service"]
+    assert service["Type"] == ["notify"]
+    assert service["WatchdogSec"], "the watchdog needs WatchdogSec="
+    assert service["Restart"] == ["on-failure"]
+    assert str(EXIT_CONFIG) in " ".join(service["RestartPreventExitStatus"]).split()
+    assert service["User"] == ["rover"]
+
+
+def test_drive_watchdog_is_shorter_and_it_safe_stops_after_the_detector() -> None:
+    def seconds(text: str) -> float:
+        return float(text.removesuffix("s"))
+
+    drive, detector = _unit("rover-drive.service"), _unit("rover-detector.service")
+    assert seconds(drive["Service"]["WatchdogSec"][0]) < seconds(detector["Service"]["WatchdogSec"][0])
+    assert "rover-detector.service" in drive["Unit"]["After"]
+    assert "rover-detector.service" in drive["Unit"]["Wants"]
+    assert any("/rover-safestop" in line for line in drive["Service"]["ExecStopPost"])
+
+
+@pytest.mark.parametrize(("name", "groups", "device_classes"), [
+    ("rover-detector.service", {"video"}, {"char-video4linux", "char-media", "char-dma_heap"}),
+    ("rover-drive.service", {"gpio", "i2c"}, {"char-*gpiomem", "char-gpiochip", "/dev/i2c-1"}),
+])
+def test_devices_are_closed_but_for_the_hardware_each_service_drives(
+    name: str, groups: set[str], device_classes: set[str]
+) -> None:
+    service = _unit(name)["Service"]
+    assert set(" ".join(service["SupplementaryGroups"]).split()) == groups
+    assert service["DevicePolicy"] == ["closed"]
+    allowed = {line.split()[0] for line in service["DeviceAllow"]}
+    assert allowed == device_classes
+
+
+def test_every_program_the_units_run_is_a_console_script_of_the_package() -> None:
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    scripts = {
+        line.split("=", 1)[0].strip()
+        for line in setup["options.entry_points"]["console_scripts"].splitlines()
+        if "=" in line
+    }
+    programs = set()
+    for name in UNITS:
+        for key, lines in _unit(name)["Service"].items():
+            if key.startswith("Exec"):
+                for line in lines:
+                    command = line.split()[0]
+                    assert command.startswith(f"{INSTALL_PREFIX}/venv/bin/"), command
+                    programs.add(command.rsplit("/", 1)[1])
+    assert programs == {"rover-detector", "rover-drive", "rover-safestop"}
+    assert programs <= scripts, f"setup.cfg console_scripts lacks {sorted(programs - scripts)}"
