@@ -74,9 +74,17 @@ class FrameInfo:
 
 @dataclass(frozen=True)
 class ModelRef:
+    """The model that produced a message.
+
+    ``labels`` (optional) lists every class the model can report, background
+    excluded, so a subscriber can tell "no person in view" from "this model
+    cannot see persons at all".
+    """
+
     name: str
     precision: str
     sha256: str
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,10 @@ class DetectionMessage:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if data["model"]["labels"] is None:
+            del data["model"]["labels"]
+        else:
+            data["model"]["labels"] = list(data["model"]["labels"])
         data["detections"] = [
             {**d, "box": list(d["box"])} for d in data["detections"]
         ]
@@ -154,7 +166,12 @@ def from_dict(data: Any) -> DetectionMessage:
     elif frame is not None and not isinstance(frame, dict):
         raise MessageError("frame must be an object or null")
     model = data["model"]
-    _require_obj(model, "model", {"name", "precision", "sha256"})
+    _require_obj(model, "model", {"name", "precision", "sha256"}, optional={"labels"})
+    labels = model.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or len(labels) > _MAX_DETECTIONS:
+            raise MessageError(f"model.labels must be a list of at most {_MAX_DETECTIONS} strings")
+        labels = tuple(_str(label, "model.labels[]") for label in labels)
     dets = data["detections"]
     if not isinstance(dets, list) or len(dets) > _MAX_DETECTIONS:
         raise MessageError(f"detections must be a list of at most {_MAX_DETECTIONS}")
@@ -165,7 +182,12 @@ def from_dict(data: Any) -> DetectionMessage:
         seq=_nonneg(_int(data["seq"], "seq"), "seq"),
         t_publish_ns=_int(data["t_publish_ns"], "t_publish_ns"),
         status=status,
-        model=ModelRef(_str(model["name"], "model.name"), _str(model["precision"], "model.precision"), _str(model["sha256"], "model.sha256")),
+        model=ModelRef(
+            _str(model["name"], "model.name"),
+            _str(model["precision"], "model.precision"),
+            _str(model["sha256"], "model.sha256"),
+            labels,
+        ),
         fps=_nonneg(_num(data["fps"], "fps"), "fps"),
         frame=None if frame is None else _frame(frame),
         timing_ms=None if timing is None else _timing(timing),
@@ -213,14 +235,14 @@ def _detection(data: Any, index: int) -> Detection:
     return Detection(label=_str(data["label"], f"{where}.label"), class_id=class_id, score=score, box=(x1, y1, x2, y2))
 
 
-def _require_obj(data: Any, where: str, keys: Iterable[str]) -> None:
+def _require_obj(data: Any, where: str, keys: Iterable[str], optional: Iterable[str] = ()) -> None:
     if not isinstance(data, dict):
         raise MessageError(f"{where} must be a JSON object")
     keys = set(keys)
     missing = keys - data.keys()
     if missing:
         raise MessageError(f"{where} lacks {', '.join(sorted(missing))}")
-    extra = data.keys() - keys
+    extra = data.keys() - keys - set(optional)
     if extra:
         raise MessageError(f"{where} has unknown keys {', '.join(sorted(extra))}")
 

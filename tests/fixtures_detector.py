@@ -112,14 +112,10 @@ def contract_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector_model(request: pytest.FixtureRequest, contract_model: Path) -> Path:
-    """The int8 model the export engineer's ``exported_models`` fixture builds, if it exists;
-    else the synthetic contract model (same contract, so the service runs unchanged)."""
-    try:
-        exported = request.getfixturevalue("exported_models")
-    except pytest.FixtureLookupError:
-        return contract_model
-    return Path(exported.int8_path)
+def detector_model(exported_models) -> Path:
+    """The real int8 SSD300 export (``python -m export`` on a random-weight checkpoint,
+    built once per session by tests/fixtures_export.py) for the end-to-end tests."""
+    return Path(exported_models.int8_path)
 
 
 class ScriptedCamera:

@@ -2,8 +2,8 @@
 
 The detector runs as ``python -m rover.detector``; a plain pyzmq subscriber
 and a unix datagram socket standing in for systemd's NOTIFY_SOCKET watch it.
-The model is the export engineer's int8 export (``exported_models``) when
-that fixture exists, else the synthetic contract model.
+The model is the int8 SSD300 export (``exported_models.int8_path``); the
+synthetic contract model shows that another detector runs unchanged.
 """
 
 from __future__ import annotations
@@ -204,6 +204,19 @@ def test_paced_real_video_with_person_filter_and_sigterm_mid_stream(run_detector
     assert det.wait() == 0, det.stderr
     assert all(d.label == "person" for m in received for d in m.detections)
     assert {m.model.precision for m in received} <= {"int8", "float32"}
+
+
+def test_a_different_contract_model_runs_unchanged(run_detector, subscriber, vtest_clip, contract_model):
+    endpoint, sub = subscriber
+    det = run_detector("--model", str(contract_model), "--source", str(vtest_clip), "--no-pace", "--bind", endpoint,
+                       "--classes", "car", "--max-frames", "4")
+    messages = []
+    while not messages or messages[-1].status != "stopping":
+        messages.append(receive(sub)[1])
+    assert det.wait() == 0, det.stderr
+    assert {m.model.name for m in messages} == {"synthetic-test"}
+    assert {d.label for m in messages for d in m.detections} == {"car"}
+    assert "synthetic-test float32, input 64x48, 3 classes" in det.stderr
 
 
 def error_lines(text: str) -> list[str]:

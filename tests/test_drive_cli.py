@@ -6,7 +6,6 @@ import importlib.util
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,13 +25,19 @@ REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 30.0  # generous: other engineers' tests share the CPU; nothing here asserts a duration
 
 
+_EMPTY_CONFIG: list[Path] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _empty_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("drive-cli") / "empty.toml"
+    path.write_text("")
+    _EMPTY_CONFIG[:] = [path]
+
+
 def _hermetic(args: tuple[str, ...]) -> list[str]:
     """Never read this machine's /etc/rover/rover.toml: an empty config unless the test gives one."""
-    if "--config" in args:
-        return list(args)
-    empty = Path(tempfile.mkdtemp(prefix="rover-drive-test-")) / "empty.toml"
-    empty.write_text("")
-    return ["--config", str(empty), *args]
+    return list(args) if "--config" in args else ["--config", str(_EMPTY_CONFIG[0]), *args]
 
 
 def run_drive(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -242,9 +247,7 @@ def test_an_exception_in_the_loop_closes_the_chassis(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(rover.hw.BACKENDS, "flaky", f"{__name__}:open_flaky")
     monkeypatch.setattr(FlakyChassis, "error", error)
     _FLAKY.clear()
-    empty = endpoints[0].removeprefix("ipc://") + ".toml"
-    Path(empty).write_text("")
-    code = main(["--config", empty, "--backend", "flaky", "--connect", endpoints[0], "--publish", ""])
+    code = main(["--config", str(_EMPTY_CONFIG[0]), "--backend", "flaky", "--connect", endpoints[0], "--publish", ""])
     assert code == 1
     (chassis,) = _FLAKY
     assert chassis.closed and chassis.neutral

@@ -9,7 +9,7 @@ import pytest
 import zmq
 
 from rover.drive.receiver import DetectionSubscriber, MessageGate, StatusPublisher
-from rover.errors import ConfigError
+from rover.errors import ConfigError, RoverError
 from rover.messages import DetectionMessage, ModelRef, encode
 from tests.test_drive_fakes import detection_bytes, person
 
@@ -65,3 +65,15 @@ def test_a_malformed_endpoint_is_a_config_error() -> None:
         DetectionSubscriber("nonsense://here")
     with pytest.raises(ConfigError, match="--publish"):
         StatusPublisher("tcp://not a host:-1")
+
+
+@pytest.mark.slow
+def test_a_busy_status_endpoint_is_a_runtime_error_not_a_config_error() -> None:
+    first = StatusPublisher("tcp://127.0.0.1:*")  # a free port chosen by the OS
+    try:
+        endpoint = first.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+        with pytest.raises(RoverError, match="address in use") as info:
+            StatusPublisher(endpoint)
+        assert not isinstance(info.value, ConfigError) and info.value.exit_code == 1
+    finally:
+        first.close()

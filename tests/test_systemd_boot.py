@@ -32,15 +32,8 @@ from pathlib import Path
 import pytest
 
 from rover.errors import EXIT_CONFIG
-from tests.systemd_harness import (
-    STAGE_IN_NS,
-    BootError,
-    NamespaceBoot,
-    interpreter_home_dir,
-    parse_unit,
-    render_unit,
-    unavailable_reason,
-)
+from tests.systemd_harness import STAGE_IN_NS, BootError, NamespaceBoot, unavailable_reason
+from tests.test_systemd_units import interpreter_home_dir, parse_unit, render_unit
 
 pytestmark = [pytest.mark.slow, pytest.mark.systemd]
 

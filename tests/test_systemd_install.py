@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.systemd_harness import INSTALL_PREFIX
+from tests.test_systemd_units import INSTALL_PREFIX
 
 pytestmark = pytest.mark.systemd
 

@@ -10,16 +10,16 @@ Both need only the systemd package, not a running systemd.
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rover.errors import EXIT_CONFIG
-from tests.systemd_harness import INSTALL_PREFIX, parse_unit, render_unit
-
 pytestmark = pytest.mark.systemd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +29,61 @@ REQUIRED_EXPOSURE = 5.0
 #: Where the units are today (1.6 each): a regression guard well below 5.0.
 EXPOSURE_GUARD = 2.5
 EXPOSURE_LINE = re.compile(r"Overall exposure level for (\S+): (\d+(?:\.\d+)?)")
+
+
+# -- unit files (also used by test_systemd_boot and test_systemd_install) ------
+#: The install prefix the repository's unit files are written for.
+INSTALL_PREFIX = "/opt/rover"
+INSTALLED_CONFIG = "/etc/rover/rover.toml"
+_PROGRAM = re.compile(re.escape(INSTALL_PREFIX) + r"/venv/bin/rover-([a-z]+)")
+
+
+def render_unit(text: str, python: str | os.PathLike[str] = sys.executable, config: str | None = None) -> str:
+    """A repository unit rewritten to run from a checkout instead of /opt/rover.
+
+    ``/opt/rover/venv/bin/rover-NAME`` becomes ``PYTHON -m rover.NAME`` (the
+    console scripts and the modules are the same programs), and the installed
+    config path becomes ``config`` when given. Everything else is unchanged.
+    """
+    text = _PROGRAM.sub(lambda m: f"{python} -m rover.{m.group(1)}", text)
+    if config is not None:
+        text = text.replace(INSTALLED_CONFIG, config)
+    return text
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """Sections of a unit file: ``{section: {key: [values in order]}}``.
+
+    Keys may repeat (``DeviceAllow=``), so each keeps a list. Comments,
+    blank lines and line continuations are handled as systemd does.
+    """
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    logical = text.replace("\\\n", " ")
+    for raw in logical.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        if current is None or "=" not in line:
+            raise ValueError(f"not a unit file line: {raw!r}")
+        key, value = line.split("=", 1)
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def interpreter_home_dir() -> str | None:
+    """The directory under /root or /home holding this interpreter, if any.
+
+    On the test machine Python comes from pyenv under /root, which
+    ``ProtectHome=`` hides; the boot test binds back only this directory.
+    """
+    real = Path(os.path.realpath(sys.base_prefix))
+    if real.parts[:2] in (("/", "root"), ("/", "home")):
+        return str(real)
+    return None
 
 
 def _analyze() -> str:
