@@ -74,16 +74,22 @@ def project_path(int8_path: Path, threads: int, size: int) -> Callable[[np.ndarr
     return detect
 
 
-def time_per_frame(detect: Callable[[np.ndarray], object], frames: Sequence[np.ndarray], warmup: int = 2,
-                   clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Wall time of ``detect`` on each frame, in milliseconds, after ``warmup`` untimed frames."""
+def time_interleaved(paths: Sequence[Callable[[np.ndarray], object]], frames: Sequence[np.ndarray], warmup: int = 2,
+                     clock: Callable[[], float] = time.perf_counter) -> list[list[float]]:
+    """Per-frame wall times in ms of each path, the paths taking turns on every frame.
+
+    Taking turns means a burst of other work on the machine slows both paths
+    alike instead of skewing the ratio.
+    """
     for bgr in frames[:warmup]:
-        detect(bgr)
-    times = []
+        for detect in paths:
+            detect(bgr)
+    times: list[list[float]] = [[] for _ in paths]
     for bgr in frames:
-        start = clock()
-        detect(bgr)
-        times.append((clock() - start) * 1000.0)
+        for detect, out in zip(paths, times):
+            start = clock()
+            detect(bgr)
+            out.append((clock() - start) * 1000.0)
     return times
 
 
@@ -123,8 +129,8 @@ def _run(args: argparse.Namespace) -> int:
         calib = [to_input(f.rgb, INPUT_SIZE, INPUT_SIZE) for f in sample(args.video, args.calib_frames)]
         int8_path = quantize_int8(float_path, Path(tmp) / "int8.onnx", calib, info, activations=args.activations)
         frames = [cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR) for f in sample(args.video, args.frames)]
-        ref = statistics.median(time_per_frame(reference_path(loaded.model, INPUT_SIZE), frames))
-        ours = statistics.median(time_per_frame(project_path(int8_path, args.threads, INPUT_SIZE), frames))
+        paths = [reference_path(loaded.model, INPUT_SIZE), project_path(int8_path, args.threads, INPUT_SIZE)]
+        ref, ours = (statistics.median(t) for t in time_interleaved(paths, frames))
     print(f"frames: {len(frames)} of {args.video.name}, threads: {args.threads}, activations: {args.activations}, weights: {args.weights or 'random (seed 0)'}")
     print(f"reference (PyTorch eager float32, torchvision nms loop): median {ref:.1f} ms/frame")
     print(f"project   (onnxruntime int8 + rover.postprocess.select): median {ours:.1f} ms/frame")

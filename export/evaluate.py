@@ -153,19 +153,25 @@ def agreement(
     )
 
 
-def median_latency_ms(
-    session: ort.InferenceSession,
+def median_latencies_ms(
+    sessions: dict[str, ort.InferenceSession],
     image: np.ndarray,
     runs: int = 20,
     warmup: int = 3,
     clock: Callable[[], float] = time.perf_counter,
-) -> float:
-    """Median wall time of ``session.run`` on ``image``, in milliseconds."""
+) -> dict[str, float]:
+    """Median wall time of ``session.run`` on ``image`` for each session, in milliseconds.
+
+    The sessions take turns run by run, so other work on the machine slows
+    them alike instead of skewing the comparison.
+    """
     for _ in range(warmup):
-        run(session, image)
-    times = []
+        for session in sessions.values():
+            run(session, image)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
     for _ in range(max(runs, 1)):
-        start = clock()
-        run(session, image)
-        times.append((clock() - start) * 1000.0)
-    return statistics.median(times)
+        for name, session in sessions.items():
+            start = clock()
+            run(session, image)
+            times[name].append((clock() - start) * 1000.0)
+    return {name: statistics.median(t) for name, t in times.items()}

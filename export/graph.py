@@ -8,8 +8,8 @@ box decoding against the priors (variances 0.1 and 0.2) and the softmax.
 
 from __future__ import annotations
 
-import io
 import contextlib
+import io
 import logging
 import warnings
 from pathlib import Path

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -161,3 +162,13 @@ def wait_until(predicate, timeout: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.002)
+
+
+def write_video(path: Path, frames: int, fps: float = 20.0, size: tuple[int, int] = (64, 48)) -> Path:
+    """An MJPEG AVI whose frame i has brightness 10 * i (so frames can be told apart)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+    writer.release()
+    return path

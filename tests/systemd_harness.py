@@ -386,9 +386,11 @@ class NamespaceBoot:
             return ""
 
     def diagnostics(self) -> str:
-        """The tail of PID 1's console and of unshare's errors, for failure messages."""
+        """The tails of unshare's errors, PID 1's console and the services' logs."""
         parts = []
-        for name in ("unshare.log", "console.log"):
+        names = ["unshare.log", "console.log"]
+        names += sorted(f"logs/{p.name}" for p in (self.stage / "logs").glob("*.log"))
+        for name in names:
             try:
                 text = (self.stage / name).read_text(errors="replace").strip()
             except OSError:

@@ -206,16 +206,26 @@ def test_paced_real_video_with_person_filter_and_sigterm_mid_stream(run_detector
     assert {m.model.precision for m in received} <= {"int8", "float32"}
 
 
-def test_a_different_contract_model_runs_unchanged(run_detector, subscriber, vtest_clip, contract_model):
+@pytest.mark.parametrize(("classes", "threshold", "labels"), [("car", "0.5", {"car"}), ("person", "0.99", set())])
+def test_a_different_contract_model_runs_unchanged(run_detector, subscriber, vtest_clip, contract_model,
+                                                   classes, threshold, labels):
+    """The synthetic model (other labels, 64x48 input) through the same program. With
+    person at 0.99 nothing passes on these frames: every frame still gets its message."""
     endpoint, sub = subscriber
-    det = run_detector("--model", str(contract_model), "--source", str(vtest_clip), "--no-pace", "--bind", endpoint,
-                       "--classes", "car", "--max-frames", "4")
+    # Paced at the clip's 10 fps, so the subscriber has joined long before the clip ends.
+    det = run_detector("--model", str(contract_model), "--source", str(vtest_clip), "--bind", endpoint,
+                       "--classes", classes, "--score-threshold", threshold)
     messages = []
-    while not messages or messages[-1].status != "stopping":
+    while sum(m.status == "source_ended" for m in messages) < 2:
         messages.append(receive(sub)[1])
+    det.proc.send_signal(signal.SIGTERM)
     assert det.wait() == 0, det.stderr
+    ok = [m for m in messages if m.status == "ok"]
     assert {m.model.name for m in messages} == {"synthetic-test"}
-    assert {d.label for m in messages for d in m.detections} == {"car"}
+    assert {m.model.labels for m in messages} == {("person", "car")}
+    assert ok and ok[-1].frame.seq == CLIP_FRAMES - 1
+    assert [m.frame.seq for m in ok] == list(range(ok[0].frame.seq, CLIP_FRAMES))
+    assert {d.label for m in ok for d in m.detections} == labels
     assert "synthetic-test float32, input 64x48, 3 classes" in det.stderr
 
 

@@ -16,7 +16,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import box_iou
 
 from export.frames import Frame
 from export.graph import CENTER_VARIANCE, SIZE_VARIANCE, normalise
@@ -72,44 +71,52 @@ def make_scene(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, 
     return image, objects
 
 
-def ssd_loss(loc, conf, priors, targets):
-    """Matching at IoU 0.5, smooth-L1 on encoded offsets, CE with 3:1 hard negatives."""
+def ssd_loss(loc, conf, priors, boxes, labels):
+    """Matching at IoU 0.5, smooth-L1 on encoded offsets, CE with 3:1 hard negatives.
+
+    ``boxes`` (B, M, 4) and ``labels`` (B, M) are padded with label 0.
+    """
     p_wh = priors[:, 2:] - priors[:, :2]
     p_c = priors[:, :2] + p_wh / 2
-    loc_loss = conf_loss = 0.0
-    for i, objs in enumerate(targets):
-        boxes = torch.tensor([b for _, b in objs])
-        labels = torch.tensor([c for c, _ in objs])
-        iou = box_iou(priors, boxes)
-        best_iou, best = iou.max(1)
-        best_iou[iou.argmax(0)] = 1.0
-        best[iou.argmax(0)] = torch.arange(len(objs))
-        cls = torch.where(best_iou >= 0.5, labels[best], 0)
-        pos = cls > 0
-        g = boxes[best[pos]]
-        g_wh, g_c = g[:, 2:] - g[:, :2], (g[:, :2] + g[:, 2:]) / 2
-        enc = torch.cat([(g_c - p_c[pos]) / (CENTER_VARIANCE * p_wh[pos]), torch.log(g_wh / p_wh[pos]) / SIZE_VARIANCE], 1)
-        loc_loss = loc_loss + F.smooth_l1_loss(loc[i][pos], enc, reduction="sum")
-        ce = F.cross_entropy(conf[i], cls, reduction="none")
-        neg = ce.detach().clone()
-        neg[pos] = 0
-        n_neg = min(3 * int(pos.sum()), int((~pos).sum()))
-        hard = neg.argsort(descending=True)[:n_neg]
-        conf_loss = conf_loss + ce[pos].sum() + ce[hard].sum()
-    n_pos = max(sum(len(t) for t in targets), 1)
-    return (loc_loss + conf_loss) / n_pos
+    lt = torch.maximum(priors[None, :, None, :2], boxes[:, None, :, :2])
+    rb = torch.minimum(priors[None, :, None, 2:], boxes[:, None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    iou = inter / (area(priors)[None, :, None] + area(boxes)[:, None, :] - inter)
+    iou = torch.where(labels[:, None, :] > 0, iou, torch.full_like(iou, -1.0))
+    best_iou, best = iou.max(2)
+    for m in range(boxes.shape[1]):  # every object gets at least its best prior
+        rows = (labels[:, m] > 0).nonzero().squeeze(1)
+        top = iou[rows, :, m].argmax(1)
+        best_iou[rows, top], best[rows, top] = 1.0, m
+    cls = torch.where(best_iou >= 0.5, labels.gather(1, best), 0)
+    pos = cls > 0
+    g = boxes.gather(1, best[..., None].expand(-1, -1, 4))
+    g_wh, g_c = g[..., 2:] - g[..., :2], (g[..., :2] + g[..., 2:]) / 2
+    enc = torch.cat([(g_c - p_c) / (CENTER_VARIANCE * p_wh), torch.log(g_wh.clamp(min=1e-6) / p_wh) / SIZE_VARIANCE], -1)
+    loc_loss = F.smooth_l1_loss(loc[pos], enc[pos], reduction="sum")
+    ce = F.cross_entropy(conf.reshape(-1, conf.shape[-1]), cls.reshape(-1), reduction="none").view_as(cls)
+    neg = ce.detach().masked_fill(pos, 0.0)
+    rank = neg.argsort(1, descending=True).argsort(1)
+    hard = rank < 3 * pos.sum(1, keepdim=True)
+    return (loc_loss + ce[pos | hard].sum()) / pos.sum().clamp(min=1)
 
 
-def train(model: TinySSD, steps: int = 350, batch: int = 32, seed: int = 0) -> TinySSD:
+def train(model: TinySSD, steps: int = 250, batch: int = 32, seed: int = 0) -> TinySSD:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(steps):
         scenes = [make_scene(rng) for _ in range(batch)]
+        boxes = torch.zeros(batch, 2, 4)
+        labels = torch.zeros(batch, 2, dtype=torch.int64)
+        for i, (_, objects) in enumerate(scenes):
+            for m, (c, b) in enumerate(objects):
+                boxes[i, m], labels[i, m] = torch.tensor(b), c
         images = normalise(torch.from_numpy(np.stack([s[0] for s in scenes])))
         loc, conf, priors = model(images)
-        loss = ssd_loss(loc, conf, priors, [s[1] for s in scenes])
+        loss = ssd_loss(loc, conf, priors, boxes, labels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -136,7 +143,18 @@ def write_voc(root, rng: np.random.Generator, count: int, scale: int = 2) -> Non
     (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(ids) + "\n")
 
 
-def test_int8_keeps_the_true_map_of_a_trained_detector(tmp_path):
+@pytest.fixture
+def one_torch_thread():
+    """Train on one thread: with other work on the machine, more threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_int8_keeps_the_true_map_of_a_trained_detector(tmp_path, one_torch_thread):
     model = train(TinySSD())
     rng = np.random.default_rng(123)
     calib = [Frame(f"calib{i}", make_scene(rng)[0]) for i in range(16)]
@@ -153,3 +171,4 @@ def test_int8_keeps_the_true_map_of_a_trained_detector(tmp_path):
     assert voc["int8"] >= voc["float"] - INT8_MAP_MARGIN, voc
     assert result.report["agreement"]["map50"] > 0.5
     assert result.report["parity"]["max_abs_scores"] < 1e-4
+    print(f"tiny SSD VOC mAP@0.5: float {voc['float']:.4f}, int8 {voc['int8']:.4f}")

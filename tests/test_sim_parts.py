@@ -36,6 +36,7 @@ def test_a_simulated_frame_is_a_valid_schema_v1_message_marked_simulated() -> No
     assert back == msg
     jsonschema.validate(json.loads(raw.partition(b" ")[2]), json.loads(SCHEMA.read_text()))
     assert back.model.precision == "simulated" and back.model.name == "simulated"
+    assert back.model.labels == ("person",)  # the simulated detector sees people only
     assert back.timing_ms.capture_to_publish == pytest.approx(250.0)
     assert [d.label for d in back.detections] == ["person", "person"]
     assert (back.frame.width, back.frame.height) == (640, 480)
@@ -81,12 +82,12 @@ def test_the_sim_backend_sends_every_command_and_its_motor_duty_to_the_world(tmp
 
 
 def test_summary_numbers_from_a_hand_made_trace() -> None:
-    # 2 s at 10 Hz: the person 2 m away for 1 s, then 6 m away (outside the 1.5-5 m band)
+    # 2 s at 10 Hz: the person 3 m away for 1 s, then 6 m away (outside the 2.5-4.5 m band)
     t = np.arange(1, 21) / 10
     trace = np.zeros((20, len(TRACE_COLUMNS)))
     col = {n: i for i, n in enumerate(TRACE_COLUMNS)}
     trace[:, col["t"]] = t
-    trace[:, col["target_distance"]] = np.where(t <= 1.0, 2.0, 6.0)
+    trace[:, col["target_distance"]] = np.where(t <= 1.0, 3.0, 6.0)
     trace[:, col["min_distance"]] = trace[:, col["target_distance"]]
     trace[:, col["target_in_view"]] = np.where(t <= 1.5, 1.0, 0.0)
     trace[:, col["throttle_cmd"]] = np.where(t < 1.2, 0.5, np.where(t < 1.4, 0.1, 0.0))
@@ -96,11 +97,11 @@ def test_summary_numbers_from_a_hand_made_trace() -> None:
     people[:, 0, 2] = 1.0
     frames = [Frame(1, 0.5, 0.75, (SimDetection((0.4, 0.2, 0.6, 0.9), 0.9, 0),)), Frame(2, 0.75, 1.0, ())]
     s = summarise(trace, people, frames, kill_at=None, deadband_duty=0.15, criteria=Criteria())
-    assert s["follow_distance_mean_m"] == pytest.approx(4.0)
+    assert s["follow_distance_mean_m"] == pytest.approx(4.5)
     assert s["follow_distance_max_m"] == pytest.approx(6.0)
     assert s["in_band_share"] == pytest.approx(0.5)
     assert s["in_view_share"] == pytest.approx(0.75)
-    assert s["closest_approach_m"] == pytest.approx(2.0)
+    assert s["closest_approach_m"] == pytest.approx(3.0)
     assert s["stop_reason"] == "target_vanished" and s["last_detection_t"] == 0.75
     assert s["motors_off_s"] == pytest.approx(1.2 - 0.75)
     assert s["stop_command_s"] == pytest.approx(1.4 - 0.75)
@@ -135,3 +136,24 @@ def test_list_names_every_scenario() -> None:
     proc = subprocess.run([sys.executable, "-m", "rover.sim", "--list"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert {line.split()[0] for line in proc.stdout.splitlines()} >= {"straight", "crossing", "detector_dies"}
+
+
+def test_the_picture_shows_both_paths_and_the_lost_moment() -> None:
+    from rover.sim.plot import BLUE, GREEN, RED, render
+
+    world = World(get("straight"), seed=0)
+    world.apply(Command(throttle=0.5))
+    for _ in range(300):
+        world.step(0.01)
+    trace, people = world.trace_array(), world.people_array()
+
+    def has(image: np.ndarray, colour: tuple[int, int, int]) -> bool:
+        return bool(np.all(image == np.array(colour, np.uint8), axis=-1).any())
+
+    plain = render(trace, people, [], None, "t")
+    marked = render(trace, people, [2.0], None, "t")
+    assert plain.shape == (800, 800, 3) and plain.dtype == np.uint8
+    assert has(plain, GREEN) and has(plain, BLUE)
+    red_plain = np.all(plain == np.array(RED, np.uint8), axis=-1).sum()
+    red_marked = np.all(marked == np.array(RED, np.uint8), axis=-1).sum()
+    assert red_marked > red_plain + 20  # two crosses: on the car's and the person's path

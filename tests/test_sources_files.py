@@ -13,6 +13,7 @@ from rover.errors import ConfigError
 from rover.sources import SourceEnded, make_source, parse_source
 from rover.sources.images import ImageFolderSource
 from rover.sources.opencv import CaptureSource, VideoFileSource
+from tests.fixtures_detector import write_video
 
 
 class FakeTime:
@@ -28,16 +29,6 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-def write_video(path: Path, frames: int, fps: float = 20.0, size: tuple[int, int] = (64, 48)) -> Path:
-    """An MJPEG AVI whose frame i has brightness 10 * i (so frames can be told apart)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
-    writer.release()
-    return path
 
 
 def brightness(image: np.ndarray) -> int:

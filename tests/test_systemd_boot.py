@@ -184,7 +184,7 @@ def _wait_active(boot: NamespaceBoot, not_pid: str | None = None) -> dict[str, s
             return state
         return None
 
-    return boot.wait_for(active, f"{UNIT} to be active; log: {boot.log('rover-detector.log')[-800:]}")
+    return boot.wait_for(active, f"{UNIT} to be active again")
 
 
 def _receive(boot: NamespaceBoot, count: int) -> list[dict[str, int]]:

@@ -27,7 +27,10 @@ log = logging.getLogger("rover.detector")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rover-detector", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="rover-detector",
+        description="The on-robot detection service: camera frames in, one ZeroMQ detection message per frame out.",
+    )
     parser.add_argument("--config", type=Path, help=f"TOML config file (default {DEFAULT_CONFIG_PATH}, defaults if absent)")
     parser.add_argument("--source", help="picamera2, a device index, a video file, a URL or an image folder")
     parser.add_argument("--model", type=Path, help="ONNX model that follows the rover model contract")

@@ -84,7 +84,9 @@ class DetectorService:
         self._clock_ns = clock_ns
         self._observer = observer
         info = detector.info
-        self._model = ModelRef(name=info.architecture, precision=info.precision, sha256=info.source_sha256)
+        # labels (background excluded): lets a subscriber tell "no person" from "cannot see persons".
+        self._model = ModelRef(name=info.architecture, precision=info.precision, sha256=info.source_sha256,
+                               labels=tuple(info.labels[1:]))
         self._rate = RateMeter(5.0)
         self._summary = Summary()
         self._seq = 0

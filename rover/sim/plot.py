@@ -61,8 +61,12 @@ def render(trace: np.ndarray, people: np.ndarray, lost_at: Sequence[float], kill
     if killed_at is not None:
         k = min(int(np.searchsorted(t, killed_at)), len(t) - 1)
         cv2.circle(img, tuple(int(v) for v in car[k]), 12, BLACK, 2, cv2.LINE_AA)
-    legend = [(title, BLACK), ("followed person", GREEN), ("car (arrow: heading each 1 s)", BLUE),
-              ("x: target lost", RED), ("o: detector killed", BLACK), ("grid: 1 m", GREY)]
+    legend = [(title, BLACK), ("followed person", GREEN), ("car (arrow: heading each 1 s)", BLUE), ("x: target lost", RED)]
+    if people.shape[1] > 1:
+        legend.append(("other people", GREY))
+    if killed_at is not None:
+        legend.append(("o: detector killed", BLACK))
+    legend.append(("grid: 1 m", GREY))
     for row, (text, colour) in enumerate(legend):
         cv2.putText(img, text, (12, 24 + 20 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     return img

@@ -168,8 +168,9 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
 
     ``drive_args`` are appended to the drive's command line; without a
     ``--config`` among them the drive gets one that sets ``[picar_b]
-    min_duty`` to the simulated motors' stall duty, as a calibrated kit has. ``record`` may start a recorder against the endpoints
-    before the drive starts (the record/replay test uses it).
+    min_duty`` to the simulated motors' stall duty, as a calibrated kit has.
+    ``record`` may start a recorder against the endpoints before the drive
+    starts (the record/replay test uses it).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     world = World(scenario, car or CarModel(), camera or CameraModel(), detector or DetectorModel(), seed)

@@ -24,7 +24,7 @@ from rover.sim.noise import DetectorModel
 from rover.sim.world import Frame
 
 COMMAND_TOPIC = "sim.cmd"
-SIM_MODEL = ModelRef(name="simulated", precision="simulated", sha256="0" * 64)
+SIM_MODEL = ModelRef(name="simulated", precision="simulated", sha256="0" * 64, labels=("person",))
 
 
 def encode_command(command: Command, t_ns: int) -> bytes:

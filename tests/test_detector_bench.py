@@ -1,0 +1,27 @@
+"""python -m rover.bench runs end to end and reports every stage (figures are not asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rover import bench
+from tests.fixtures_detector import write_video
+
+
+@pytest.mark.slow
+def test_bench_reports_each_stage_throughput_latency_and_memory(tmp_path, contract_model, capsys):
+    video = write_video(tmp_path / "clip.avi", 8)
+    code = bench.main(["--model", str(contract_model), "--source", str(video), "--frames", "12", "--rounds", "2",
+                       "--classes", "person"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for name, _ in bench.STAGES:
+        assert f"| {name} |" in out
+    assert "| bare session.run |" in out
+    assert "throughput (median of 2 alternating rounds)" in out and "peak RSS" in out
+    assert "12 frames through the service" in out
+
+
+def test_bench_bad_model_is_one_line_and_exit_78(tmp_path, capsys):
+    code = bench.main(["--model", str(tmp_path / "none.onnx"), "--source", str(tmp_path)])
+    assert code == 78 and "none.onnx does not exist" in capsys.readouterr().err
