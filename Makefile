@@ -1,29 +1,54 @@
 # Two commands a newcomer needs:  make demo   and   make test
-# Both build their own virtual environment in .venv on first use.
+# Both build their own virtual environment in .venv on first use: the demo
+# needs only the runtime (numpy, onnxruntime, OpenCV, pyzmq); the tests add
+# the export extra (PyTorch) and pytest.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-STAMP  := $(VENV)/.installed-test
+CORE   := $(VENV)/.installed-core
+TESTS  := $(VENV)/.installed-test
+CONSTRAINTS := requirements/test-constraints.txt
 
-.PHONY: demo test venv clean bench
+SCENARIO ?= straight
 
-$(STAMP): setup.cfg pyproject.toml requirements/test-constraints.txt
+.PHONY: demo test venv clean bench install
+
+$(CORE): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
-	$(PIP) install --quiet -c requirements/test-constraints.txt -e '.[test]'
-	touch $(STAMP)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	touch $(CORE)
 
-venv: $(STAMP)
+$(TESTS): $(CORE) $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $(TESTS)
 
-## make test: the whole test suite (unit and end-to-end)
-test: $(STAMP)
+venv: $(TESTS)
+
+## make demo: the whole system in the simulator: a simulated person and car,
+## the real rover.drive process, real ZeroMQ sockets. No car, camera or weights.
+## Another scenario: make demo SCENARIO=crossing  (python -m rover.sim --list)
+demo: $(CORE)
+	$(PY) -m rover.sim --scenario $(SCENARIO)
+
+## make test: the whole test suite (unit and end-to-end), under 10 minutes
+test: $(TESTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## make demo: the main job on any machine, no car, camera or weights needed
-demo: $(STAMP)
-	$(PY) -m export.demo
+## make bench: both benchmarks on ../shared/data/vtest.avi (see README, "Figures")
+bench: $(TESTS)
+	$(PY) -m export.bench --frames 30
+	mkdir -p .bench
+	$(PY) -c "from pathlib import Path; from export.checkpoint import make_random_checkpoint as m; m(Path('.bench/ssd_weights.pth'), seed=0)"
+	$(PY) -m export --weights .bench/ssd_weights.pth --calib ../shared/data/vtest.avi --out .bench/models --no-progress
+	$(PY) -m rover.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
+		--classes person --frames 120 --rounds 6
+
+## sudo make install: on the Pi, the two systemd services (systemd/install.sh)
+install:
+	systemd/install.sh
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .bench sim-out

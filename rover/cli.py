@@ -17,6 +17,8 @@ from typing import Sequence
 #: name -> (module, one-line help). Add a subcommand by adding a line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("rover.listen", "print the detection stream, one line per message"),
+    "record": ("rover.record", "write the detection and drive streams to a JSON-lines file"),
+    "replay": ("rover.replay", "publish a recorded detection stream again, with its timing"),
 }
 
 

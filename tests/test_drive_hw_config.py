@@ -10,7 +10,7 @@ from rover.config import load_sections, reference, with_overrides
 from rover.errors import ConfigError
 from rover.hw.config import PicarBConfig
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "picar_b.example-section.toml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "rover.example.toml"
 
 
 def load(tmp_path: Path, text: str) -> PicarBConfig:

@@ -117,3 +117,13 @@ def test_rover_command_without_a_known_subcommand_is_a_usage_error():
         cli.main(["nonsense"])
     assert exc.value.code == 2
     assert "listen" in cli.SUBCOMMANDS
+
+
+def test_rover_command_runs_record_and_replay(tmp_path, capsys):
+    out = tmp_path / "run.jsonl"
+    code = cli.main(["record", "--out", str(out), "--detections", f"ipc://{tmp_path}/d.sock", "--drive", "",
+                     "--duration", "0.2"])
+    assert code == 0 and out.is_file()
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["replay", "--help"])
+    assert exc.value.code == 0 and "recorded" in capsys.readouterr().out
