@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rover.config import load_sections, reference
+from rover.config import load_sections
 from rover.detector.__main__ import build_parser, load_config
 from rover.detector.config import SECTIONS, CameraSection, DetectorSection, StreamSection
 from rover.errors import ConfigError
@@ -85,8 +85,3 @@ def test_flags_override_the_file(tmp_path):
 def test_a_bad_flag_value_is_a_config_error():
     with pytest.raises(ConfigError, match="max_frames"):
         load_config(parse("--config", str(EXAMPLE), "--max-frames", "-1"))
-
-
-def test_reference_in_the_docs_is_the_generated_one():
-    docs = (REPO / "docs" / "detector.md").read_text()
-    assert reference(SECTIONS) in docs, "regenerate the table: python -c 'from rover.config import reference; ...'"
