@@ -40,9 +40,7 @@ test: $(TESTS)
 ## make bench: both benchmarks on ../shared/data/vtest.avi (see README, "Figures")
 bench: $(TESTS)
 	$(PY) -m export.bench --frames 30
-	mkdir -p .bench
-	$(PY) -c "from pathlib import Path; from export.checkpoint import make_random_checkpoint as m; m(Path('.bench/ssd_weights.pth'), seed=0)"
-	$(PY) -m export --weights .bench/ssd_weights.pth --calib ../shared/data/vtest.avi --out .bench/models --no-progress
+	$(PY) -m export.demo --work-dir .bench --no-progress
 	$(PY) -m rover.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
 		--classes person --frames 120 --rounds 6
 

@@ -1,11 +1,12 @@
-"""``python -m export.demo`` (what ``make demo`` runs until a simulator exists).
+"""``python -m export.demo``: the export end to end, without the user's weights.
 
-Generates a fixed-seed random-weight checkpoint in the author's format,
+Generates a fixed-seed random-weight checkpoint in the author's format and
 exports it exactly as ``python -m export`` would (calibrating on frames of
 ../shared/data/vtest.avi when present, else on generated frames, and saying
-so), and prints a short summary of the report and where everything is.
-Random weights detect nothing real: the demo shows the machinery, not a
-detector's quality. Takes a minute or two on a 2-core laptop.
+so); flags it does not know are passed on to ``python -m export``. Random
+weights detect nothing real: this shows the machinery and gives models of the
+real size and cost to benchmark (``make bench``; the tests' ``exported_models``
+fixture is made by it). Takes a minute or two on a 2-core laptop.
 """
 
 from __future__ import annotations
@@ -15,37 +16,21 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import cv2
-import numpy as np
-
 from rover.errors import EXIT_CONFIG, RoverError
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vtest.avi"
 
 
-def synthetic_frames(folder: Path, count: int = 24, seed: int = 0) -> Path:
-    """Frames of coloured shapes on noise, 640x480, for machines without the sample video."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        image = rng.integers(0, 90, (480, 640, 3), dtype=np.uint8)
-        for _ in range(4):
-            colour = tuple(int(c) for c in rng.integers(80, 256, 3))
-            x, y, s = int(rng.integers(0, 560)), int(rng.integers(0, 400)), int(rng.integers(30, 80))
-            cv2.rectangle(image, (x, y), (x + s, y + 2 * s), colour, -1)
-        cv2.imwrite(str(folder / f"synthetic_{i:03d}.png"), image)
-    return folder
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from export.__main__ import main as export_main
     from export.checkpoint import make_random_checkpoint
+    from export.frames import write_synthetic_frames
 
     parser = argparse.ArgumentParser(prog="python -m export.demo", description="Export a random-weight SSD300 end to end.")
     parser.add_argument("--work-dir", type=Path, default=Path("out/demo"), help="where everything goes (default: out/demo)")
     parser.add_argument("--calib-frames", type=int, default=16, help="calibration frames (default: 16)")
     parser.add_argument("--val-frames", type=int, default=8, help="held-out frames (default: 8)")
-    args = parser.parse_args(argv)
+    args, export_args = parser.parse_known_args(argv)
     try:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -57,12 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         calib = VIDEO
         print(f"calibration frames: {VIDEO}")
     else:
-        calib = synthetic_frames(args.work_dir / "synthetic_frames")
+        calib = write_synthetic_frames(args.work_dir / "synthetic_frames", count=24, size=(640, 480))
         print(f"calibration frames: {VIDEO} not found, using SYNTHETIC frames in {calib} instead")
     try:
         return export_main([
             "--weights", str(checkpoint), "--calib", str(calib), "--out", str(args.work_dir / "models"),
-            "--calib-frames", str(args.calib_frames), "--val-frames", str(args.val_frames),
+            "--calib-frames", str(args.calib_frames), "--val-frames", str(args.val_frames), *export_args,
         ])  # fmt: skip
     except RoverError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -139,3 +139,21 @@ def _video_frame_positions(path: Path) -> list[int]:
         return positions
     finally:
         capture.release()
+
+
+def write_synthetic_frames(folder: Path, count: int = 12, seed: int = 0, size: tuple[int, int] = (320, 240)) -> Path:
+    """PNG frames of coloured rectangles and circles on noise: a stand-in camera where no video is at hand."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    for i in range(count):
+        image = rng.integers(0, 80, (h, w, 3), dtype=np.uint8)
+        for _ in range(3):
+            colour = tuple(int(c) for c in rng.integers(60, 256, 3))
+            x, y = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
+            if rng.random() < 0.5:
+                cv2.rectangle(image, (x, y), (x + int(rng.integers(20, 60)), y + int(rng.integers(20, 60))), colour, -1)
+            else:
+                cv2.circle(image, (x + 30, y + 30), int(rng.integers(10, 30)), colour, -1)
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), image)
+    return folder

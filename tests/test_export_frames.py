@@ -8,7 +8,7 @@ import pytest
 
 from export.frames import even_indices, sample, sample_split, split_calib_val, to_input
 from rover.errors import ConfigError
-from tests.fixtures_export import write_synthetic_frames
+from export.frames import write_synthetic_frames
 
 
 def test_even_indices_spread_over_the_whole_source():
