@@ -140,16 +140,20 @@ def split_topic(raw: bytes) -> tuple[str, bytes]:
         raise MessageError("message topic is not ASCII") from None
 
 
-def decode(raw: bytes) -> DetectionMessage:
-    """Parse and validate one wire message; raise MessageError on any defect."""
+def parse_wire(raw: bytes, expected_topic: str) -> Any:
+    """The parsed JSON of a single-frame ``TOPIC {json}`` message of ``expected_topic``; MessageError otherwise."""
     topic, payload = split_topic(raw)
-    if topic != TOPIC:
-        raise MessageError(f"topic is {topic!r}, expected {TOPIC!r}")
+    if topic != expected_topic:
+        raise MessageError(f"topic is {topic!r}, expected {expected_topic!r}")
     try:
-        data = json.loads(payload)
+        return json.loads(payload)
     except (ValueError, RecursionError) as exc:
         raise MessageError(f"payload is not JSON: {exc}") from None
-    return from_dict(data)
+
+
+def decode(raw: bytes) -> DetectionMessage:
+    """Parse and validate one wire message; raise MessageError on any defect."""
+    return from_dict(parse_wire(raw, TOPIC))
 
 
 def from_dict(data: Any) -> DetectionMessage:

@@ -172,3 +172,18 @@ def write_video(path: Path, frames: int, fps: float = 20.0, size: tuple[int, int
         writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
     writer.release()
     return path
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps; records every sleep (seconds)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -13,22 +13,7 @@ from rover.errors import ConfigError
 from rover.sources import SourceEnded, make_source, parse_source
 from rover.sources.images import ImageFolderSource
 from rover.sources.opencv import CaptureSource, VideoFileSource
-from tests.fixtures_detector import write_video
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps; records every sleep (seconds)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.fixtures_detector import FakeTime, write_video
 
 
 def brightness(image: np.ndarray) -> int:
@@ -53,7 +38,7 @@ def test_video_file_reads_every_frame_in_order_then_ends(tmp_path):
 
 
 def test_paced_video_file_sleeps_to_its_own_frame_rate(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(start=100.0)
     source = VideoFileSource(write_video(tmp_path / "v.avi", 4, fps=20.0), pace=True, clock=fake.clock, sleep=fake.sleep)
     source.open()
     assert source.live is True
@@ -63,7 +48,7 @@ def test_paced_video_file_sleeps_to_its_own_frame_rate(tmp_path):
 
 
 def test_paced_video_file_does_not_sleep_when_the_reader_is_late(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(start=100.0)
     source = VideoFileSource(write_video(tmp_path / "v.avi", 3, fps=20.0), pace=True, clock=fake.clock, sleep=fake.sleep)
     source.open()
     source.read()
@@ -74,7 +59,7 @@ def test_paced_video_file_does_not_sleep_when_the_reader_is_late(tmp_path):
 
 
 def test_looped_video_file_starts_again_and_keeps_pacing(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(start=100.0)
     source = VideoFileSource(write_video(tmp_path / "v.avi", 3), pace=True, loop=True, clock=fake.clock, sleep=fake.sleep)
     source.open()
     seen = [brightness(source.read()) for _ in range(7)]
@@ -121,7 +106,7 @@ def test_image_folder_reads_images_in_name_order_and_skips_undecodable(tmp_path,
 
 def test_paced_looping_image_folder(tmp_path):
     write_images(tmp_path, [1, 2])
-    fake = FakeTime()
+    fake = FakeTime(start=100.0)
     source = ImageFolderSource(tmp_path, pace=True, fps=4.0, loop=True, clock=fake.clock, sleep=fake.sleep)
     source.open()
     assert [brightness(source.read()) for _ in range(5)] == [1, 2, 1, 2, 1]

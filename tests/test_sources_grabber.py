@@ -11,20 +11,7 @@ from rover.errors import CameraError, ConfigError
 from rover.sources import SourceEnded
 from rover.sources import grabber as g
 from rover.sources.grabber import FrameGrabber
-from tests.fixtures_detector import ScriptedCamera, wait_until
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.fixtures_detector import FakeTime, ScriptedCamera, wait_until
 
 
 def test_service_gets_only_the_newest_frame_and_skips_are_counted():

@@ -25,7 +25,7 @@ from typing import Any
 
 from rover.drive.states import State
 from rover.errors import MessageError
-from rover.messages import split_topic
+from rover.messages import parse_wire
 
 SCHEMA_VERSION = 1
 TOPIC = "drive"
@@ -75,14 +75,7 @@ def encode(status: DriveStatus) -> bytes:
 
 def decode(raw: bytes) -> DriveStatus:
     """Parse and validate one status message; raise MessageError on any defect."""
-    topic, payload = split_topic(raw)
-    if topic != TOPIC:
-        raise MessageError(f"topic is {topic!r}, expected {TOPIC!r}")
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise MessageError(f"payload is not JSON: {exc}") from None
-    return from_dict(data)
+    return from_dict(parse_wire(raw, TOPIC))
 
 
 def from_dict(data: Any) -> DriveStatus:

@@ -17,7 +17,7 @@ import json
 import math
 
 from rover.errors import MessageError
-from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, split_topic
+from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, parse_wire
 from rover.sim.car import Command
 from rover.sim.camera import CameraModel
 from rover.sim.noise import DetectorModel
@@ -36,11 +36,8 @@ def encode_command(command: Command, t_ns: int) -> bytes:
 
 def decode_command(raw: bytes) -> tuple[Command, int]:
     """Parse one command; MessageError when it is not a well-formed ``sim.cmd``."""
-    topic, payload = split_topic(raw)
-    if topic != COMMAND_TOPIC:
-        raise MessageError(f"topic is {topic!r}, expected {COMMAND_TOPIC!r}")
+    data = parse_wire(raw, COMMAND_TOPIC)
     try:
-        data = json.loads(payload)
         values = [float(data[k]) for k in ("throttle", "steering", "pan", "tilt", "duty")]
         t_ns = int(data["t_ns"])
     except (ValueError, KeyError, TypeError) as exc:
