@@ -33,6 +33,8 @@ def test_docs_reference_table_is_current() -> None:
         ("deadman_s = 0", "deadman_s"),
         ("max_throttle = 1.5", "max_throttle"),
         ("arm_count = 0", "arm_count"),
+        ("lock_frames = 0", "lock_frames"),
+        ("lock_max_size_ratio = 1.0", "lock_max_size_ratio"),
         ("tick_s = 0.5", "tick_s"),
         ("arm_count = 2.5", "drive.arm_count"),
         ("follow = \"\"", "follow"),

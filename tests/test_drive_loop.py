@@ -125,6 +125,17 @@ def test_arming_needs_k_consecutive_fresh_messages() -> None:
     assert rig.chassis.history and all(v == 0.0 for t, _, v in rig.chassis.history if t <= t0 + 0.4 + 0.01)
 
 
+def test_a_one_frame_false_box_never_starts_an_armed_car() -> None:
+    rig = Rig()  # lock_frames = 3
+    start = rig.clock.now
+    rig.play(lambda t: [person(0.3, 0.3)] if abs(t - (start + 1.0)) < 1e-6 else [], 0.0, 2.0)
+    rig.run_for(2.0)
+    assert rig.loop.state is State.ARMED and not moved(rig.chassis)
+    rig.play(lambda t: [person(0.3, 0.3)], 0.0, 1.0)
+    rig.run_for(0.25)  # the third message in a row that shows the person locks them
+    assert rig.loop.state is State.FOLLOWING and rig.chassis.throttle > 0
+
+
 def test_stale_messages_never_move_the_car() -> None:
     rig = Rig()
     rig.play(lambda t: [person(0.2, 0.2)], 0.0, 5.0, latency_s=0.6)  # older than max_age_s = 0.5

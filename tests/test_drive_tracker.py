@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from rover.drive.tracker import TargetTracker, centre_distance, iou
+from rover.drive.tracker import Box, TargetTracker, centre_distance, iou, size_ratio
 
 LEFT = (0.10, 0.2, 0.30, 0.8)
 RIGHT = (0.60, 0.2, 0.80, 0.8)
+
+
+def locked_on(box: Box, score: float = 0.9, now: float = 0.0, **kwargs: float) -> TargetTracker:
+    """A tracker that has just locked ``box`` at ``now``: seen in lock_frames (3) messages 0.1 s apart."""
+    tracker = TargetTracker(**kwargs)
+    for k in range(tracker.lock_frames):
+        tracker.update([(box, score)], now=now - 0.1 * (tracker.lock_frames - 1 - k))
+    assert tracker.locked and tracker.target is not None and tracker.target.box == box
+    return tracker
 
 
 def test_iou_and_centre_distance() -> None:
@@ -15,17 +24,21 @@ def test_iou_and_centre_distance() -> None:
     assert iou(LEFT, RIGHT) == 0.0
     assert iou((0, 0, 0.5, 1), (0.25, 0, 0.75, 1)) == pytest.approx(1 / 3)
     assert centre_distance((0, 0, 0, 0), (1, 1, 1, 1)) == pytest.approx(1.0)
+    assert size_ratio((0, 0.2, 0.1, 0.8), (0, 0.5, 0.1, 0.8)) == pytest.approx(2.0)
+    assert size_ratio((0, 0.5, 0.1, 0.8), (0, 0.2, 0.1, 0.8)) == pytest.approx(2.0)
 
 
-def test_locks_the_highest_scoring_detection() -> None:
-    tracker = TargetTracker()
-    target = tracker.update([(LEFT, 0.6), (RIGHT, 0.9)], now=0.0)
+def test_locks_the_highest_scoring_detection_once_seen_in_lock_frames_messages() -> None:
+    tracker = TargetTracker(lock_frames=3)
+    assert tracker.update([(LEFT, 0.6), (RIGHT, 0.9)], now=0.0) is None
+    assert tracker.update([(LEFT, 0.6), (RIGHT, 0.9)], now=0.1) is None
+    target = tracker.update([(LEFT, 0.6), (RIGHT, 0.9)], now=0.2)
     assert target is not None and target.box == RIGHT
+    assert TargetTracker(lock_frames=1).update([(LEFT, 0.6), (RIGHT, 0.9)], now=0.0).box == RIGHT
 
 
 def test_two_people_keeps_the_locked_one_even_when_the_other_scores_higher() -> None:
-    tracker = TargetTracker()
-    tracker.update([(LEFT, 0.9)], now=0.0)
+    tracker = locked_on(LEFT)
     for i in range(1, 20):
         shifted = (LEFT[0] + 0.005 * i, LEFT[1], LEFT[2] + 0.005 * i, LEFT[3])
         target = tracker.update([(RIGHT, 0.99), (shifted, 0.55)], now=0.1 * i)
@@ -33,34 +46,84 @@ def test_two_people_keeps_the_locked_one_even_when_the_other_scores_higher() -> 
 
 
 def test_prefers_the_continuation_among_nearby_boxes() -> None:
-    tracker = TargetTracker()
-    tracker.update([(LEFT, 0.9)], now=0.0)
+    tracker = locked_on(LEFT)
     near = (0.12, 0.2, 0.32, 0.8)
     farther = (0.35, 0.2, 0.55, 0.8)
     assert tracker.update([(farther, 0.95), (near, 0.6)], now=0.1).box == near
 
 
 def test_a_different_target_only_after_the_old_one_is_lost_for_relock_after() -> None:
-    tracker = TargetTracker(relock_after_s=1.0)
-    tracker.update([(LEFT, 0.9)], now=0.0)
+    tracker = locked_on(LEFT, relock_after_s=1.0)
     assert tracker.update([(RIGHT, 0.9)], now=0.5) is None  # not the locked person
     assert tracker.update([(RIGHT, 0.9)], now=0.99) is None
     assert tracker.unseen_for(0.99) == pytest.approx(0.99)
-    target = tracker.update([(RIGHT, 0.9)], now=1.0)
+    target = tracker.update([(RIGHT, 0.9)], now=1.0)  # its third message in a row: the run counts while waiting
     assert target is not None and target.box == RIGHT
 
 
 def test_small_box_that_moved_between_slow_frames_is_still_the_target() -> None:
-    tracker = TargetTracker(min_iou=0.2, max_jump=0.15)
     small = (0.40, 0.40, 0.44, 0.50)
     moved = (0.46, 0.40, 0.50, 0.50)  # no overlap, centre moved 0.06 of the width
-    tracker.update([(small, 0.9)], now=0.0)
+    tracker = locked_on(small, min_iou=0.2, max_jump=0.15)
     assert tracker.update([(moved, 0.7)], now=0.4).box == moved
 
 
 def test_reset_forgets_the_lock() -> None:
-    tracker = TargetTracker()
-    tracker.update([(LEFT, 0.9)], now=0.0)
+    tracker = locked_on(LEFT)
     tracker.reset()
     assert not tracker.locked
-    assert tracker.update([(RIGHT, 0.8)], now=0.1).box == RIGHT
+    assert tracker.update([(RIGHT, 0.8)], now=0.1) is None
+    assert tracker.update([(RIGHT, 0.8)], now=0.2) is None
+    assert tracker.update([(RIGHT, 0.8)], now=0.3).box == RIGHT
+
+
+# The followed person (centre 0.5, height 0.5) and, in the frame where the
+# detector misses them, other boxes at about the same place.
+PERSON = (0.45, 0.30, 0.55, 0.80)
+SHORTER = (0.455, 0.40, 0.545, 0.70)  # same centre, height 0.30: ratio 1.67, IoU 0.54
+SLIGHTLY_SHORTER = (0.45, 0.35, 0.55, 0.75)  # same centre, height 0.40: ratio 1.25
+
+
+def test_a_same_place_box_of_very_different_height_is_refused() -> None:
+    tracker = locked_on(PERSON, max_size_ratio=1.5)
+    assert iou(PERSON, SHORTER) > 0.2 and centre_distance(PERSON, SHORTER) < 0.15  # the old test accepted it
+    assert tracker.update([(SHORTER, 0.95)], now=0.25) is None
+    taller = (0.44, 0.10, 0.56, 0.95)  # height 0.85: ratio 1.7
+    assert tracker.update([(taller, 0.95)], now=0.5) is None
+    assert tracker.update([(SLIGHTLY_SHORTER, 0.7)], now=0.75).box == SLIGHTLY_SHORTER  # within 1.5: the person
+
+
+def test_a_missed_frame_then_the_real_person_continues() -> None:
+    tracker = locked_on(PERSON)
+    nearer = (0.50, 0.10, 0.66, 0.95)  # another person nearer the camera, next to the followed one
+    assert tracker.update([(nearer, 0.9)], now=0.25) is None  # the followed person is missed
+    assert tracker.locked
+    target = tracker.update([(nearer, 0.9), ((0.46, 0.30, 0.56, 0.80), 0.6)], now=0.5)
+    assert target is not None and target.box == (0.46, 0.30, 0.56, 0.80)
+
+
+def test_a_box_that_continues_another_person_is_not_the_target() -> None:
+    tracker = locked_on(PERSON)
+    other = (0.62, 0.36, 0.70, 0.74)  # a farther person walking right to left behind: height 0.38
+    assert tracker.update([(PERSON, 0.9), (other, 0.8)], now=0.25).box == PERSON
+    walked = (0.56, 0.36, 0.64, 0.74)  # missed followed person; the other one moved on: ratio 1.3, jump 0.07
+    assert tracker.update([(walked, 0.8)], now=0.5) is None  # it continues the other person, not the target
+    assert tracker.update([(PERSON, 0.9), ((0.50, 0.36, 0.58, 0.74), 0.8)], now=0.75).box == PERSON
+
+
+def test_a_one_frame_ghost_after_the_loss_does_not_relock_consistent_frames_do() -> None:
+    tracker = locked_on(PERSON, relock_after_s=1.0, lock_frames=3)
+    for k in range(1, 6):
+        assert tracker.update([], now=0.25 * k) is None  # gone: lost for 1.25 s
+    ghost = (0.10, 0.50, 0.18, 0.70)
+    assert tracker.update([(ghost, 0.6)], now=1.5) is None
+    assert tracker.update([], now=1.75) is None
+    assert not tracker.locked  # the single false box locked nothing
+    scattered = [(0.10, 0.5, 0.18, 0.7), (0.70, 0.2, 0.80, 0.7), (0.30, 0.6, 0.34, 0.7)]
+    for k, box in enumerate(scattered):
+        assert tracker.update([(box, 0.6)], now=2.0 + 0.25 * k) is None  # three boxes, not one object
+    back = [(0.40 + 0.01 * k, 0.30, 0.50 + 0.01 * k, 0.80) for k in range(3)]
+    assert tracker.update([(back[0], 0.8)], now=3.0) is None
+    assert tracker.update([(back[1], 0.8)], now=3.25) is None
+    target = tracker.update([(back[2], 0.8)], now=3.5)
+    assert target is not None and target.box == back[2] and tracker.locked

@@ -48,9 +48,6 @@ def test_the_car_follows_within_the_band_and_never_too_close(name: str, out_dir:
     assert any(state == "FOLLOWING" for _, state in r.drive_states)
 
 
-@pytest.mark.xfail(strict=False, reason="rover.drive's tracker accepts the crossing person as the continuation when the "
-                   "followed one is missed for a frame (lock_max_jump, no box-size check): 2 of 8 seeded runs, "
-                   "including seed 0 at 4 fps; see docs/sim.md")
 def test_two_people_crossing_the_car_keeps_the_one_it_locked(out_dir: Path) -> None:
     s = result("crossing", out_dir).summary
     assert s["followed_person"] == 0, s

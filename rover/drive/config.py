@@ -37,6 +37,8 @@ class DriveConfig:
     # Target lock
     lock_min_iou: float = doc("a detection continues the locked target when its box overlaps the last one at least this much (IoU) ...", 0.2)
     lock_max_jump: float = doc("... or when its centre moved less than this (fraction of the frame diagonal)", 0.15)
+    lock_max_size_ratio: float = doc("... and only when its height is within this factor of the last one's (1.5: 1/1.5 to 1.5 times), so a person nearer or farther is not the target", 1.5)
+    lock_frames: int = doc("a new target is locked only after this many consecutive fresh messages show it (boxes continuing each other), so a one-frame false box never starts the car", 3)
     relock_after_s: float = doc("a different target may be locked only after the old one has been unseen this long", 1.0)
     # Steering (PD on the horizontal offset, -1 right .. +1 left)
     steer_kp: float = doc("proportional gain: steering per unit offset (offset 1 = target at the frame's edge)", 1.2)
@@ -85,6 +87,10 @@ class DriveConfig:
             raise ValueError(f"latency_smoothing must be in (0, 1], not {self.latency_smoothing}")
         if self.arm_count < 1:
             raise ValueError(f"arm_count must be at least 1, not {self.arm_count}")
+        if self.lock_frames < 1:
+            raise ValueError(f"lock_frames must be at least 1, not {self.lock_frames}")
+        if not self.lock_max_size_ratio > 1.0:
+            raise ValueError(f"lock_max_size_ratio must be greater than 1, not {self.lock_max_size_ratio}")
         if self.tick_s >= self.deadman_s:
             raise ValueError(f"tick_s ({self.tick_s}) must be shorter than deadman_s ({self.deadman_s})")
         if not self.follow.strip():

@@ -66,7 +66,8 @@ class DriveLoop:
         self.notifier = notifier or Notifier(environ={})
         now = clock()
         self.gate = MessageGate(config.max_age_s)
-        self.tracker = TargetTracker(config.lock_min_iou, config.lock_max_jump, config.relock_after_s)
+        self.tracker = TargetTracker(config.lock_min_iou, config.lock_max_jump, config.relock_after_s,
+                                     config.lock_max_size_ratio, config.lock_frames)
         self.machine = StateMachine(config.arm_count, config.deadman_s, config.lost_coast_s, config.search, config.search_s, now)
         self.controller = Controller(config)
         self.stop_requested = False
@@ -128,12 +129,14 @@ class DriveLoop:
         assert message is not None and message.frame is not None and received.age_s is not None
         self._check_label(message)
         self._last_capture = message.frame.t_capture_ns / 1e9
+        follow = self.config.follow
+        candidates = [(d.box, d.score) for d in message.detections if d.label == follow and d.score >= self.config.min_score]
+        # The tracker sees the arming messages too: a person in all of them is
+        # confirmed (lock_frames) by the time the car is ARMED, so it starts no later.
+        target = self.tracker.update(candidates, now)
         if self.machine.state is State.SAFE:
             self.machine.fresh(now, target_seen=False)
             return
-        follow = self.config.follow
-        candidates = [(d.box, d.score) for d in message.detections if d.label == follow and d.score >= self.config.min_score]
-        target = self.tracker.update(candidates, now)
         self.machine.fresh(now, target_seen=target is not None)
         if target is None:
             self.controller.target_missing()

@@ -1,12 +1,21 @@
 """Target lock: which detection is "the" person the car follows.
 
-When nothing is locked, the highest-scoring detection of the followed label
-becomes the target. Afterwards, only a detection that *continues* the locked
-target is accepted: the one with the best overlap (IoU) with the last box, or,
-for a small box that moved between two slow frames, the nearest centre. So a
-second person walking through the view does not steal the car. A different
-target is locked only after the old one has been unseen for
-``relock_after_s``; until then the car coasts as LOST.
+A detection *continues* a box when its height (the distance proxy) is within
+a factor ``max_size_ratio`` of the box's and it overlaps the box (IoU at least
+``min_iou``) or its centre moved less than ``max_jump`` of the frame
+diagonal. Among several, the one with the smallest change wins: centre jump
+and height ratio, each measured against its limit. A box that better
+continues *another* detection of the previous message is that other person,
+not the target. So a second person walking past, at another distance or
+already seen beside the target, is not taken for it in a frame where the
+detector missed the target.
+
+A target is locked only once it has been seen in ``lock_frames`` consecutive
+fresh messages, each box continuing the one before (the highest score starts
+such a run), so a false box seen once never starts the car. Once locked, only
+a continuation of the target is accepted; a different target is locked only
+after the old one has been unseen for ``relock_after_s`` (its run may already
+count during that time); until then the car coasts as LOST.
 
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
 """
@@ -52,20 +61,34 @@ def centre_distance(a: Box, b: Box) -> float:
     return math.hypot(dx, dy) / math.sqrt(2)
 
 
+def size_ratio(a: Box, b: Box) -> float:
+    """Height of the taller box over the shorter one's: 1 for equal heights, inf for an empty box."""
+    ha, hb = a[3] - a[1], b[3] - b[1]
+    return max(ha, hb) / min(ha, hb) if min(ha, hb) > 0 else math.inf
+
+
 class TargetTracker:
     """Keeps the lock on one target across messages.
 
-    ``min_iou`` and ``max_jump`` decide whether a detection continues the
-    target; ``relock_after_s`` is how long the target must have been unseen
-    before another one may be locked.
+    ``min_iou``, ``max_jump`` and ``max_size_ratio`` (> 1) decide whether a
+    detection continues a box; ``lock_frames`` is how many consecutive fresh
+    messages must show a new target before it is locked (1: at once);
+    ``relock_after_s`` is how long the target must have been unseen before
+    another one may be locked.
     """
 
-    def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0) -> None:
+    def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0,
+                 max_size_ratio: float = 1.5, lock_frames: int = 3) -> None:
         self.min_iou = min_iou
         self.max_jump = max_jump
         self.relock_after_s = relock_after_s
+        self.max_size_ratio = max_size_ratio
+        self.lock_frames = lock_frames
         self.target: Target | None = None
         self._last_seen: float | None = None
+        self._others: list[Box] = []  # the previous message's boxes that were not the target
+        self._newcomer: Target | None = None  # a possible new target ...
+        self._newcomer_run = 0  # ... seen in this many consecutive messages
 
     @property
     def locked(self) -> bool:
@@ -76,43 +99,79 @@ class TargetTracker:
         return None if self._last_seen is None else now - self._last_seen
 
     def reset(self) -> None:
-        """Forget the lock (the car went back to SAFE)."""
+        """Forget the lock, the other boxes and any newcomer (the car went back to SAFE)."""
         self.target = None
         self._last_seen = None
+        self._others = []
+        self._newcomer, self._newcomer_run = None, 0
 
     def update(self, candidates: Iterable[tuple[Box, float]], now: float) -> Target | None:
         """Feed the detections of the followed label in one fresh message.
 
         ``candidates`` are ``(box, score)`` pairs already filtered by label and
         minimum score. Returns the target seen in this message, or None when
-        it is not in view (the lock is kept until ``relock_after_s``).
+        it is not in view (the lock is kept until ``relock_after_s``) or a new
+        target is not confirmed yet.
         """
         boxes: Sequence[tuple[Box, float]] = list(candidates)
         if self.target is not None and self._last_seen is not None and now - self._last_seen >= self.relock_after_s:
-            self.target = None  # lost for long enough: any target may be locked again
-        if self.target is None:
-            if not boxes:
-                return None
-            box, score = max(boxes, key=lambda c: c[1])
-            return self._see(Target(box, score), now)
-        best = self._continuation(boxes)
-        return None if best is None else self._see(best, now)
+            self.target = None  # lost for long enough: another target may be locked
+        seen = None
+        if self.target is not None:
+            seen = self.continuation(self.target.box, [c for c in boxes if not self._is_other(c[0])])
+        self._others = [box for box, _ in boxes if seen is None or box != seen.box]
+        if seen is not None:
+            return self._see(seen, now)
+        self._follow_newcomer(boxes)
+        if self.target is None and self._newcomer is not None and self._newcomer_run >= self.lock_frames:
+            return self._see(self._newcomer, now)
+        return None
 
-    def _continuation(self, boxes: Sequence[tuple[Box, float]]) -> Target | None:
-        assert self.target is not None
-        last = self.target.box
-        best: tuple[float, float, Target] | None = None
+    def change(self, last: Box, box: Box) -> float | None:
+        """How much ``box`` differs from ``last`` (0 = same place and height), None if it cannot continue it.
+
+        The centre jump in units of ``max_jump`` plus the height ratio's
+        logarithm in units of ``max_size_ratio``'s: 1 + 1 at both limits.
+        """
+        ratio = size_ratio(last, box)
+        if ratio > self.max_size_ratio:
+            return None
+        jump = centre_distance(last, box)
+        if jump > self.max_jump and iou(last, box) < self.min_iou:
+            return None
+        return jump / max(self.max_jump, 1e-9) + math.log(ratio) / math.log(self.max_size_ratio)
+
+    def continuation(self, last: Box, boxes: Sequence[tuple[Box, float]]) -> Target | None:
+        """The detection that continues ``last`` with the smallest change, or None."""
+        best: tuple[float, Target] | None = None
         for box, score in boxes:
-            overlap = iou(last, box)
-            jump = centre_distance(last, box)
-            if overlap < self.min_iou and jump > self.max_jump:
-                continue
-            key = (overlap, -jump, Target(box, score))
-            if best is None or key[:2] > best[:2]:
-                best = key
-        return None if best is None else best[2]
+            change = self.change(last, box)
+            if change is not None and (best is None or change < best[0]):
+                best = (change, Target(box, score))
+        return None if best is None else best[1]
+
+    def _is_other(self, box: Box) -> bool:
+        """True when ``box`` continues another box of the previous message better than the target."""
+        assert self.target is not None
+        mine = self.change(self.target.box, box)
+        for other in self._others:
+            theirs = self.change(other, box)
+            if theirs is not None and (mine is None or theirs < mine):
+                return True
+        return False
+
+    def _follow_newcomer(self, boxes: Sequence[tuple[Box, float]]) -> None:
+        """Extend the run of the possible new target, or start one with the highest score."""
+        seen = None if self._newcomer is None else self.continuation(self._newcomer.box, boxes)
+        if seen is not None:
+            self._newcomer, self._newcomer_run = seen, self._newcomer_run + 1
+        elif boxes:
+            self._newcomer, self._newcomer_run = Target(*max(boxes, key=lambda c: c[1])), 1
+        else:
+            self._newcomer, self._newcomer_run = None, 0
 
     def _see(self, target: Target, now: float) -> Target:
         self.target = target
         self._last_seen = now
+        self._newcomer, self._newcomer_run = None, 0
         return target
