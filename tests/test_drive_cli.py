@@ -19,7 +19,8 @@ from rover.drive.__main__ import main
 from rover.drive.status import decode as decode_status
 from rover.errors import EXIT_CONFIG, HardwareError
 from rover.hw.config import PicarBConfig
-from tests.test_drive_fakes import FakeClock, RecordingChassis, detection_bytes, person
+from rover.messages import ModelRef
+from tests.test_drive_fakes import MODEL, FakeClock, RecordingChassis, detection_bytes, person
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 30.0  # generous: other engineers' tests share the CPU; nothing here asserts a duration
@@ -53,7 +54,8 @@ def start_drive(*args: str, env: dict[str, str] | None = None) -> subprocess.Pop
 class FakeDetector:
     """Publishes detection messages of ``scene()`` at 10 Hz on a real PUB socket, from a thread."""
 
-    def __init__(self, endpoint: str, scene: Callable[[], list]) -> None:
+    def __init__(self, endpoint: str, scene: Callable[[], list], model: ModelRef = MODEL) -> None:
+        self.model = model
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -70,7 +72,7 @@ class FakeDetector:
         while not self.stopped.is_set():
             if self.running.is_set():
                 capture = time.monotonic() - 0.03  # same host, same monotonic clock as the drive
-                self.socket.send(detection_bytes(self.scene(), t_capture_s=capture, seq=seq))
+                self.socket.send(detection_bytes(self.scene(), t_capture_s=capture, seq=seq, model=self.model))
                 seq += 1
             time.sleep(0.1)
 
@@ -155,6 +157,22 @@ def test_picar_b_without_rpi_gpio_names_the_dry_run() -> None:
     result = run_drive("--backend", "picar-b")
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "--backend log" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_label_the_streams_model_lacks_stops_the_drive_listing_the_models_labels(endpoints: tuple[str, str]) -> None:
+    connect, publish = endpoints
+    animals = ModelRef("pets-detector", "int8", "1" * 64, labels=("cat", "dog"))
+    detector = FakeDetector(connect, lambda: [("cat", 0.9, (0.4, 0.2, 0.6, 0.8))], model=animals)
+    try:
+        result = run_drive("--backend", "log", "--follow", "person", "--connect", connect, "--publish", publish)
+    finally:
+        detector.close()
+    assert result.returncode == EXIT_CONFIG
+    assert "'person'" in result.stderr and "cat, dog" in result.stderr and "Traceback" not in result.stderr
+    lines = log_lines(result.stdout)
+    assert lines[-1].startswith("close motors=stopped")
+    assert not any(line.startswith("drive throttle=+0.") and "duty=0%" not in line for line in lines)  # never moved
 
 
 # --- the log backend over real ZeroMQ -----------------------------------------------------

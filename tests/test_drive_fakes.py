@@ -119,6 +119,7 @@ def detection_bytes(
     detections: list[tuple[str, float, tuple[float, float, float, float]]],
     t_capture_s: float,
     seq: int = 0,
+    model: ModelRef = MODEL,
 ) -> bytes:
     """A valid v1 message whose frame was captured at ``t_capture_s`` (fake clock seconds)."""
     capture_ns = int(round(t_capture_s * 1e9))
@@ -126,7 +127,7 @@ def detection_bytes(
         seq=seq,
         t_publish_ns=capture_ns + 1_000_000,
         status="ok",
-        model=MODEL,
+        model=model,
         fps=10.0,
         frame=FrameInfo(seq=seq, t_capture_ns=capture_ns, t_capture=1.7e9 + t_capture_s, width=640, height=480),
         timing_ms=Timing(1.0, 50.0, 1.0, 52.0),

@@ -1,12 +1,11 @@
 """Which labels ``--follow`` may name.
 
-Detection messages carry only the labels detected, not the model's label
-list, so before the first message the drive can only check a label against
-the class names of the datasets rover's models are trained on (Pascal VOC,
-which the seed SSD300 uses, and COCO): that catches typos such as
-``persn`` before anything moves. When the stream tells the model's labels (a
-future optional ``model.labels`` in the detection schema), that list is
-authoritative; without it the label is accepted with a warning.
+Before the first message the drive can only check a label against the
+class names of the datasets rover's models are trained on (Pascal VOC, which
+the seed SSD300 uses, and COCO): that catches typos such as ``persn`` before
+anything moves. The first message's ``model.labels`` (the model's own list,
+which rover-detector always sends) is then authoritative; a stream without
+it is accepted with a warning.
 """
 
 from __future__ import annotations
