@@ -13,7 +13,7 @@ CONSTRAINTS := requirements/test-constraints.txt
 
 SCENARIO ?= straight
 
-.PHONY: demo test venv clean bench install
+.PHONY: demo test venv clean bench install browser
 
 $(CORE): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,19 @@ venv: $(TESTS)
 demo: $(CORE)
 	$(PY) -m rover.sim --scenario $(SCENARIO)
 
+## make browser: Debian's chromium for the live view's browser test
+## (tests/test_view_e2e.py), installed with apt-get when it is missing and we
+## are root; otherwise nothing happens and that one test skips, saying why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the browser test (apt-get)"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "chromium could not be installed: the browser test will skip"; \
+	fi
+
 ## make test: the whole test suite (unit and end-to-end), under 10 minutes
-test: $(TESTS)
+test: $(TESTS) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## make bench: both benchmarks on ../shared/data/vtest.avi (see README, "Figures")

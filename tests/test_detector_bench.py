@@ -25,3 +25,21 @@ def test_bench_reports_each_stage_throughput_latency_and_memory(tmp_path, contra
 def test_bench_bad_model_is_one_line_and_exit_78(tmp_path, capsys):
     code = bench.main(["--model", str(tmp_path / "none.onnx"), "--source", str(tmp_path)])
     assert code == 78 and "none.onnx does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_preview_reports_the_with_without_ratio_and_encode_times(tmp_path, contract_model, capsys):
+    video = write_video(tmp_path / "clip.avi", 8, size=(640, 480))
+    code = bench.main(["--model", str(contract_model), "--source", str(video), "--frames", "16", "--rounds", "2",
+                       "--preview", "--preview-fps", "60", "--preview-segment", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("preview (320 px, <= 60 fps"))
+    assert "service throughput with preview / without:" in line and "adjacent off/on segment pairs" in line
+    assert "resize + encode p50" in line and " 0 preview frames sent" not in line
+    assert "preview encoder load at 60 fps" in out
+
+
+def test_bench_bad_preview_rate_is_one_line_and_exit_78(tmp_path, capsys, contract_model):
+    code = bench.main(["--model", str(contract_model), "--source", str(tmp_path), "--preview", "--preview-fps", "0"])
+    assert code == 78 and "--preview-fps must be in (0, 60]" in capsys.readouterr().err

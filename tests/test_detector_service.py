@@ -142,6 +142,40 @@ def test_camera_error_statuses_while_retrying_then_exit_1(contract_model):
     assert "camera_error" in publisher.statuses() and publisher.statuses()[-1] == "stopping"
 
 
+def test_camera_retries_feed_the_watchdog_until_the_logged_exit(contract_model, notify):
+    camera = ScriptedCamera(fail_opens=10**6)
+    grabber = FrameGrabber(camera, retry_timeout_s=0.5, retry_backoff_s=0.02).start()
+    service = DetectorService(Detector(contract_model), grabber, RecordingPublisher(), status_interval_s=0.02,
+                              notifier=Notifier({"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "40000"}))
+    assert service.run() == 1  # the service's own exit, not the watchdog's kill
+    grabber.stop()
+    lines = notify.drain()
+    assert lines.count("WATCHDOG=1") >= 3 and not any("READY=1" in line for line in lines)
+
+
+class HangingCamera(ScriptedCamera):
+    """Fails its first open, then hangs inside the second until released."""
+
+    def __init__(self) -> None:
+        super().__init__(fail_opens=1)
+        self.release = threading.Event()
+
+    def open(self) -> None:
+        super().open()
+        self.release.wait(10)
+
+
+def test_a_retry_that_hangs_stops_feeding_the_watchdog():
+    camera, ticks = HangingCamera(), [0.0]
+    grabber = FrameGrabber(camera, retry_backoff_s=0.01, clock=lambda: ticks[0]).start()
+    wait_until(lambda: camera.opens == 2)  # retrying, and stuck in the second open
+    assert grabber.retrying_actively()
+    ticks[0] = 5.0 + 3.0 + 0.1  # longer than the longest backoff plus the slack since the failure
+    assert not grabber.retrying_actively()
+    camera.release.set()
+    grabber.stop()
+
+
 def test_fatal_source_config_error_keeps_exit_78(tmp_path, contract_model):
     from rover.sources.opencv import VideoFileSource
 
@@ -170,6 +204,16 @@ def test_observer_sees_every_stage(tmp_path, contract_model):
     grabber.stop()
     assert [s.frame_seq for s in seen] == [0, 1]
     assert all(s.capture_to_publish_ms >= s.inference_ms >= 0 and s.publish_ms >= 0 for s in seen)
+
+
+def test_preview_is_offered_each_frame_with_the_seq_of_its_message(tmp_path, contract_model):
+    grabber = FrameGrabber(ImageFolderSource(image_folder(tmp_path / "img", [0, 9, 18]), pace=False)).start()
+    publisher, offered = RecordingPublisher(), []
+    DetectorService(Detector(contract_model), grabber, publisher, max_frames=3,
+                    preview=lambda frame, order, seq: offered.append((frame.seq, int(frame.image[0, 0, 0]), order, seq))).run()
+    grabber.stop()
+    ok = [m for m in publisher.messages if m.status == "ok"]
+    assert offered == [(m.frame.seq, 9 * m.frame.seq, "bgr", m.seq) for m in ok] and len(offered) == 3
 
 
 def test_summary_line_and_status_go_out_every_interval(tmp_path, contract_model, notify, caplog):

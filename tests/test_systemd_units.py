@@ -23,7 +23,7 @@ from rover.errors import EXIT_CONFIG
 pytestmark = pytest.mark.systemd
 
 REPO = Path(__file__).resolve().parents[1]
-UNITS = ("rover-detector.service", "rover-drive.service")
+UNITS = ("rover-detector.service", "rover-drive.service", "rover-view.service")
 #: The issue's requirement for `systemd-analyze security` exposure.
 REQUIRED_EXPOSURE = 5.0
 #: Where the units are today (1.6 each): a regression guard well below 5.0.
@@ -197,5 +197,13 @@ def test_every_program_the_units_run_is_a_console_script_of_the_package() -> Non
                     command = line.split()[0]
                     assert command.startswith(f"{INSTALL_PREFIX}/venv/bin/"), command
                     programs.add(command.rsplit("/", 1)[1])
-    assert programs == {"rover-detector", "rover-drive", "rover-safestop"}
+    assert programs == {"rover-detector", "rover-drive", "rover-safestop", "rover-view"}
     assert programs <= scripts, f"setup.cfg console_scripts lacks {sorted(programs - scripts)}"
+
+
+def test_view_has_no_devices_and_starts_after_the_detector() -> None:
+    unit = _unit("rover-view.service")
+    service = unit["Service"]
+    assert service["PrivateDevices"] == ["yes"] and service["DevicePolicy"] == ["closed"]
+    assert "SupplementaryGroups" not in service and "DeviceAllow" not in service
+    assert "rover-detector.service" in unit["Unit"]["After"][0].split()

@@ -11,6 +11,7 @@ reached), 1 the camera failed for longer than ``camera.retry_timeout_s``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="loop a file or folder")
     parser.add_argument("--exit-at-end", action=argparse.BooleanOptionalAction, default=None,
                         help="exit 0 when a file or folder ends")
+    parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="publish JPEG preview frames for rover-view on view.frames (default: view.preview)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -61,17 +64,30 @@ def setup_logging(verbose: bool = False) -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
+def config_path(args: argparse.Namespace, quiet: bool = False) -> Path | None:
+    """``--config``, else the default file if it exists, else None (built-in defaults)."""
+    if args.config is not None:
+        return args.config
+    if DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    if not quiet:
+        log.info("no config file at %s: running on the built-in defaults", DEFAULT_CONFIG_PATH)
+    return None
+
+
+def load_preview(args: argparse.Namespace):
+    """The ``[view]`` section (preview frames), file then ``--preview``."""
+    from rover.view.config import ViewSection
+
+    view = load_sections(config_path(args, quiet=True), {"view": ViewSection})["view"]
+    return with_overrides(view, preview=args.preview)
+
+
 def load_config(args: argparse.Namespace):
     """The three sections, file then flags; ConfigError on anything wrong."""
     from rover.detector.config import SECTIONS
 
-    path = args.config
-    if path is None:
-        if DEFAULT_CONFIG_PATH.is_file():
-            path = DEFAULT_CONFIG_PATH
-        else:
-            log.info("no config file at %s: running on the built-in defaults", DEFAULT_CONFIG_PATH)
-    sections = load_sections(path, SECTIONS)
+    sections = load_sections(config_path(args), SECTIONS)
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",") if c.strip()]
     detector = with_overrides(
         sections["detector"], model=args.model, max_frames=args.max_frames, classes=classes,
@@ -84,12 +100,10 @@ def load_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
     from rover.detector.model import Detector
-    from rover.detector.service import DetectorService
-    from rover.publisher import DetectionPublisher
     from rover.sources import make_source
-    from rover.sources.grabber import FrameGrabber
 
     detector_cfg, camera_cfg, stream_cfg = load_config(args)
+    view_cfg = load_preview(args)
     detector = Detector(
         detector_cfg.model,
         intra_op_threads=detector_cfg.intra_op_threads,
@@ -102,6 +116,23 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     log.info("model %s: %s %s, input %dx%d, %d classes", detector_cfg.model, info.architecture, info.precision,
              info.input_width, info.input_height, info.num_classes)
     source = make_source(camera_cfg)
+    with contextlib.ExitStack() as stack:
+        preview = None
+        if view_cfg.preview:
+            from rover.preview import PreviewPublisher
+
+            preview = stack.enter_context(PreviewPublisher(
+                view_cfg.frames, width=view_cfg.width, max_fps=view_cfg.max_fps, jpeg_quality=view_cfg.jpeg_quality))
+            log.info("preview frames on %s: %d px wide, at most %g fps", preview.address, view_cfg.width, view_cfg.max_fps)
+        return _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop, preview)
+
+
+def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threading.Event, preview) -> int:
+    """Publish detections of ``source`` until stopped (``preview``: a PreviewPublisher or None)."""
+    from rover.detector.service import DetectorService
+    from rover.publisher import DetectionPublisher
+    from rover.sources.grabber import FrameGrabber
+
     with Notifier() as notifier, DetectionPublisher(
         stream_cfg.bind,
         server_secret_key=stream_cfg.server_secret_key,
@@ -118,6 +149,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
             max_frames=detector_cfg.max_frames,
             exit_at_end=camera_cfg.exit_at_end,
             stop=stop,
+            preview=None if preview is None else preview.offer,
         )
         grabber.start()
         try:

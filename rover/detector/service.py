@@ -12,14 +12,17 @@ What it promises:
 - while no frame arrives, a status message (``starting``, ``no_frame``,
   ``camera_error``, ``source_ended``) every ``status_interval_s``;
 - systemd: ``READY=1`` after the first processed frame (the model was warmed
-  up before), ``WATCHDOG=1`` only when frames progress: status messages do
-  not feed it, so a hung camera lets systemd's watchdog fire. While the
-  camera is being retried the watchdog is not fed either: the retry ends
-  with exit 1 after ``camera.retry_timeout_s`` anyway; set the unit's
-  ``WatchdogSec`` above that time so the service's own, logged exit comes
-  first and the watchdog stays the backstop for a hang;
+  up before), ``WATCHDOG=1`` only while the loop makes progress: frames
+  processed, or camera retries that keep coming (bounded: they end in a
+  logged exit 1 after ``camera.retry_timeout_s``, so the unit's short
+  ``WatchdogSec`` does not pre-empt that exit). Status messages alone do not
+  feed it, so a camera that hangs (a read or an open that never returns)
+  lets systemd's watchdog fire;
 - a ``STATUS=`` line with the frame rate and a summary log line every
-  ``summary_interval_s``.
+  ``summary_interval_s``;
+- with ``preview`` (the live view's ``PreviewPublisher.offer``), each
+  processed frame is offered after its message is published, with the
+  message's ``seq``; the offer only hands over a reference (see rover.preview).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from rover.errors import EXIT_FAILURE, EXIT_OK, RoverError
 from rover.messages import DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.sdnotify import Notifier
 from rover.sources import grabber as g
+from rover.sources.base import Frame
 from rover.detector.stats import FrameStats, RateMeter, Summary
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,7 @@ class DetectorService:
         clock: Callable[[], float] = time.monotonic,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         observer: Callable[[FrameStats], None] | None = None,
+        preview: Callable[[Frame, str, int], object] | None = None,
     ) -> None:
         self.detector = detector
         self.grabber = grabber
@@ -83,6 +88,8 @@ class DetectorService:
         self._clock = clock
         self._clock_ns = clock_ns
         self._observer = observer
+        # Offered each processed frame and its message seq (rover.preview.PreviewPublisher.offer).
+        self._preview = preview
         info = detector.info
         # labels (background excluded): lets a subscriber tell "no person" from "cannot see persons".
         self._model = ModelRef(name=info.architecture, precision=info.precision, sha256=info.source_sha256,
@@ -137,6 +144,10 @@ class DetectorService:
                     if now - last_message >= self.status_interval_s:
                         self._publish_status(STATUS_OF_STATE.get(state, "no_frame"))
                         last_message = now
+                    if grabber.retrying_actively() and (last_ping is None or now - last_ping >= self._watchdog_every):
+                        self.notifier.watchdog()  # a bounded retry is progress; a hung one is not
+                        self.watchdog_pings += 1
+                        last_ping = now
                     if grabber.finished:
                         # No frame will come: wait out the interval rather than spin.
                         self.stop.wait(max(0.0, last_message + self.status_interval_s - clock()))
@@ -170,6 +181,8 @@ class DetectorService:
             detections=result.detections,
         )
         self.publisher.publish(message)
+        if self._preview is not None:
+            self._preview(frame, self.grabber.source.order, message.seq)
         stats = FrameStats(
             frame_seq=frame.seq,
             wait_ms=wait_ms,

@@ -28,6 +28,9 @@ from rover.sources.base import Frame, FrameSource, SourceEnded
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
+#: A retry loop counts as alive (see :meth:`FrameGrabber.retrying_actively`)
+#: while its last failed attempt is at most this much older than the longest wait.
+RETRY_SLACK_S = 3.0
 
 #: Grabber states, as the service maps them to message statuses.
 STARTING, RUNNING, RETRYING, ENDED, FAILED, STOPPED = "starting", "running", "retrying", "ended", "failed", "stopped"
@@ -71,6 +74,8 @@ class FrameGrabber:
         self.skipped = 0
         #: The last camera problem (while retrying), or why the grabber failed.
         self.error: BaseException | None = None
+        #: ``clock`` time of the last failed open or read while retrying.
+        self.last_failure: float | None = None
 
     # -- the service's side -------------------------------------------------
     def start(self) -> "FrameGrabber":
@@ -105,6 +110,17 @@ class FrameGrabber:
             self._close_source()  # never started: the thread did not own it yet
         if self.state not in (ENDED, FAILED):
             self.state = STOPPED
+
+    def retrying_actively(self) -> bool:
+        """True while the camera is being retried and the attempts keep coming.
+
+        Retrying is bounded (``retry_timeout_s``, then exit 1), so the service
+        may count it as progress for systemd's watchdog; an attempt that hangs
+        inside the backend (an ``open`` that never returns) stops counting
+        after the longest backoff plus :data:`RETRY_SLACK_S`.
+        """
+        last = self.last_failure
+        return self.state == RETRYING and last is not None and self._clock() - last <= MAX_BACKOFF_S + RETRY_SLACK_S
 
     @property
     def finished(self) -> bool:
@@ -144,7 +160,7 @@ class FrameGrabber:
                 now = self._clock()
                 if failing_since is None:
                     failing_since = now
-                self.error = exc
+                self.error, self.last_failure = exc, now
                 self._close_source()
                 opened = False
                 if now - failing_since >= self.retry_timeout_s:
