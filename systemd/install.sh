@@ -10,8 +10,8 @@
 #      so it sees apt's picamera2 (python3-picamera2 on Raspberry Pi OS
 #      Bookworm; picamera2 is not installable from pip), and pip-installs this
 #      checkout into it with the Pi extras (RPi.GPIO or rpi-lgpio, smbus2);
-#   3. installs rover-detector.service and rover-drive.service into
-#      /etc/systemd/system (paths rewritten for PREFIX);
+#   3. installs rover-detector.service, rover-drive.service and the optional
+#      rover-view.service into /etc/systemd/system (paths rewritten for PREFIX);
 #   4. copies config/rover.example.toml to /etc/rover/rover.toml, never
 #      overwriting an existing one, and creates /var/lib/rover/models;
 #   5. checks that every program the units run exists, then reloads systemd.
@@ -30,7 +30,7 @@ PIP_ARGS=""
 MAKE_VENV=1
 ENABLE=0
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-UNITS=(rover-detector.service rover-drive.service)
+UNITS=(rover-detector.service rover-drive.service rover-view.service)
 
 usage() {
     cat <<EOF
@@ -171,4 +171,5 @@ install.sh: done. Next:
   sudo systemctl enable --now rover-detector      # start now and at every boot
   systemctl status rover-detector; journalctl -u rover-detector -f
   sudo systemctl enable --now rover-drive         # only when the car may move
+  sudo systemctl enable --now rover-view          # optional: the live view on http://127.0.0.1:8080/ ([view] preview = true)
 EOF

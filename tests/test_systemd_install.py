@@ -22,7 +22,7 @@ pytestmark = pytest.mark.systemd
 REPO = Path(__file__).resolve().parents[1]
 #: What a checkout needs for ``pip install .`` and for install.sh.
 CHECKOUT_PARTS = ("setup.cfg", "pyproject.toml", "README.md", "rover", "export", "systemd", "config", "docs")
-UNITS = ("rover-detector.service", "rover-drive.service")
+UNITS = ("rover-detector.service", "rover-drive.service", "rover-view.service")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
@@ -66,7 +66,7 @@ def test_install_stages_units_config_and_a_venv_that_sees_apt_packages(checkout:
     paths = subprocess.run([str(venv / "bin" / "python"), "-c", "import sys; print('\\n'.join(sys.path))"],
                            capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
     assert any(p.startswith("/usr/lib/python3") and p.endswith("dist-packages") for p in paths), paths
-    for program in ("rover-detector", "rover-drive", "rover-safestop"):
+    for program in ("rover-detector", "rover-drive", "rover-safestop", "rover-view"):
         assert (venv / "bin" / program).is_file(), f"{program} is not installed in the venv"
     for unit in UNITS:
         installed = (root / "etc/systemd/system" / unit).read_text()
