@@ -99,6 +99,42 @@ def test_stream_stops_then_neutral_exactly_half_a_second_after_the_last_fresh_me
     assert rig.status()["state"] == "SAFE"
 
 
+class Oversleeping:
+    """A receiver whose process wakes up ``late_s`` after each poll timeout (a busy or stalled CPU)."""
+
+    def __init__(self, inner, late_s: float) -> None:
+        self.inner, self.late_s = inner, late_s
+
+    def recv(self, timeout_s: float):
+        return self.inner.recv(timeout_s + self.late_s)
+
+
+@pytest.mark.parametrize("late_s", [0.002, 0.3])
+def test_a_message_received_after_the_deadmans_deadline_does_not_cancel_it(late_s: float) -> None:
+    rig = Rig()
+    rig.loop.receiver = Oversleeping(rig.stream, late_s)
+    last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 2.0)
+    rig.run_until(last + 0.001)
+    assert rig.loop.state is State.FOLLOWING and rig.chassis.throttle > 0
+    late = last + DriveConfig().deadman_s + 0.001  # just after the deadline; the loop wakes up later still
+    rig.stream.publish_at(late, detection_bytes([person(0.3, 0.2)], t_capture_s=late - 0.05, seq=999))
+    rig.run_until(late + late_s + 0.001)
+    assert State.SAFE in [state for t, state in rig.states if t > last]
+    neutral = [t for t, kind, value in rig.chassis.history if t > last and kind == "throttle" and value == 0.0]
+    assert neutral and rig.chassis.throttle == 0.0  # motors off, and re-arming is needed
+    assert rig.loop.state is State.SAFE
+
+
+def test_a_stalled_loop_does_not_take_its_whole_gap_as_one_acceleration_step() -> None:
+    rig = Rig()
+    rig.loop.receiver = Oversleeping(rig.stream, 0.2)
+    rig.play(lambda t: [person(0.3, 0.05)], 0.0, 3.0, fps=2.5)  # far away: full speed wanted, a slow model
+    rig.run_for(3.0)
+    throttles = [value for _, kind, value in rig.chassis.history if kind == "throttle"]
+    steps = [b - a for a, b in zip(throttles, throttles[1:])]
+    assert max(steps) <= DriveConfig().accel_per_s * 2 * DriveConfig().tick_s + 1e-9
+
+
 def test_rearming_after_the_deadman_needs_k_fresh_messages_again() -> None:
     rig = Rig()
     last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 1.0)

@@ -96,23 +96,32 @@ class DriveLoop:
             timeout = max(0.0, min(timeout, deadline - self.clock()))
         raw = self.receiver.recv(timeout)
         now = self.clock()
+        # Timers first: a message that arrives after the dead-man's deadline
+        # (a late wake-up, a stalled loop) must not cancel it.
         before = self.machine.state
+        timed = self.machine.tick(now)
+        if timed is State.SAFE and before is not State.SAFE:
+            log.warning("no fresh detection for %.2f s: motors off, back to SAFE", now - (self.machine.last_fresh or now))
+            self._forget_target()
         if raw is not None:
             self._handle(self.gate.classify(raw, now), now)
         state = self.machine.tick(now)
-        if state is State.SAFE and before is not State.SAFE:
-            if self.machine.last_fresh is not None and now - self.machine.last_fresh >= self.config.deadman_s - 1e-9:
-                log.warning("no fresh detection for %.2f s: motors off, back to SAFE", self.config.deadman_s)
-            self.tracker.reset()
-            self.controller.reset()
+        if state is State.SAFE and timed is not State.SAFE:
+            self._forget_target()  # disarmed by a detector status
         distance = self.chassis.distance_m()
         blocked = self.config.bumper_m > 0 and distance is not None and distance < self.config.bumper_m
-        commands = self.controller.output(state, now, max(0.0, now - self._last_tick), blocked)
+        # A stalled loop must not turn its whole gap into one ramp step.
+        dt = min(max(0.0, now - self._last_tick), 2 * self.config.tick_s)
+        commands = self.controller.output(state, now, dt, blocked)
         self._last_tick = now
         self._apply(state, commands)
         self._publish(now, commands, distance)
         self._notify(now, state)
         return commands
+
+    def _forget_target(self) -> None:
+        self.tracker.reset()
+        self.controller.reset()
 
     def _handle(self, received: Received, now: float) -> None:
         if received.kind != "fresh":
