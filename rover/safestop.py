@@ -14,9 +14,14 @@ it works when the drive process was SIGKILLed and cleaned nothing up:
 
 It is idempotent and fast: no waits except the PCA9685's 500 us oscillator
 start-up when the chip had to be woken. Each half runs even if the other
-fails. Exit codes: 0 both done, 1 a part failed (the line says which), 78
-the config file is invalid (the kit defaults were applied anyway, since
-stopping the car matters more than the file).
+fails, whatever the failure. Exit codes: 0 both done, 1 a part failed (the
+line says which), 78 the config file is invalid or unreadable (the kit
+defaults were applied anyway, since stopping the car matters more than the
+file).
+
+Stop the drive process first: while it lives, RPi.GPIO's software PWM thread
+rewrites the enable pins every period, and rpi-lgpio (Pi 5) refuses pins that
+another process holds. The drive unit runs this after the process is gone.
 """
 
 from __future__ import annotations
@@ -74,8 +79,9 @@ def safe_stop(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
         print(f"{PROG}: motors off: BCM {', '.join(map(str, pins))} LOW")
     except HardwareError as exc:
         failures.append(f"motors NOT stopped: {exc}")
-    except (RuntimeError, ValueError) as exc:
-        failures.append(f"motors NOT stopped: RPi.GPIO refused ({exc})")
+    except Exception as exc:  # noqa: BLE001 - whatever the GPIO library raised, the servos still get centred
+        failures.append(f"motors NOT stopped: the GPIO library refused ({type(exc).__name__}: {exc}); "
+                        "is the drive still running? sudo systemctl stop rover-drive")
     owned = None
     try:
         if bus is None:
@@ -85,20 +91,27 @@ def safe_stop(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
         print(f"{PROG}: servos centred: {shown} ticks")
     except HardwareError as exc:
         failures.append(f"servos NOT centred: {exc}")
+    except Exception as exc:  # noqa: BLE001 - report it as one line like the others
+        failures.append(f"servos NOT centred: {type(exc).__name__}: {exc}")
     finally:
         if owned is not None:
-            owned.close()
+            try:
+                owned.close()
+            except OSError:
+                pass  # the bus is gone with the process anyway
     return failures
 
 
 def load_config(path: Path | None) -> tuple[PicarBConfig, ConfigError | None]:
     """The [picar_b] section, or the kit defaults plus the error when the file is bad."""
-    if path is None:
-        path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
     try:
+        if path is None:
+            path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
         return load_sections(path, {"picar_b": PicarBConfig})["picar_b"], None
     except ConfigError as exc:
         return PicarBConfig(), exc
+    except OSError as exc:  # e.g. /etc/rover is root:rover 0750 and this user is not in the group
+        return PicarBConfig(), ConfigError(f"config file {path or DEFAULT_CONFIG_PATH} cannot be read ({exc.strerror or exc})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -123,7 +123,7 @@ def test_non_finite_commands_are_refused_and_change_nothing(fake_picar: FakePica
     assert fake_picar.servo_ticks("steering") == 330
 
 
-def test_close_leaves_the_car_safe_and_the_pins_released(fake_picar: FakePicar) -> None:
+def test_close_leaves_the_car_safe_motor_pins_held_low_and_the_others_released(fake_picar: FakePicar) -> None:
     car = fake_picar
     car.chassis.drive(0.9)
     car.chassis.steer(-1.0)
@@ -132,13 +132,13 @@ def test_close_leaves_the_car_safe_and_the_pins_released(fake_picar: FakePicar) 
     cfg = car.config
     for pin in cfg.motor_pins:
         view = car.board.pin(pin)
-        assert view.function == "IN" and view.duty is None, pin  # GPIO.cleanup on the pins used
+        assert view.function == "OUT" and view.duty is None, pin  # held LOW, not a floating input
         assert car.board.levels(pin)[-1] == 0, pin  # last driven LOW
     for pin in (cfg.right_enable_pin, cfg.left_enable_pin):
         assert car.board.duties(pin)[-1] == 0.0
         assert car.board.history(pin, "pwm")[-1]["value"] == "stop"
     for pin in (cfg.ultrasonic_trigger_pin, cfg.ultrasonic_echo_pin):
-        assert car.board.pin(pin).function == "IN"
+        assert car.board.pin(pin).function == "IN"  # GPIO.cleanup on the other pins used
     assert [car.servo_ticks(n) for n in ("steering", "pan", "tilt")] == [300, 300, 300]
     assert car.gpio.getmode() == car.gpio.BCM  # cleanup of *our* pins only: another user's mode stays
 
@@ -188,8 +188,8 @@ def test_a_missing_i2c_bus_is_one_line_and_releases_nothing_twice() -> None:
     with pytest.raises(HardwareError) as caught:
         open_chassis("picar-b", PicarBConfig(ultrasonic_enabled=False), gpio=gpio, bus=SMBus(1, world=world))
     assert "0x40" in str(caught.value) and "--backend log" in str(caught.value)
-    for pin in PicarBConfig().motor_pins:  # the half-opened GPIO side was undone
-        assert board.pin(pin).function == "IN" and board.levels(pin)[-1] == 0
+    for pin in PicarBConfig().motor_pins:  # the half-opened GPIO side was undone: PWM stopped, pins LOW
+        assert board.pin(pin).function == "OUT" and board.levels(pin)[-1] == 0  # held LOW
 
 
 def test_unknown_backend_is_a_config_error() -> None:
@@ -207,3 +207,15 @@ def test_opened_with_a_custom_address_and_channels() -> None:
         assert car.world.chip(1, 0x41).pulse_ticks(5) == 450
     finally:
         car.chassis.close()
+
+
+def test_a_failing_motor_does_not_keep_the_other_from_stopping(fake_picar: FakePicar, monkeypatch) -> None:
+    car = fake_picar
+    car.chassis.drive(0.6)
+    right, left = car.chassis._motors
+    def broken(_drive) -> None:
+        raise RuntimeError("right H-bridge pin write failed")
+    monkeypatch.setattr(right, "apply", broken)
+    with pytest.raises(RuntimeError):
+        car.chassis.safe()
+    assert car.board.duties(car.config.left_enable_pin)[-1] == 0.0  # the left motor stopped all the same

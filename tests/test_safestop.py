@@ -127,3 +127,40 @@ def test_without_rpi_gpio_the_servos_are_still_centred(monkeypatch, capsys) -> N
     failures = safe_stop(PicarBConfig(), bus=SMBus(1, world=world), sleep=lambda s: None)
     assert len(failures) == 1 and "RPi.GPIO" in failures[0] and "\n" not in failures[0]
     assert world.chip().pulse_ticks(2) == 300
+
+
+class LgpioLikeGPIO:
+    """A GPIO library that fails the way lgpio does under a read-only working directory."""
+
+    BCM, OUT, LOW = 11, 0, 0
+
+    def setwarnings(self, flag: bool) -> None:
+        pass
+
+    def setmode(self, mode: int) -> None:
+        raise FileNotFoundError(2, "No such file or directory", ".lgd-nfy0")
+
+
+def test_any_gpio_failure_still_centres_the_servos_and_says_what_to_do() -> None:
+    world = I2CWorld()
+    failures = safe_stop(PicarBConfig(), gpio=LgpioLikeGPIO(), bus=SMBus(1, world=world), sleep=lambda s: None)
+    assert len(failures) == 1 and failures[0].startswith("motors NOT stopped") and "FileNotFoundError" in failures[0]
+    assert [world.chip().pulse_ticks(ch) for ch in (2, 1, 0)] == [300, 300, 300]
+
+
+def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: Path, monkeypatch, capsys) -> None:
+    from tests.fakehw.RPi.GPIO import Board
+    import rover.safestop as safestop
+
+    class Unreadable(type(Path())):
+        def is_file(self) -> bool:
+            raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(safestop, "DEFAULT_CONFIG_PATH", Unreadable("/etc/rover/rover.toml"))
+    board, world = Board(), I2CWorld()
+    real = safestop.safe_stop
+    monkeypatch.setattr(safestop, "safe_stop", lambda config: real(config, gpio=FakeGPIO(board), bus=SMBus(1, world=world)))
+    assert main([]) == 78
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "kit defaults" in err and len(err.strip().splitlines()) == 1
+    assert_safe(board, world.chip(), PicarBConfig())

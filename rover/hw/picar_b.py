@@ -113,9 +113,15 @@ class PicarBChassis(PicarBChassisBase):
         return self._ranger.distance_m()
 
     def _apply_motors(self, command: MotorCommand) -> None:
-        right, left = self._motors
-        right.apply(command.right)
-        left.apply(command.left)
+        """Both motors, each attempted even if the other fails (a stop must reach both)."""
+        errors = []
+        for motor, drive in zip(self._motors, (command.right, command.left)):
+            try:
+                motor.apply(drive)
+            except Exception as exc:  # noqa: BLE001 - raised below, after the other motor
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _apply_servo(self, name: str, channel: int, ticks: int) -> None:
         self._pca.set_pulse(channel, ticks)
@@ -124,7 +130,13 @@ class PicarBChassis(PicarBChassisBase):
         self._undo_open()
 
     def _undo_open(self) -> None:
-        """Stop the thread and PWM, pins LOW, GPIO.cleanup on our pins, our bus closed. Best effort."""
+        """Stop the thread and PWM, motor pins LOW, the other pins cleaned up, our bus closed. Best effort.
+
+        The motor pins stay LOW outputs (as ``rover-safestop`` leaves them):
+        ``GPIO.cleanup`` would turn them into floating inputs, which do not
+        hold the H-bridge off when the drive runs outside systemd and no
+        safe-stop follows. The process's claim on them ends when it exits.
+        """
         errors: list[Exception] = []
         if self._ranger is not None:
             self._ranger.stop()
@@ -134,9 +146,10 @@ class PicarBChassis(PicarBChassisBase):
             except Exception as exc:  # noqa: BLE001 - the other motor and the cleanup still run
                 errors.append(exc)
         self._motors = []
-        if self._pins:
+        others = [pin for pin in self._pins if pin not in self.config.motor_pins]
+        if others:
             try:
-                self._gpio.cleanup(self._pins)
+                self._gpio.cleanup(others)
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)
             self._pins = []
