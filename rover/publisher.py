@@ -1,18 +1,26 @@
-"""The detection stream's ZeroMQ PUB socket, with CURVE when it leaves the host.
+"""The detection stream's ZeroMQ PUB sockets: one for the car, one for the LAN.
 
-Binding anything but loopback or ``ipc://`` exposes the stream to the LAN,
-so it requires CURVE keys (pyzmq's ``zmq.auth``: a server secret key file
-and a folder of authorised client public keys, checked by a
-``ThreadAuthenticator``) or an explicit ``allow_insecure_lan`` opt-in.
+``bind`` serves the programs on the car (rover-drive, rover-view, rover
+record): on loopback or ``ipc://`` it needs no keys and never gets CURVE, so
+they connect with plain SUB sockets. The optional ``lan_bind`` serves other
+machines and gets the same bytes; it requires CURVE keys (pyzmq's
+``zmq.auth``: a server secret key file and a folder of authorised client
+public keys, checked by a ``ThreadAuthenticator``) or an explicit
+``allow_insecure_lan`` opt-in. A non-loopback ``bind`` still works as before
+(keys or the opt-in), but keeping it on loopback is the documented setup.
 
-The socket never blocks the detector: PUB drops messages for a subscriber
+The authenticator serves the whole context, yet the loopback socket stays
+open to keyless local subscribers: libzmq consults ZAP for a NULL-mechanism
+socket only when that socket has a ``zap_domain`` (``session_base_t::
+zap_enabled``), and none is set here (tests prove it over real sockets).
+
+The sockets never block the detector: PUB drops messages for a subscriber
 whose queue (``send_hwm``) is full, sends use ``NOBLOCK`` with a send
 timeout as a second guard, and close uses linger 0.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 
@@ -20,31 +28,15 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from rover.endpoints import check_exposure, check_lan_bind, is_local_endpoint
 from rover.errors import ConfigError
 from rover.messages import DetectionMessage, encode
+
+__all__ = ["DetectionPublisher", "is_local_endpoint", "load_server_keys"]
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_MS = 100
-
-
-def is_local_endpoint(endpoint: str) -> bool:
-    """True for ``ipc://``, ``inproc://`` and TCP on a loopback address or ``localhost``."""
-    scheme, sep, rest = endpoint.partition("://")
-    if not sep:
-        raise ConfigError(f"stream endpoint {endpoint!r} has no scheme: use tcp://HOST:PORT or ipc:///PATH")
-    if scheme in ("ipc", "inproc"):
-        return True
-    if scheme != "tcp":
-        raise ConfigError(f"stream endpoint {endpoint!r} must be tcp://, ipc:// or inproc://")
-    host = rest.rsplit(":", 1)[0] if ":" in rest else rest
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # "*", an interface name or a host name: reachable from outside
 
 
 def load_server_keys(secret_file: Path, client_keys_dir: Path) -> tuple[bytes, bytes]:
@@ -64,7 +56,7 @@ def load_server_keys(secret_file: Path, client_keys_dir: Path) -> tuple[bytes, b
 
 
 class DetectionPublisher:
-    """Binds a PUB socket and sends :class:`~rover.messages.DetectionMessage`.
+    """Binds the PUB socket(s) and sends :class:`~rover.messages.DetectionMessage` to all of them.
 
     Use as a context manager or call :meth:`close` (idempotent).
     """
@@ -73,6 +65,7 @@ class DetectionPublisher:
         self,
         bind: str,
         *,
+        lan_bind: str = "",
         server_secret_key: Path | None = None,
         client_keys_dir: Path | None = None,
         allow_insecure_lan: bool = False,
@@ -80,59 +73,83 @@ class DetectionPublisher:
         context: zmq.Context | None = None,
     ) -> None:
         self.endpoint = bind
-        local = is_local_endpoint(bind)
-        self.encrypted = server_secret_key is not None
-        if not local and not self.encrypted and not allow_insecure_lan:
-            raise ConfigError(
-                f"stream.bind {bind} is reachable from the network: set stream.server_secret_key and "
-                "stream.client_keys_dir (CURVE), or stream.allow_insecure_lan = true, or bind tcp://127.0.0.1"
-            )
-        keys = load_server_keys(server_secret_key, client_keys_dir) if self.encrypted else None
+        has_keys = server_secret_key is not None
+        check_lan_bind(bind, lan_bind)
+        wanted = [("stream.bind", bind)] + ([("stream.lan_bind", lan_bind)] if lan_bind else [])
+        for key, endpoint in wanted:
+            check_exposure(key, endpoint, keys=has_keys, allow_insecure_lan=allow_insecure_lan)
+        # CURVE goes on every socket that leaves the host, never on loopback or ipc://.
+        curve = {key for key, endpoint in wanted if has_keys and not is_local_endpoint(endpoint)}
+        if has_keys and not curve:
+            log.warning("stream.server_secret_key is set but every endpoint stays on this host: "
+                        "set stream.lan_bind (e.g. tcp://0.0.0.0:5565) to serve other machines")
+        keys = load_server_keys(server_secret_key, client_keys_dir) if has_keys else None
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._auth: ThreadAuthenticator | None = None
-        self._socket: zmq.Socket | None = None
+        self._sockets: list[zmq.Socket] = []
         try:
-            socket = self._context.socket(zmq.PUB)
-            self._socket = socket
-            socket.linger = 0
-            socket.sndhwm = send_hwm
-            socket.sndtimeo = SEND_TIMEOUT_MS
-            if keys is not None:
+            if curve:
                 self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("rover.publisher.auth"))
                 self._auth.start()
                 self._auth.configure_curve(domain="*", location=str(client_keys_dir))
-                socket.curve_publickey, socket.curve_secretkey = keys
-                socket.curve_server = True
-            elif not local:
-                log.warning("stream %s is NOT encrypted: anyone on the network can read it (allow_insecure_lan)", bind)
-            socket.bind(bind)
-        except zmq.ZMQError as exc:
+            for key, endpoint in wanted:
+                self._open(key, endpoint, send_hwm, keys if key in curve else None)
+        except BaseException:
             self.close()
-            raise ConfigError(f"stream.bind {bind} cannot be bound ({exc}): pick a free port or a writable ipc path") from None
-        #: The endpoint actually bound (a ``tcp://...:*`` wildcard port resolved).
-        self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            raise
+        #: The endpoints actually bound (a ``tcp://...:*`` wildcard port resolved).
+        addresses = [socket.getsockopt_string(zmq.LAST_ENDPOINT) for socket in self._sockets]
+        self.address = addresses[0]
+        #: The LAN endpoint actually bound, or "" when ``lan_bind`` is off.
+        self.lan_address = addresses[1] if lan_bind else ""
+        #: True when CURVE protects a socket (the LAN one, or a non-loopback ``bind``).
+        self.encrypted = bool(curve)
+        self.bind_encrypted = "stream.bind" in curve
+        self.lan_encrypted = "stream.lan_bind" in curve
         self.sent = 0
         self.dropped = 0
 
+    def _open(self, key: str, endpoint: str, send_hwm: int, keys: tuple[bytes, bytes] | None) -> None:
+        """Add one PUB socket bound to ``endpoint`` (CURVE server with ``keys``); same options for each."""
+        socket = self._context.socket(zmq.PUB)
+        self._sockets.append(socket)  # closed by close() if anything below fails
+        socket.linger = 0
+        socket.sndhwm = send_hwm
+        socket.sndtimeo = SEND_TIMEOUT_MS
+        if keys is not None:
+            socket.curve_publickey, socket.curve_secretkey = keys
+            socket.curve_server = True
+        elif not is_local_endpoint(endpoint):
+            log.warning("%s %s is NOT encrypted: anyone on the network can read it (allow_insecure_lan)", key, endpoint)
+        try:
+            socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            raise ConfigError(f"{key} {endpoint} cannot be bound ({exc}): pick a free port or a writable ipc path") from None
+
     def publish(self, message: DetectionMessage) -> bool:
-        """Send one message; False if it had to be dropped (never blocks)."""
+        """Send one message to every socket; False if a socket had to drop it (never blocks)."""
         return self.send_raw(encode(message))
 
     def send_raw(self, payload: bytes) -> bool:
-        if self._socket is None:
+        if not self._sockets:
             raise RuntimeError("publisher is closed")
-        try:
-            self._socket.send(payload, zmq.NOBLOCK, copy=len(payload) < 16384)
-        except zmq.Again:
+        copy = len(payload) < 16384
+        delivered = True
+        for socket in self._sockets:
+            try:
+                socket.send(payload, zmq.NOBLOCK, copy=copy)
+            except zmq.Again:
+                delivered = False
+        if delivered:
+            self.sent += 1
+        else:
             self.dropped += 1
-            return False
-        self.sent += 1
-        return True
+        return delivered
 
     def close(self) -> None:
-        socket, self._socket = self._socket, None
-        if socket is not None:
+        sockets, self._sockets = self._sockets, []
+        for socket in sockets:
             socket.close(linger=0)
         auth, self._auth = self._auth, None
         if auth is not None:

@@ -55,6 +55,12 @@ def test_unknown_section_is_refused(tmp_path):
         ("[camera]\nwidth = 'wide'\n", "camera.width .* must be int"),
         ("[stream]\nstatus_interval_s = 2.0\n", "2 Hz or more"),
         ("[stream]\nclient_keys_dir = '/etc/rover/keys'\n", "must be set together"),
+        ("[stream]\nlan_bind = 'tcp://127.0.0.1:5555'\n", "lan_bind .* same endpoint as stream.bind"),
+        ("[stream]\nlan_bind = 'tcp://127.0.0.1:5565'\n", "lan_bind .* stays on this host"),
+        ("[stream]\nlan_bind = 'ipc:///run/rover/lan'\n", "lan_bind .* stays on this host"),
+        ("[stream]\nlan_bind = 'tcp://0.0.0.0:5555'\n", "same port 5555"),
+        ("[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\n", r"lan_bind .* reachable from the network.*server_secret_key"),
+        ("[stream]\nlan_bind = 'udp://0.0.0.0:5565'\nallow_insecure_lan = true\n", "must be tcp://"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(tmp_path, text, message):
@@ -85,3 +91,23 @@ def test_flags_override_the_file(tmp_path):
 def test_a_bad_flag_value_is_a_config_error():
     with pytest.raises(ConfigError, match="max_frames"):
         load_config(parse("--config", str(EXAMPLE), "--max-frames", "-1"))
+
+
+def test_lan_bind_with_keys_or_the_opt_in_is_accepted_and_bind_stays_local(tmp_path):
+    keyed = write(tmp_path, "[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\n"
+                            "server_secret_key = '/k/server.key_secret'\nclient_keys_dir = '/k/authorized'\n")
+    stream = load_sections(keyed, SECTIONS)["stream"]
+    assert (stream.bind, stream.lan_bind) == ("tcp://127.0.0.1:5555", "tcp://0.0.0.0:5565")
+    insecure = write(tmp_path, "[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\nallow_insecure_lan = true\n")
+    assert load_sections(insecure, SECTIONS)["stream"].lan_bind == "tcp://0.0.0.0:5565"
+    assert StreamSection().lan_bind == ""  # off by default
+
+
+def test_lan_bind_flag_overrides_the_file_and_is_checked(tmp_path):
+    path = write(tmp_path, "[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\nallow_insecure_lan = true\n")
+    assert load_config(parse("--config", str(path), "--lan-bind", "tcp://0.0.0.0:6000"))[2].lan_bind == "tcp://0.0.0.0:6000"
+    assert load_config(parse("--config", str(path), "--lan-bind", ""))[2].lan_bind == ""
+    with pytest.raises(ConfigError, match="stays on this host"):
+        load_config(parse("--config", str(path), "--lan-bind", "tcp://127.0.0.1:6000"))
+    with pytest.raises(ConfigError, match="reachable from the network"):
+        load_config(parse("--config", str(EXAMPLE), "--lan-bind", "tcp://0.0.0.0:6000"))

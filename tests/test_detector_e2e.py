@@ -241,8 +241,11 @@ def error_lines(text: str) -> list[str]:
         ("missing_model", 78, r"nope\.onnx does not exist: export one"),
         ("corrupt_model", 78, "cannot be loaded by onnxruntime"),
         ("nonconforming_model", 78, "lacks metadata labels"),
+        ("too_many_labels", 78, r"1001 class labels .* at most 1000"),
         ("unknown_class", 78, "'giraffe'.*its labels are"),
         ("lan_without_keys", 78, "reachable from the network"),
+        ("lan_bind_without_keys", 78, r"stream\.lan_bind tcp://0\.0\.0\.0:0 is reachable from the network"),
+        ("lan_bind_on_loopback", 78, r"stream\.lan_bind tcp://127\.0\.0\.1:0 stays on this host"),
         ("missing_video", 78, r"missing\.avi does not exist"),
         ("camera_gone", 1, r"cannot open camera 97.*gave up after"),
     ],
@@ -264,10 +267,17 @@ def test_bad_input_gets_one_clear_line_and_its_exit_code(tmp_path, run_detector,
         Path(model).write_bytes(b"\x00garbage" * 64)
     elif case == "nonconforming_model":
         model = str(make_contract_model(tmp_path / "bad.onnx", drop_metadata=("labels",)))
+    elif case == "too_many_labels":  # loads, but every message would be refused by its subscribers
+        labels = ["__background__", *(f"class{i}" for i in range(1001))]
+        model = str(make_contract_model(tmp_path / "many.onnx", labels=labels, logits=[[0.0] * len(labels)] * 4))
     elif case == "unknown_class":
         args += ["--classes", "giraffe"]
     elif case == "lan_without_keys":
         args += ["--bind", "tcp://0.0.0.0:0"]
+    elif case == "lan_bind_without_keys":
+        args += ["--lan-bind", "tcp://0.0.0.0:0"]
+    elif case == "lan_bind_on_loopback":
+        args += ["--lan-bind", "tcp://127.0.0.1:0"]
     elif case == "missing_video":
         args += ["--source", str(tmp_path / "missing.avi")]
     elif case == "camera_gone":
@@ -281,3 +291,52 @@ def test_bad_input_gets_one_clear_line_and_its_exit_code(tmp_path, run_detector,
     import re
 
     assert len(errors) == 1 and re.search(expect_text, errors[0]), det.stderr
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]
+
+
+def test_with_curve_keys_the_car_subscribes_without_keys_and_the_lan_with_them(
+    tmp_path, run_detector, subscriber, vtest_clip, contract_model
+):
+    """The README's LAN setup through the real program: ``bind`` on this host (keyless, as
+    rover-drive connects), ``lan_bind`` with CURVE keys. Both get the stream; a keyless
+    subscriber on the LAN endpoint gets nothing."""
+    import zmq.auth
+
+    for d in ("server", "laptop", "authorized"):
+        (tmp_path / d).mkdir()
+    server_public, server_secret = zmq.auth.create_certificates(tmp_path / "server", "server")
+    laptop_public, laptop_secret = zmq.auth.create_certificates(tmp_path / "laptop", "laptop")
+    (tmp_path / "authorized" / "laptop.key").write_bytes(Path(laptop_public).read_bytes())
+    endpoint, car = subscriber
+    port = free_tcp_port()
+    config = (f"[stream]\nlan_bind = 'tcp://0.0.0.0:{port}'\nserver_secret_key = '{server_secret}'\n"
+              f"client_keys_dir = '{tmp_path / 'authorized'}'\n")
+    ctx = zmq.Context()
+    lan, keyless = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    lan.curve_publickey, lan.curve_secretkey = zmq.auth.load_certificate(laptop_secret)
+    lan.curve_serverkey = zmq.auth.load_certificate(server_public)[0]
+    for sock in (lan, keyless):
+        sock.linger = 0
+        sock.reconnect_ivl = 10
+        sock.subscribe(b"detections")
+        sock.connect(f"tcp://127.0.0.1:{port}")
+    lan.rcvtimeo = int(HANG_GUARD_S * 1000)
+    try:
+        det = run_detector("--model", str(contract_model), "--source", str(vtest_clip), "--bind", endpoint,
+                           config=config)
+        from_car = [receive(car)[1] for _ in range(3)]
+        from_lan = [receive(lan)[1] for _ in range(3)]
+        det.proc.send_signal(signal.SIGTERM)
+        assert det.wait() == 0, det.stderr
+        assert keyless.poll(0) == 0, "a subscriber without keys must get nothing on lan_bind"
+    finally:
+        lan.close()
+        keyless.close()
+        ctx.term()
+    assert {m.model.name for m in from_car + from_lan} == {"synthetic-test"}
+    assert f"publishing on {endpoint}, for other machines on tcp://0.0.0.0:{port} (CURVE)" in det.stderr

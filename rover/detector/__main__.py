@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", help="picamera2, a device index, a video file, a URL or an image folder")
     parser.add_argument("--model", type=Path, help="ONNX model that follows the rover model contract")
     parser.add_argument("--bind", help="ZeroMQ endpoint to publish on, e.g. tcp://127.0.0.1:5555 or ipc:///run/rover/det")
+    parser.add_argument("--lan-bind", help="second endpoint for other machines, e.g. tcp://0.0.0.0:5565 (needs the "
+                        "[stream] CURVE keys or allow_insecure_lan); \"\" = off")
     parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
     parser.add_argument("--classes", help="comma-separated label names to report, e.g. person")
     parser.add_argument("--threads", type=int, dest="intra_op_threads", help="onnxruntime intra-op threads (0 = all cores)")
@@ -94,7 +96,7 @@ def load_config(args: argparse.Namespace):
         intra_op_threads=args.intra_op_threads, score_threshold=args.score_threshold,
     )
     camera = with_overrides(sections["camera"], source=args.source, pace=args.pace, loop=args.loop, exit_at_end=args.exit_at_end)
-    stream = with_overrides(sections["stream"], bind=args.bind)
+    stream = with_overrides(sections["stream"], bind=args.bind, lan_bind=args.lan_bind)
     return detector, camera, stream
 
 
@@ -135,12 +137,16 @@ def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threadi
 
     with Notifier() as notifier, DetectionPublisher(
         stream_cfg.bind,
+        lan_bind=stream_cfg.lan_bind,
         server_secret_key=stream_cfg.server_secret_key,
         client_keys_dir=stream_cfg.client_keys_dir,
         allow_insecure_lan=stream_cfg.allow_insecure_lan,
         send_hwm=stream_cfg.send_hwm,
     ) as publisher:
-        log.info("publishing on %s%s, reading %s", publisher.address, " (CURVE)" if publisher.encrypted else "", source.name)
+        lan = publisher.lan_address and f", for other machines on {publisher.lan_address}" + (
+            " (CURVE)" if publisher.lan_encrypted else "")
+        log.info("publishing on %s%s%s, reading %s", publisher.address, " (CURVE)" if publisher.bind_encrypted else "",
+                 lan, source.name)
         grabber = FrameGrabber(source, retry_timeout_s=camera_cfg.retry_timeout_s, retry_backoff_s=camera_cfg.retry_backoff_s)
         service = DetectorService(
             detector, grabber, publisher, notifier=notifier,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from rover.config import doc
+from rover.endpoints import check_exposure, check_lan_bind
 
 DEFAULT_MODEL = Path("/var/lib/rover/models/detector.onnx")
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -83,14 +84,27 @@ class CameraSection:
 
 @dataclass(frozen=True)
 class StreamSection:
-    """``[stream]``: the ZeroMQ PUB socket the detections go out on."""
+    """``[stream]``: the ZeroMQ PUB sockets the detections go out on (car, and optionally LAN)."""
 
-    bind: str = doc("ZeroMQ endpoint to bind; anything but loopback or ipc:// needs CURVE keys", DEFAULT_BIND)
+    bind: str = doc(
+        "ZeroMQ endpoint for the programs on the car (drive, view, record; no keys on loopback or ipc://); "
+        "keep it on loopback, anything else needs CURVE keys",
+        DEFAULT_BIND,
+    )
+    lan_bind: str = doc(
+        "optional second endpoint with the same messages for other machines (e.g. \"tcp://0.0.0.0:5565\"); "
+        "needs the CURVE keys below (applied to it only) or allow_insecure_lan; empty = off",
+        "",
+    )
     server_secret_key: Path | None = doc(
-        "CURVE secret key file of this server (zmq.auth.create_certificates); enables encryption", None
+        "CURVE secret key file of this server (zmq.auth.create_certificates); "
+        "encrypts lan_bind (and a non-loopback bind), never loopback",
+        None,
     )
     client_keys_dir: Path | None = doc("folder of authorised subscribers' public key files (*.key)", None)
-    allow_insecure_lan: bool = doc("allow binding a non-loopback address WITHOUT keys (anyone on the LAN can listen)", False)
+    allow_insecure_lan: bool = doc(
+        "allow lan_bind (or a non-loopback bind) WITHOUT keys (anyone on the LAN can listen)", False
+    )
     status_interval_s: float = doc("seconds between status messages while no frame arrives (<= 0.5: 2 Hz or more)", 0.25)
     send_hwm: int = doc("messages queued per slow subscriber before newer ones are dropped", 10)
 
@@ -101,6 +115,10 @@ class StreamSection:
             raise ValueError(f"stream.send_hwm must be at least 1, not {self.send_hwm}")
         if (self.server_secret_key is None) != (self.client_keys_dir is None):
             raise ValueError("stream.server_secret_key and stream.client_keys_dir must be set together")
+        check_lan_bind(self.bind, self.lan_bind)
+        if self.lan_bind:
+            check_exposure("stream.lan_bind", self.lan_bind, keys=self.server_secret_key is not None,
+                           allow_insecure_lan=self.allow_insecure_lan)
 
 
 #: The sections ``rover-detector`` reads, in file order.
