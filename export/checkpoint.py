@@ -53,9 +53,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
         raise ModelError(f"checkpoint {path} cannot be read ({exc.strerror or exc}): check its permissions") from None
-    except Exception as exc:  # noqa: BLE001 - the unpickler raises anything (IndexError, KeyError...) on foreign bytes
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path} is not a PyTorch checkpoint ({reason[:120]}): pass the author's ssd_weights.pth") from None
+    except Exception:  # noqa: BLE001 - UnpicklingError for Python objects; IndexError, KeyError, EOFError... on foreign bytes
+        # torch's own text (ANSI escapes, advice to set weights_only=False) and the
+        # unpickler's bare reasons ("101") help no one: say what it is and the fix.
+        raise ModelError(
+            f"{path} is not a PyTorch checkpoint of tensors (it contains Python objects or is not a torch file); "
+            "refused: export the state_dict with torch.save(model.state_dict(), ...)"
+        ) from None
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(
             f"{path} holds a {type(obj).__name__}, not a bare state_dict of tensors: "

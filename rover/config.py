@@ -49,6 +49,12 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist: create it from config/rover.example.toml or pass --config") from None
     except PermissionError:
         raise ConfigError(f"config file {path} is not readable by this user: fix its permissions") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory: pass the TOML file itself with --config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc}): pass a readable TOML file with --config") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc}): save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = [key for key in data if key not in KNOWN_SECTIONS]

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
 from rover.errors import ModelError
+from rover.messages import MAX_ITEMS, MAX_STRING
 
 CONTRACT_VERSION = "1"
 INPUT_NAME = "image"
@@ -109,6 +110,25 @@ def parse_metadata(metadata: Mapping[str, str], where: str = "model") -> ModelIn
         raise ModelError(f"{where} metadata 'labels' must be a JSON list of at least 2 class names: re-export it")
     if width <= 0 or height <= 0:
         raise ModelError(f"{where} metadata input_size must be positive, got {width}x{height}")
+    # Every detection message lists labels[1:] as model.labels: beyond the
+    # message schema's limits each one would be refused by every subscriber.
+    if len(labels) - 1 > MAX_ITEMS:
+        raise ModelError(
+            f"{where} has {len(labels) - 1} class labels (background excluded) but a detection message carries "
+            f"at most {MAX_ITEMS}: re-export it with at most {MAX_ITEMS} classes"
+        )
+    long = next((label for label in labels if len(label) > MAX_STRING), None)
+    if long is not None:
+        raise ModelError(
+            f"{where} label {long[:40]!r}... is {len(long)} characters but a detection message carries at most "
+            f"{MAX_STRING}: re-export it with shorter class names"
+        )
+    for key in ("architecture", "precision", "source_sha256"):
+        if len(str(metadata[key])) > MAX_STRING:
+            raise ModelError(
+                f"{where} metadata '{key}' is {len(str(metadata[key]))} characters but a detection message carries "
+                f"at most {MAX_STRING}: re-export it with a shorter {key}"
+            )
     return ModelInfo(
         labels=tuple(labels),
         input_width=width,

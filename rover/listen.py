@@ -4,7 +4,7 @@ One line per message (message seq, frame seq, status, fps, capture-to-publish
 latency, detections), or the raw JSON with ``--json``. With ``--server-key``
 and ``--client-key`` it connects with CURVE, as a LAN subscriber must.
 Exit codes: 0 after ``--count`` messages or Ctrl-C, 1 if ``--timeout``
-passes without a message, 78 for unreadable key files.
+passes without a message, 78 for unreadable key files or a bad ``--connect``.
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def listen(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         if args.server_key is not None:
             socket.curve_publickey, socket.curve_secretkey, socket.curve_serverkey = curve_client_keys(args.server_key, args.client_key)
         socket.setsockopt(zmq.SUBSCRIBE, TOPIC_BYTES)
-        socket.connect(args.connect)
+        try:
+            socket.connect(args.connect)
+        except zmq.ZMQError as exc:
+            raise ConfigError(f"--connect {args.connect!r} is not a ZeroMQ endpoint ({exc}): use tcp://HOST:PORT or ipc:///PATH") from None
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         received = 0

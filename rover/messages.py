@@ -39,7 +39,10 @@ STATUSES = {
     "stopping": "the service is shutting down; this is its last message",
 }
 
-_MAX_DETECTIONS = 1000
+#: Most detections, and most ``model.labels``, one message may carry (the schema's ``maxItems``).
+MAX_ITEMS = 1000
+#: Longest string (label, model name, precision, sha256) a message may carry (the schema's ``maxLength``).
+MAX_STRING = 256
 _MAX_INT = 2**63 - 1
 
 
@@ -173,12 +176,12 @@ def from_dict(data: Any) -> DetectionMessage:
     _require_obj(model, "model", {"name", "precision", "sha256"}, optional={"labels"})
     labels = model.get("labels")
     if labels is not None:
-        if not isinstance(labels, list) or len(labels) > _MAX_DETECTIONS:
-            raise MessageError(f"model.labels must be a list of at most {_MAX_DETECTIONS} strings")
+        if not isinstance(labels, list) or len(labels) > MAX_ITEMS:
+            raise MessageError(f"model.labels must be a list of at most {MAX_ITEMS} strings")
         labels = tuple(_str(label, "model.labels[]") for label in labels)
     dets = data["detections"]
-    if not isinstance(dets, list) or len(dets) > _MAX_DETECTIONS:
-        raise MessageError(f"detections must be a list of at most {_MAX_DETECTIONS}")
+    if not isinstance(dets, list) or len(dets) > MAX_ITEMS:
+        raise MessageError(f"detections must be a list of at most {MAX_ITEMS}")
     if dets and status != "ok":
         raise MessageError(f"a message with status {status!r} cannot carry detections")
     return DetectionMessage(
@@ -273,6 +276,6 @@ def _nonneg(value: Any, where: str) -> Any:
 
 
 def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) > 256:
-        raise MessageError(f"{where} must be a string of at most 256 characters")
+    if not isinstance(value, str) or len(value) > MAX_STRING:
+        raise MessageError(f"{where} must be a string of at most {MAX_STRING} characters")
     return value

@@ -64,7 +64,7 @@ def decode_frame(parts: list[bytes]) -> tuple[FrameHeader, bytes]:
         raise MessageError("a preview frame is 3 parts: b'frame', header JSON, JPEG")
     try:
         data = json.loads(bytes(parts[1]))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MessageError(f"preview header is not JSON: {exc}") from None
     if not isinstance(data, dict) or data.keys() != _HEADER_KEYS:
         raise MessageError(f"preview header must have exactly the keys {', '.join(sorted(_HEADER_KEYS))}")

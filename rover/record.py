@@ -10,8 +10,9 @@ message arrived and ``t_recv`` the wall clock (unix seconds); ``message`` is
 the message's JSON exactly as published. Lines are flushed one by one, so a
 recorder stopped by a signal or a power cut leaves a readable file.
 ``rover replay`` plays the detections back. Exit codes: 0 stopped (Ctrl-C,
-SIGTERM, ``--duration`` or ``--count``), 1 the output cannot be written, 78 a
-bad endpoint.
+SIGTERM, ``--duration`` or ``--count``), 78 a bad endpoint or an output that
+cannot be written (endpoints are checked first, so a typo never truncates
+an existing file).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Callable, Sequence, TextIO
 import zmq
 
 from rover.drive.config import DEFAULT_CONNECT, DEFAULT_PUBLISH
-from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
+from rover.errors import EXIT_CONFIG, EXIT_OK
 
 TOPICS = ("detections", "drive")
 _POLL_MS = 100
@@ -56,8 +57,12 @@ class Recorder:
         self._socket.setsockopt(zmq.RCVHWM, 100_000)
         for topic in TOPICS:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode() + b" ")
-        for endpoint in endpoints:
-            self._socket.connect(endpoint)
+        try:
+            for endpoint in endpoints:
+                self._socket.connect(endpoint)
+        except zmq.ZMQError:
+            self._socket.close(0)
+            raise
         self._clock_ns, self._wall = clock_ns, wall
         self.count = 0
         self.stop_requested = False
@@ -101,16 +106,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     endpoints = [e for e in (args.detections, args.drive) if e]
-    try:
-        out = args.out.open("w", encoding="utf-8")
-    except OSError as exc:
-        print(f"rover record: cannot write {args.out}: {exc.strerror}; choose a writable --out", file=sys.stderr)
-        return EXIT_FAILURE
+    # Endpoints first: a typo in one must not truncate an existing --out file.
     try:
         recorder = Recorder(endpoints)
     except zmq.ZMQError as exc:
-        out.close()
         print(f"rover record: bad endpoint in {', '.join(endpoints)}: {exc}; use e.g. tcp://127.0.0.1:5555", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        out = args.out.open("w", encoding="utf-8")
+    except OSError as exc:
+        recorder.close()
+        print(f"rover record: cannot write {args.out}: {exc.strerror or exc}; choose a writable --out", file=sys.stderr)
         return EXIT_CONFIG
 
     def stop(_signum: int, _frame: Any) -> None:

@@ -15,8 +15,12 @@ them to this host's monotonic clock, keeping each message's original age:
 Everything else (seq, boxes, scores, status, timing_ms) is sent unchanged.
 Every message is validated against schema v1 before it is sent.
 
+The stream has no keys, so ``--publish`` must stay on this host (loopback or
+``ipc://``) unless ``--allow-insecure-lan`` is given.
+
 Exit codes: 0 done, 1 the file cannot be read, 78 a malformed record (its
-line number is named) or a bad endpoint.
+line number is named), a bad endpoint or a network endpoint without
+``--allow-insecure-lan``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ import zmq
 
 from rover import messages
 from rover.detector.config import DEFAULT_BIND
-from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, MessageError
+from rover.endpoints import is_local_endpoint
+from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 
 
 @dataclass(frozen=True)
@@ -108,11 +113,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="play faster (2) or slower (0.5) than recorded (default 1)")
     parser.add_argument("--wait", type=float, default=1.0, metavar="S",
                         help="seconds to wait after binding so subscribers connect before the first message (default 1)")
+    parser.add_argument("--allow-insecure-lan", action="store_true",
+                        help="allow a --publish endpoint reachable from the network, WITHOUT keys (anyone on the LAN can listen)")
 
 
 def run(args: argparse.Namespace) -> int:
     if not 0.01 <= args.speed <= 100:
         print(f"rover replay: --speed {args.speed} is out of range: use 0.01..100", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        local = is_local_endpoint(args.publish)
+    except ConfigError as exc:
+        print(f"rover replay: --publish: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not local and not args.allow_insecure_lan:
+        print(f"rover replay: --publish {args.publish} is reachable from the network and replay has no keys: "
+              "publish on tcp://127.0.0.1:PORT or ipc://, or pass --allow-insecure-lan", file=sys.stderr)
         return EXIT_CONFIG
     try:
         records = load(args.file)
@@ -130,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         socket.close(0)
         print(f"rover replay: cannot bind {args.publish}: {exc}; pick a free endpoint with --publish", file=sys.stderr)
         return EXIT_CONFIG
+    if not local:
+        print(f"rover replay: WARNING --publish {args.publish} is NOT encrypted: anyone on the network can read it "
+              "(--allow-insecure-lan)", file=sys.stderr)
     try:
         time.sleep(max(0.0, args.wait))
         sent = replay(records, socket, args.speed)

@@ -30,6 +30,17 @@ def test_a_missing_file_is_one_line_with_exit_78(tmp_path: Path, capsys) -> None
     assert "nope.toml" in capsys.readouterr().err
 
 
+def test_a_directory_or_a_non_utf8_file_is_one_line_with_exit_78(tmp_path: Path, capsys) -> None:
+    assert cli.main(["config", "check", "--config", str(tmp_path)]) == 78
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a directory" in err and "--config" in err and len(err.strip().splitlines()) == 1
+    latin1 = tmp_path / "rover.toml"
+    latin1.write_bytes("[camera]\nsource = 'caméra'\n".encode("latin-1"))
+    assert cli.main(["config", "check", "--config", str(latin1)]) == 78
+    err = capsys.readouterr().err
+    assert "rover.toml is not UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
 def test_the_readme_holds_the_current_reference(capsys) -> None:
     assert cli.main(["config", "reference"]) == 0
     table = capsys.readouterr().out.strip()

@@ -8,6 +8,7 @@ from onnx import TensorProto
 
 from rover.detector.model import Detector, resolve_classes
 from rover.errors import ConfigError, ModelError
+from rover.messages import MAX_ITEMS, MAX_STRING, DetectionMessage, ModelRef, decode, encode
 from tests.fixtures_detector import make_contract_model
 
 pytestmark = pytest.mark.slow  # loads ONNX models (tiny ones: the whole file runs in about a second)
@@ -102,6 +103,23 @@ def test_model_without_contract_metadata_is_refused(tmp_path):
     path = make_contract_model(tmp_path / "nometa.onnx", drop_metadata=("labels",))
     with pytest.raises(ModelError, match="lacks metadata labels"):
         Detector(path)
+
+
+def test_labels_beyond_the_message_schema_limits_are_refused(tmp_path):
+    def model(name, labels):
+        return make_contract_model(tmp_path / name, labels=labels, logits=[[0.0] * len(labels)] * 4)
+
+    at_limit = ["__background__", *(f"c{i}" for i in range(MAX_ITEMS - 1)), "x" * MAX_STRING]
+    info = Detector(model("limit.onnx", at_limit)).info  # exactly what a message carries: accepted end to end
+    ref = ModelRef(info.architecture, info.precision, info.source_sha256, info.labels[1:])
+    assert decode(encode(DetectionMessage(seq=0, t_publish_ns=0, status="starting", model=ref, fps=0.0))).model == ref
+    with pytest.raises(ModelError, match=rf"{MAX_ITEMS + 1} class labels .* at most {MAX_ITEMS}") as many:
+        Detector(model("many.onnx", [*at_limit, "one-more"]))
+    assert many.value.exit_code == 78
+    with pytest.raises(ModelError, match=rf"is {MAX_STRING + 1} characters .* at most {MAX_STRING}"):
+        Detector(model("long.onnx", ["__background__", "y" * (MAX_STRING + 1)]))
+    with pytest.raises(ModelError, match="metadata 'architecture'"):
+        Detector(make_contract_model(tmp_path / "arch.onnx", architecture="a" * (MAX_STRING + 1)))
 
 
 def test_model_with_float_input_is_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -157,6 +158,46 @@ def test_picar_b_without_rpi_gpio_names_the_dry_run() -> None:
     result = run_drive("--backend", "picar-b")
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "--backend log" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        # rpi-lgpio: lgpio creates its notify pipe in the working directory at import
+        ("FileNotFoundError(2, 'No such file or directory', '.lgd-nfy-3')", "writable working directory"),
+        ("RuntimeError('No access to /dev/mem.  Try running as root!')", "sudo adduser $USER gpio"),
+        ("type('error', (Exception,), {})('GPIO busy')", "RPi.GPIO cannot be loaded (error: GPIO busy)"),
+    ],
+    ids=["lgpio-cwd", "dev-mem", "lgpio-error"],
+)
+def test_a_gpio_library_failing_at_import_is_one_hardware_line(tmp_path: Path, raised: str, expected: str) -> None:
+    gpio = tmp_path / "vendor" / "RPi"
+    gpio.mkdir(parents=True)
+    (gpio / "__init__.py").write_text("")
+    (gpio / "GPIO.py").write_text(f"raise {raised}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "vendor"), str(REPO)])}
+    result = run_drive("--backend", "picar-b", env=env)
+    assert result.returncode == 1, result.stderr  # HardwareError
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("rover-drive: RPi.GPIO") and expected in result.stderr
+    assert "--backend log" in result.stderr
+
+
+def open_broken(config: PicarBConfig, **_kwargs: Any) -> Any:
+    raise OSError(121, "Remote I/O error")  # e.g. a library call on a device that is not there
+
+
+def test_any_exception_while_the_chassis_opens_is_one_hardware_line(monkeypatch: pytest.MonkeyPatch,
+                                                                      restore_signals: None,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(rover.hw.BACKENDS, "broken", f"{__name__}:open_broken")
+    code = main(["--config", str(_EMPTY_CONFIG[0]), "--backend", "broken", "--connect", "ipc:///nonexistent/x", "--publish", ""])
+    assert code == HardwareError.exit_code
+    assert capsys.readouterr().err == (
+        "rover-drive: chassis backend 'broken' cannot be opened (OSError: [Errno 121] Remote I/O error); "
+        "use --backend log for a dry run\n"
+    )
 
 
 @pytest.mark.slow

@@ -40,6 +40,8 @@ def test_schema_is_a_valid_draft_2020_12_schema_and_lists_every_field() -> None:
     [
         {"v": 2},
         {"state": "DANCING"},
+        {"state": [1]},  # unhashable: once a TypeError that killed rover-view's stream thread
+        {"state": {"FOLLOWING": 1}},
         {"throttle": 1.5},
         {"steering": "left"},
         {"target": {"box": [0, 0, 2, 1], "score": 0.5}},

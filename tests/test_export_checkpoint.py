@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,28 @@ def test_a_text_file_is_not_a_checkpoint(tmp_path):
     path.write_text("these are not weights\n")
     with pytest.raises(ModelError, match="is not a PyTorch checkpoint"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: torch.save({"w": torch.zeros(2), "args": argparse.Namespace(lr=0.1)}, path),  # Python objects
+        lambda path: path.write_text("hello world\n"),  # the unpickler's own reason was "(101)"
+        lambda path: path.write_bytes(b""),
+    ],
+    ids=["python-objects", "text", "empty"],
+)
+def test_a_file_torch_cannot_load_safely_gets_our_one_line_message(tmp_path, write):
+    path = tmp_path / "odd.pth"
+    write(path)
+    with pytest.raises(ModelError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message == (
+        f"{path} is not a PyTorch checkpoint of tensors (it contains Python objects or is not a torch file); "
+        "refused: export the state_dict with torch.save(model.state_dict(), ...)"
+    )
+    assert "\x1b" not in message and "weights_only" not in message
 
 
 def test_a_pickled_list_is_not_a_state_dict(tmp_path):

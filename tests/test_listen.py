@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import zmq.auth
@@ -15,6 +18,8 @@ from rover import cli
 from rover.listen import add_arguments, format_line, listen
 from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.publisher import DetectionPublisher
+
+REPO = Path(__file__).resolve().parents[1]
 
 MODEL = ModelRef("ssd300-resnet50", "int8", "ab" * 32)
 
@@ -110,6 +115,14 @@ def test_listen_with_curve_keys_receives_from_an_encrypted_stream(tmp_path):
 def test_rover_command_dispatches_to_listen_and_refuses_half_a_key_pair(tmp_path, caplog):
     code = cli.main(["listen", "--connect", f"ipc://{tmp_path}/x.sock", "--server-key", str(tmp_path / "s.key")])
     assert code == 78 and "go together" in caplog.text
+
+
+def test_a_bad_connect_endpoint_is_one_line_and_exit_78():
+    result = subprocess.run([sys.executable, "-m", "rover.listen", "--connect", "garbage", "--timeout", "1"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "--connect 'garbage' is not a ZeroMQ endpoint" in result.stderr and "tcp://HOST:PORT" in result.stderr
 
 
 def test_rover_command_without_a_known_subcommand_is_a_usage_error():

@@ -62,7 +62,20 @@ def test_record_is_a_subcommand_module_that_stops_after_its_duration(tmp_path: P
     assert record.run(args) == 0
     assert out.read_text() == ""
     bad = parser.parse_args(["--out", str(tmp_path / "no" / "such" / "dir.jsonl"), "--duration", "0.1"])
-    assert record.run(bad) == 1
+    assert record.run(bad) == EXIT_CONFIG  # a configuration error: restarting cannot fix it
+
+
+def test_a_bad_endpoint_is_refused_before_an_existing_out_file_is_touched(tmp_path: Path) -> None:
+    kept = tmp_path / "yesterday.jsonl"
+    kept.write_text('{"t_recv_ns": 1}\n')
+    proc = subprocess.run([sys.executable, "-m", "rover.record", "--out", str(kept), "--detections", "garbage",
+                           "--drive", "", "--duration", "0.1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == EXIT_CONFIG and "bad endpoint" in proc.stderr and "Traceback" not in proc.stderr
+    assert kept.read_text() == '{"t_recv_ns": 1}\n'
+    proc = subprocess.run([sys.executable, "-m", "rover.record", "--out", str(tmp_path), "--detections",
+                           f"ipc://{tmp_path / 'd'}", "--drive", "", "--duration", "0.1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == EXIT_CONFIG and f"cannot write {tmp_path}" in proc.stderr and "--out" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_a_broken_record_file_names_its_line(tmp_path: Path) -> None:
@@ -73,6 +86,25 @@ def test_a_broken_record_file_names_its_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "rover.replay", str(bad), "--publish", f"ipc://{tmp_path / 'x'}"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_CONFIG and "bad.jsonl:1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_replay_refuses_a_network_endpoint_without_the_opt_in(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+
+    def replay(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rover.replay", str(empty), "--wait", "0", *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    refused = replay("--publish", "tcp://0.0.0.0:*")
+    assert refused.returncode == EXIT_CONFIG and "Traceback" not in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "reachable from the network" in refused.stderr
+    assert "--allow-insecure-lan" in refused.stderr
+    allowed = replay("--publish", "tcp://0.0.0.0:*", "--allow-insecure-lan")
+    assert allowed.returncode == 0 and "NOT encrypted" in allowed.stderr
+    local = replay("--publish", f"ipc://{tmp_path / 'replay'}")
+    assert local.returncode == 0 and "NOT encrypted" not in local.stderr
+    assert replay("--publish", "garbage").returncode == EXIT_CONFIG
 
 
 @pytest.mark.slow

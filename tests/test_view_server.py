@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 class Rig:
     """Publishers standing in for the detector and the drive, the reader and the server."""
 
-    def __init__(self, tmp_path: Path, max_clients: int = 8) -> None:
+    def __init__(self, tmp_path: Path, max_clients: int = 8, client_timeout_s: float = 10.0) -> None:
         self.ctx = zmq.Context()
         ep = {name: f"ipc://{tmp_path}/{name}.sock" for name in ("detections", "frames", "drive")}
         self.detections = DetectionPublisher(ep["detections"], context=self.ctx)
@@ -44,7 +44,8 @@ class Rig:
         self.latest = Latest()
         self.reader = StreamReader(self.state, self.latest, detections=ep["detections"], frames_endpoint=ep["frames"],
                                    drive=ep["drive"]).start()
-        self.server = ViewServer("127.0.0.1", 0, self.state, self.latest, max_clients=max_clients)
+        self.server = ViewServer("127.0.0.1", 0, self.state, self.latest, max_clients=max_clients,
+                                 client_timeout_s=client_timeout_s)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.port = self.server.server_address[1]
@@ -143,6 +144,75 @@ def test_mjpeg_stream_sends_each_new_frame_as_a_part_and_caps_open_streams(rig):
     refused = rig.get("/stream.mjpg")
     assert refused.status == 503 and b"view.max_clients" in refused.read()
     other.close()
+
+
+def test_a_malformed_drive_status_is_counted_and_the_stream_keeps_running(rig):
+    bad = {**make_status(PERSON).to_dict(), "state": [1]}  # unhashable: raised TypeError in the decoder
+    rig.drive.send(b"drive " + json.dumps(bad).encode())
+    wait_until(lambda: rig.state.invalid["drive"] == 1, 10)
+    rig.drive.send(drive_status.encode(make_status(None, state="SEARCH")))
+    wait_until(lambda: rig.state.snapshot()["drive"].get("state") == "SEARCH", 10)
+    assert rig.reader._thread.is_alive()
+
+
+def test_an_unexpected_decoder_failure_is_counted_logged_once_and_survived(rig, monkeypatch, caplog):
+    real = drive_status.decode
+    calls = []
+
+    def flaky(raw):
+        calls.append(raw)
+        if len(calls) <= 2:
+            raise KeyError("a decoder bug")
+        return real(raw)
+
+    monkeypatch.setattr(drive_status, "decode", flaky)
+    for state in ("SAFE", "SAFE", "SEARCH"):
+        rig.drive.send(drive_status.encode(make_status(None, state=state)))
+    wait_until(lambda: rig.state.snapshot()["drive"].get("state") == "SEARCH", 10)
+    assert rig.state.invalid["drive"] == 2 and rig.reader._thread.is_alive()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "drive message could not be decoded" in r.message]
+    assert len(warnings) == 1 and "KeyError" in warnings[0].message
+
+
+def test_idle_and_stalled_clients_are_dropped_and_free_their_stream_slot(tmp_path):
+    rig = Rig(tmp_path, max_clients=1, client_timeout_s=0.5)
+    stop = threading.Event()
+    big = (b"\xff\xd8" + bytes(1_000_000), {})
+
+    def feed() -> None:  # large frames, so a client that stops reading fills the socket buffers at once
+        while not stop.wait(0.01):
+            rig.latest.put(big)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    try:
+        with socket.create_connection(("127.0.0.1", rig.port), timeout=5) as idle:
+            assert idle.recv(1) == b""  # never sent a request: closed by the server, no thread left waiting
+
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.settimeout(5)
+        stalled.connect(("127.0.0.1", rig.port))
+        stalled.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+        head = b""
+        while f"--{BOUNDARY}\r\n".encode() not in head:
+            head += stalled.recv(1)
+        assert head.startswith(b"HTTP/1.0 200")  # it holds the only stream slot, and now never reads again
+        feeder.start()
+        deadline = time.monotonic() + 10
+        while True:
+            probe = rig.get("/stream.mjpg")
+            status = probe.status
+            probe.close()
+            if status == 200:
+                break
+            assert status == 503 and time.monotonic() < deadline, "the stalled client still holds the slot"
+            time.sleep(0.05)
+        stalled.close()
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join()
+        rig.close()
 
 
 def test_a_port_in_use_is_one_line_and_exit_78(tmp_path):

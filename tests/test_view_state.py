@@ -62,6 +62,8 @@ def test_frame_round_trips_and_bad_frames_are_refused():
         decode_frame([b"frame", encode_header(head), b"GIF89a"])
     with pytest.raises(MessageError, match="non-negative"):
         decode_frame([b"frame", encode_header(header(-1)), jpeg])
+    with pytest.raises(MessageError, match="not JSON"):  # json.loads raises RecursionError, not ValueError
+        decode_frame([b"frame", b"[" * 100_000 + b"]" * 100_000, jpeg])
 
 
 def test_rate_cap_keeps_the_average_rate_without_a_burst_after_a_pause():

@@ -2,7 +2,8 @@
 
 Start-up order is the safety order: config and label are checked first (a bad
 one exits 78 with one line before anything is opened), then the chassis is
-opened and set safe, and only then are the sockets opened and systemd told
+opened and set safe (any error a vendor library raises while it opens is one
+HardwareError line), and only then are the sockets opened and systemd told
 READY=1. Every exit path (normal, SIGINT, SIGTERM, any exception) goes through
 ``chassis.close()``, which stops the motors and centres the servos.
 """
@@ -16,12 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from rover.chassis import Chassis
 from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
 from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.errors import EXIT_FAILURE, EXIT_OK, RoverError
+from rover.errors import EXIT_FAILURE, EXIT_OK, HardwareError, RoverError
 from rover.hw import PicarBConfig, open_chassis
 from rover.sdnotify import Notifier
 
@@ -57,6 +59,18 @@ def load_config(args: argparse.Namespace) -> tuple[DriveConfig, PicarBConfig]:
     return drive, loaded["picar_b"]
 
 
+def open_backend(name: str, config: PicarBConfig) -> Chassis:
+    """:func:`open_chassis`, with whatever a vendor library raises while opening turned into a HardwareError."""
+    try:
+        return open_chassis(name, config)
+    except RoverError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - RPi.GPIO's RuntimeError, lgpio's errors, FileNotFoundError...
+        raise HardwareError(
+            f"chassis backend {name!r} cannot be opened ({type(exc).__name__}: {exc}); use --backend log for a dry run"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="rover-drive: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -73,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config, backend_config = load_config(args)
         check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
-        chassis = open_chassis(config.backend, backend_config)  # HardwareError names --backend log
+        chassis = open_backend(config.backend, backend_config)  # HardwareError names --backend log
     except RoverError as exc:
         print(f"rover-drive: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -25,7 +25,7 @@ from typing import Any
 
 from rover.drive.states import State
 from rover.errors import MessageError
-from rover.messages import parse_wire
+from rover.messages import MAX_STRING, parse_wire
 
 SCHEMA_VERSION = 1
 TOPIC = "drive"
@@ -83,10 +83,10 @@ def from_dict(data: Any) -> DriveStatus:
     _keys(data, "status", _KEYS)
     if type(data["v"]) is not int or data["v"] != SCHEMA_VERSION:
         raise MessageError(f"unsupported drive status version {data['v']!r}, this reader knows {SCHEMA_VERSION}")
-    if data["state"] not in {s.value for s in State}:
+    if not isinstance(data["state"], str) or data["state"] not in {s.value for s in State}:
         raise MessageError(f"state {data['state']!r} is not one of {', '.join(s.value for s in State)}")
-    if not isinstance(data["follow"], str) or len(data["follow"]) > 256:
-        raise MessageError("follow must be a string of at most 256 characters")
+    if not isinstance(data["follow"], str) or len(data["follow"]) > MAX_STRING:
+        raise MessageError(f"follow must be a string of at most {MAX_STRING} characters")
     target = data["target"]
     if target is not None:
         _keys(target, "target", {"box", "score"})

@@ -29,8 +29,21 @@ def import_gpio(hint: str | None = DRY_RUN_HINT) -> Any:
             "RPi.GPIO is not installed, so this machine cannot drive the PiCar-B's motors "
             f"(on the Pi: pip install 'rover[pi]', on a Pi 5: pip install 'rover[pi5]'){_hint(hint)}"
         ) from None
-    except RuntimeError as exc:  # RPi.GPIO raises this on import when not on a Raspberry Pi
-        raise HardwareError(f"RPi.GPIO cannot run here ({exc}){_hint(hint)}") from None
+    except RuntimeError as exc:  # RPi.GPIO: not a Raspberry Pi, or "No access to /dev/mem"
+        raise HardwareError(
+            f"RPi.GPIO cannot run here ({exc}): on a Raspberry Pi, add this user to the gpio group "
+            f"(sudo adduser $USER gpio){_hint(hint)}"
+        ) from None
+    except OSError as exc:  # lgpio (rpi-lgpio) creates its notify pipe in the working directory at import
+        raise HardwareError(
+            f"RPi.GPIO (rpi-lgpio) cannot start ({type(exc).__name__}: {exc}): lgpio needs a writable working "
+            f"directory and access to /dev/gpiochip*; run from a writable folder, in the gpio group{_hint(hint)}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a vendor library may raise anything at import (lgpio.error...)
+        raise HardwareError(
+            f"RPi.GPIO cannot be loaded ({type(exc).__name__}: {exc}): check the GPIO library install "
+            f"(pip install 'rover[pi]', on a Pi 5 'rover[pi5]') and this user's gpio access{_hint(hint)}"
+        ) from None
 
 
 def open_i2c(bus_number: int, hint: str | None = DRY_RUN_HINT) -> Any:

@@ -13,8 +13,9 @@ connection; everything a browser needs is native to it:
 
 Streams wait on :class:`~rover.view.hub.Latest` with a timeout, so they notice
 a stopping server within :data:`STATS_INTERVAL_S`; a client that went away
-ends its thread on the next write. At most ``max_clients`` streams are open
-at once; more get ``503``.
+ends its thread on the next write, and one that sends no request or stops
+reading is dropped after :data:`CLIENT_TIMEOUT_S`. At most ``max_clients``
+streams are open at once; more get ``503``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -36,6 +38,10 @@ from rover.view.state import LiveState
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 0.25
+#: Seconds a client may take to send its request, and each blocking write may
+#: wait on it: an idle or stalled connection is then dropped, freeing its
+#: thread and its stream slot.
+CLIENT_TIMEOUT_S = 10.0
 BOUNDARY = "roverframe"
 STATIC = {
     "/": ("page.html", "text/html; charset=utf-8"),
@@ -56,8 +62,10 @@ class ViewServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, state: LiveState, frames: Latest, *, max_clients: int = 8) -> None:
+    def __init__(self, host: str, port: int, state: LiveState, frames: Latest, *, max_clients: int = 8,
+                 client_timeout_s: float = CLIENT_TIMEOUT_S) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.client_timeout_s = client_timeout_s
         self.state = state
         self.frames = frames
         self.stopping = threading.Event()
@@ -81,6 +89,13 @@ class ViewServer(ThreadingHTTPServer):
         self._serving = True
         super().serve_forever(poll_interval)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or went away mid-reply is dropped quietly; anything else is a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("client %s dropped: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
+
     def stop(self) -> None:
         """End the streams and the serving loop (call from another thread than serve_forever)."""
         self.stopping.set()
@@ -92,6 +107,10 @@ class ViewServer(ThreadingHTTPServer):
 class ViewHandler(BaseHTTPRequestHandler):
     server: ViewServer
     server_version = "rover-view"
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]  # socketserver sets it on the connection in setup()
+        return self.server.client_timeout_s
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("%s %s", self.address_string(), format % args)

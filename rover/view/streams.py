@@ -6,7 +6,9 @@ Subscribers connect, never bind, so the detector and the drive may start,
 stop and restart in any order: ZeroMQ reconnects by itself, and the state
 shows a silent stream as offline. Detections are drained before frames in
 every round, so a frame's detection message (published first) is known
-when the frame is paired. A malformed message is counted and skipped.
+when the frame is paired. A malformed message is counted and skipped; so is
+one the decoder fails on unexpectedly (logged once per stream), so the
+thread never dies.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class StreamReader:
         self._stop = threading.Event()
         self._context = zmq.Context()
         self._sockets: list[tuple[str, zmq.Socket]] = []
+        self._unexpected: set[str] = set()  # streams whose undecodable message was already logged
         try:
             self._detections = self._sub("detections", detections, TOPIC_BYTES, hwm=100)
             self._frames = self._sub("frames", frames_endpoint, FRAME_TOPIC, hwm=2)
@@ -99,9 +102,21 @@ class StreamReader:
             try:
                 handle(raw)
             except MessageError as exc:
-                name = next(n for n, s in self._sockets if s is sock)
+                name = self._name(sock)
                 self.state.on_invalid(name)
                 log.debug("invalid %s message skipped: %s", name, exc)
+            except Exception as exc:  # a decoder bug must not end the thread (the panel would stay offline)
+                name = self._name(sock)
+                self.state.on_invalid(name)
+                if name not in self._unexpected:
+                    self._unexpected.add(name)
+                    log.warning("a %s message could not be decoded (%s: %s); counted as invalid, further ones are "
+                                "logged at debug level", name, type(exc).__name__, exc)
+                else:
+                    log.debug("undecodable %s message skipped: %s: %s", name, type(exc).__name__, exc)
+
+    def _name(self, sock: zmq.Socket) -> str:
+        return next(n for n, s in self._sockets if s is sock)
 
     def _on_detection(self, raw: bytes) -> None:
         self.state.on_detection(decode(raw))
