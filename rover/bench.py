@@ -187,7 +187,6 @@ def bench(args: argparse.Namespace) -> int:
     camera = CameraSection(source=args.source, pace=args.pace, loop=True)
     image, order = first_frame(camera)
     tensor = detector.preprocess(image, order).copy()
-    runs = max(10, args.frames // 2)
 
     # Bare and service runs alternate, round by round, so a load change on a
     # shared machine hits both sides alike; the ratio is the median of rounds.

@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Sequence
 
 from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
-from rover.errors import RoverError
 from rover.sdnotify import Notifier
+from rover.service import run_until_signal, setup_logging
 
 log = logging.getLogger("rover.detector")
 
@@ -51,19 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="publish JPEG preview frames for rover-view on view.frames (default: view.preview)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Log lines to stderr; no time stamps under systemd (journald adds them)."""
-    fmt = "%(levelname)s %(name)s: %(message)s"
-    if not os.environ.get("JOURNAL_STREAM") and not os.environ.get("INVOCATION_ID"):
-        fmt = "%(asctime)s " + fmt
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, stream=sys.stderr, force=True)
-    if not verbose:
-        # OpenCV's own "[ WARN:0@...]" lines repeat what our CameraError says, unformatted.
-        import cv2
-
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def config_path(args: argparse.Namespace, quiet: bool = False) -> Path | None:
@@ -168,22 +153,7 @@ def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threadi
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        return run(args, stop)
-    except RoverError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
-    finally:
-        logging.shutdown()
-
+    return run_until_signal(run, args, log)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Sequence
 
 from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
-from rover.errors import RoverError
+from rover.service import run_until_signal, setup_logging
 
 log = logging.getLogger("rover.view")
 
@@ -83,26 +82,9 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rover.detector.__main__ import setup_logging
-
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        return run(args, stop)
-    except RoverError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
-    finally:
-        logging.shutdown()
-
+    return run_until_signal(run, args, log)
 
 if __name__ == "__main__":
     sys.exit(main())
