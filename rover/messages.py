@@ -39,6 +39,8 @@ STATUSES = {
     "stopping": "the service is shutting down; this is its last message",
 }
 
+#: Largest wire message a subscriber accepts (``ZMQ_MAXMSGSIZE``); a v1 message is a few kB.
+MAX_WIRE_BYTES = 1 << 20
 #: Most detections, and most ``model.labels``, one message may carry (the schema's ``maxItems``).
 MAX_ITEMS = 1000
 #: Longest string (label, model name, precision, sha256) a message may carry (the schema's ``maxLength``).
@@ -175,7 +177,7 @@ def from_dict(data: Any) -> DetectionMessage:
     model = data["model"]
     _require_obj(model, "model", {"name", "precision", "sha256"}, optional={"labels"})
     labels = model.get("labels")
-    if labels is not None:
+    if "labels" in model:  # optional, but when present a list (as the JSON Schema says): null is refused
         if not isinstance(labels, list) or len(labels) > MAX_ITEMS:
             raise MessageError(f"model.labels must be a list of at most {MAX_ITEMS} strings")
         labels = tuple(_str(label, "model.labels[]") for label in labels)

@@ -72,6 +72,13 @@ def select(boxes: np.ndarray, scores: np.ndarray, config: PostprocessConfig) -> 
     cand_scores = class_scores[prior_idx, col_idx]
     cand_classes = classes[col_idx]
     cand_boxes = np.clip(boxes[prior_idx], 0.0, 1.0)
+    # A box with no width or height once clipped to the frame (decoded past an
+    # edge, or inverted) locates nothing: not a detection.
+    sized = (cand_boxes[:, 2] > cand_boxes[:, 0]) & (cand_boxes[:, 3] > cand_boxes[:, 1])
+    if not sized.all():
+        cand_scores, cand_classes, cand_boxes = cand_scores[sized], cand_classes[sized], cand_boxes[sized]
+        if cand_scores.size == 0:
+            return _empty(dropped)
 
     # OpenCV's NMS takes (x, y, w, h); scale to a pixel-like range so its
     # integer-free float path keeps precision for small normalised boxes.

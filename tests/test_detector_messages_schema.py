@@ -43,6 +43,7 @@ MUTATIONS = {
     "version 2": lambda d: d.update(v=2),
     "zero width frame": lambda d: d["frame"].update(width=0),
     "negative class id": lambda d: d["detections"][0].update(class_id=-1),
+    "null model labels": lambda d: d["model"].update(labels=None),
 }
 
 

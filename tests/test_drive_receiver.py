@@ -9,6 +9,7 @@ import pytest
 import zmq
 
 from rover.drive.receiver import DetectionSubscriber, MessageGate, StatusPublisher
+from rover.messages import MAX_WIRE_BYTES
 from rover.errors import ConfigError, RoverError
 from rover.messages import DetectionMessage, ModelRef, encode
 from tests.test_drive_fakes import detection_bytes, person
@@ -77,3 +78,34 @@ def test_a_busy_status_endpoint_is_a_runtime_error_not_a_config_error() -> None:
         assert not isinstance(info.value, ConfigError) and info.value.exit_code == 1
     finally:
         first.close()
+
+
+@pytest.mark.slow
+def test_an_oversized_message_is_never_delivered_and_the_subscriber_reconnects(tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/detections"
+    context = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(endpoint)
+    sub = DetectionSubscriber(endpoint, context, reconnect_after_s=0.5)
+    huge = b"detections " + b"x" * (MAX_WIRE_BYTES + 1)
+    try:
+        deadline = time.monotonic() + 10
+        while sub.recv(0.05) is None:  # the slow-joiner
+            pub.send(detection_bytes([], t_capture_s=0.0, seq=0))
+            assert time.monotonic() < deadline, "subscription never established"
+        pub.send(huge)  # libzmq drops the connection instead of buffering it
+        received = []
+        deadline = time.monotonic() + 10
+        while not any(b'"seq":7' in raw for raw in received):
+            pub.send(detection_bytes([], t_capture_s=0.0, seq=7))
+            raw = sub.recv(0.1)
+            if raw is not None:
+                received.append(raw)
+            assert time.monotonic() < deadline, "the stream did not recover after the oversized message"
+        assert all(len(raw) <= MAX_WIRE_BYTES for raw in received)
+        assert sub.reconnects >= 1  # libzmq dropped the session for good; the subscriber made a new one
+    finally:
+        sub.close()
+        pub.close()
+        context.term()

@@ -32,7 +32,7 @@ class DetectorResult:
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
-    dropped_nonfinite: int  #: candidates dropped for NaN/inf values or inverted corners
+    dropped_nonfinite: int  #: candidates dropped for NaN/inf values
 
 
 def resolve_classes(names: Sequence[str], labels: Sequence[str], where: str = "model") -> tuple[int, ...] | None:
@@ -117,11 +117,10 @@ class Detector:
         t2 = clock()
         raw = select(boxes, scores, self.postprocess)
         labels = self.labels
-        # A box with x1 > x2 or y1 > y2 breaks the message schema: drop it with the non-finite ones.
+        # select() already dropped inverted and empty boxes, which the message schema refuses.
         detections = tuple(
             Detection(label=labels[c], class_id=c, score=s, box=(b[0], b[1], b[2], b[3]))
             for c, s, b in zip(raw.class_ids.tolist(), raw.scores.tolist(), raw.boxes.tolist())
-            if b[0] <= b[2] and b[1] <= b[3]
         )
         t3 = clock()
         return DetectorResult(
@@ -129,5 +128,5 @@ class Detector:
             preprocess_ms=(t1 - t0) * 1e3,
             inference_ms=(t2 - t1) * 1e3,
             postprocess_ms=(t3 - t2) * 1e3,
-            dropped_nonfinite=raw.dropped_nonfinite + len(raw) - len(detections),
+            dropped_nonfinite=raw.dropped_nonfinite,
         )

@@ -7,24 +7,31 @@ nothing in it raises: the loop acts only on *fresh* messages.
 
 :class:`DetectionSubscriber` is the socket: ``SUB`` with ``ZMQ_CONFLATE`` so a
 slow loop always acts on the newest message, ``ZMQ_MAXMSGSIZE`` so a huge
-frame cannot eat the Pi's memory, linger 0 so closing never blocks.
+frame cannot eat the Pi's memory, linger 0 so closing never blocks. libzmq
+treats an oversized message as a protocol error and never reconnects that
+session, so after ``reconnect_after_s`` without any message the subscriber
+makes a new socket (the dead-man has long stopped the car by then).
 :class:`StatusPublisher` is the drive's own ``PUB`` socket.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import zmq
 
 from rover.drive.status import COUNTERS
 from rover.errors import ConfigError, MessageError, RoverError
-from rover.messages import TOPIC_BYTES, DetectionMessage, decode
+from rover.messages import MAX_WIRE_BYTES, TOPIC_BYTES, DetectionMessage, decode
+
+log = logging.getLogger(__name__)
 
 #: Largest detection message accepted (bytes); 1000 detections fit in ~120 kB.
-MAX_MESSAGE_BYTES = 1 << 20
+MAX_MESSAGE_BYTES = MAX_WIRE_BYTES
 #: A capture time this far in the future means a different clock (another host).
 FUTURE_TOLERANCE_S = 0.05
 
@@ -79,8 +86,18 @@ class MessageGate:
 class DetectionSubscriber:
     """``SUB`` socket on the detection stream, always holding only the newest message."""
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, *, reconnect_after_s: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._context = context or zmq.Context.instance()
+        self._endpoint = endpoint
+        self.reconnect_after_s = reconnect_after_s
+        self._clock = clock
+        self._last_message = clock()
+        self.reconnects = 0
+        self._open()
+
+    def _open(self) -> None:
+        endpoint = self._endpoint
         self.socket = self._context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.CONFLATE, 1)  # before connect; single-frame messages only
@@ -96,12 +113,28 @@ class DetectionSubscriber:
 
     def recv(self, timeout_s: float) -> bytes | None:
         """The newest message, waiting at most ``timeout_s`` seconds; None when none came."""
-        if not self._poller.poll(max(0, math.ceil(timeout_s * 1000))):  # ms, rounded up: never a busy spin
-            return None
-        try:
-            return self.socket.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            return None
+        raw = None
+        if self._poller.poll(max(0, math.ceil(timeout_s * 1000))):  # ms, rounded up: never a busy spin
+            try:
+                raw = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                raw = None
+        now = self._clock()
+        if raw is not None:
+            self._last_message = now
+        elif now - self._last_message >= self.reconnect_after_s:
+            self._reconnect(now)
+        return raw
+
+    def _reconnect(self, now: float) -> None:
+        """A new socket: recovers a session libzmq dropped for good (an oversized message)."""
+        self.socket.close(linger=0)
+        self._open()
+        self._last_message = now
+        self.reconnects += 1
+        if self.reconnects == 1:
+            log.info("no detection message for %.1f s: reconnecting to %s (again every %.1f s while silent)",
+                     self.reconnect_after_s, self._endpoint, self.reconnect_after_s)
 
     def close(self) -> None:
         self.socket.close(linger=0)
