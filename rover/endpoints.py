@@ -29,7 +29,10 @@ def is_local_endpoint(endpoint: str) -> bool:
         return True
     if scheme != "tcp":
         raise ConfigError(f"stream endpoint {endpoint!r} must be tcp://, ipc:// or inproc://")
-    host = _tcp_host_port(rest)[0]
+    host, port = _tcp_host_port(rest)
+    if port != "*" and not (port.isdigit() and int(port) < 65536):
+        # libzmq would wrap 99999 round to another port without a word
+        raise ConfigError(f"endpoint {endpoint!r} needs a TCP port from 0 to 65535 (0 or * = any free port): use tcp://HOST:PORT")
     if host == "localhost":
         return True
     try:

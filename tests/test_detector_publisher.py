@@ -39,7 +39,7 @@ def test_which_endpoints_stay_on_this_host(endpoint, local):
     assert is_local_endpoint(endpoint) is local
 
 
-@pytest.mark.parametrize("endpoint", ["127.0.0.1:5555", "udp://127.0.0.1:5555"])
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:5555", "udp://127.0.0.1:5555", "tcp://127.0.0.1:99999", "tcp://127.0.0.1"])
 def test_malformed_endpoints_are_config_errors(endpoint):
     with pytest.raises(ConfigError):
         is_local_endpoint(endpoint)
