@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, load_sections
+from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
 from rover.errors import EXIT_OK, ConfigError, RoverError
 from rover.hw.config import SERVO_NAMES, TICKS_PER_PERIOD, PicarBConfig
 from rover.hw.mapping import servo_ticks, ticks_to_ms
@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None, *, bus: Any = None, sleep: Callable[
     """Run the command; ``bus`` replaces smbus2's bus (tests)."""
     args = build_parser().parse_args(argv)
     path = args.config
-    if path is None and DEFAULT_CONFIG_PATH.is_file():
-        path = DEFAULT_CONFIG_PATH
+    if path is None:
+        path = default_config_path()
     owned = None
     try:
         config = load_sections(path, {"picar_b": PicarBConfig})["picar_b"]

@@ -39,6 +39,19 @@ def doc(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"doc": text}, **kwargs)
 
 
+def default_config_path() -> Path | None:
+    """:data:`DEFAULT_CONFIG_PATH` when it exists (or cannot even be looked at), else None: built-in defaults.
+
+    A file this user may not look into (``/etc/rover`` is ``root:rover 0750``)
+    is returned, so reading it fails with one line saying so instead of the
+    defaults being used silently.
+    """
+    try:
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+    except PermissionError:
+        return DEFAULT_CONFIG_PATH
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing or malformed file raises ConfigError."""
     path = Path(path)

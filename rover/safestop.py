@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, load_sections
+from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
 from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError
 from rover.hw.config import SERVO_NAMES, PicarBConfig
 from rover.hw.mapping import servo_ticks
@@ -106,12 +106,10 @@ def load_config(path: Path | None) -> tuple[PicarBConfig, ConfigError | None]:
     """The [picar_b] section, or the kit defaults plus the error when the file is bad."""
     try:
         if path is None:
-            path = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+            path = default_config_path()
         return load_sections(path, {"picar_b": PicarBConfig})["picar_b"], None
     except ConfigError as exc:
         return PicarBConfig(), exc
-    except OSError as exc:  # e.g. /etc/rover is root:rover 0750 and this user is not in the group
-        return PicarBConfig(), ConfigError(f"config file {path or DEFAULT_CONFIG_PATH} cannot be read ({exc.strerror or exc})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,3 +58,24 @@ def test_reference_write_replaces_only_the_text_between_the_markers(tmp_path: Pa
     (tmp_path / "plain.md").write_text("no markers\n")
     assert cli.main(["config", "reference", "--write", str(tmp_path / "plain.md")]) == 78
     assert "plain.md has no" in capsys.readouterr().err
+
+
+def test_the_default_file_is_used_when_present_and_never_silently_skipped_when_unreadable(tmp_path: Path, monkeypatch) -> None:
+    import rover.config
+    from rover.config import default_config_path
+
+    missing = tmp_path / "missing.toml"
+    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", missing)
+    assert default_config_path() is None  # built-in defaults
+    present = tmp_path / "rover.toml"
+    present.write_text("")
+    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", present)
+    assert default_config_path() == present
+
+    class Unreadable(type(Path())):
+        def is_file(self) -> bool:
+            raise PermissionError(13, "Permission denied", str(self))
+
+    hidden = Unreadable(tmp_path / "etc-rover" / "rover.toml")
+    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", hidden)
+    assert default_config_path() == hidden  # so reading it fails with one line, not the defaults in silence

@@ -156,11 +156,13 @@ def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: 
         def is_file(self) -> bool:
             raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(safestop, "DEFAULT_CONFIG_PATH", Unreadable("/etc/rover/rover.toml"))
+    import rover.config
+
+    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", Unreadable(tmp_path / "etc-rover" / "rover.toml"))
     board, world = Board(), I2CWorld()
     real = safestop.safe_stop
     monkeypatch.setattr(safestop, "safe_stop", lambda config: real(config, gpio=FakeGPIO(board), bus=SMBus(1, world=world)))
     assert main([]) == 78
     err = capsys.readouterr().err
-    assert "cannot be read" in err and "kit defaults" in err and len(err.strip().splitlines()) == 1
+    assert "rover.toml" in err and "kit defaults" in err and len(err.strip().splitlines()) == 1
     assert_safe(board, world.chip(), PicarBConfig())

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
+from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
 from rover.sdnotify import Notifier
 from rover.service import run_until_signal, setup_logging
 
@@ -55,8 +55,9 @@ def config_path(args: argparse.Namespace, quiet: bool = False) -> Path | None:
     """``--config``, else the default file if it exists, else None (built-in defaults)."""
     if args.config is not None:
         return args.config
-    if DEFAULT_CONFIG_PATH.is_file():
-        return DEFAULT_CONFIG_PATH
+    path = default_config_path()
+    if path is not None:
+        return path
     if not quiet:
         log.info("no config file at %s: running on the built-in defaults", DEFAULT_CONFIG_PATH)
     return None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rover.chassis import Chassis
-from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
+from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
 from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> tuple[DriveConfig, PicarBConfig]:
     """The [drive] section (with the flags applied) and the [picar_b] section."""
     path = args.config
-    if path is None and DEFAULT_CONFIG_PATH.is_file():
-        path = DEFAULT_CONFIG_PATH
+    if path is None:
+        path = default_config_path()
     loaded = load_sections(path, {"drive": DriveConfig, "picar_b": PicarBConfig})
     drive = with_overrides(loaded["drive"], follow=args.follow, connect=args.connect, publish=args.publish,
                            backend=args.backend, max_throttle=args.max_throttle, max_age_s=args.max_age_s)

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, load_sections, with_overrides
+from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
 from rover.service import run_until_signal, setup_logging
 
 log = logging.getLogger("rover.view")
@@ -42,8 +42,8 @@ def load_config(args: argparse.Namespace):
     from rover.view.config import SECTIONS
 
     path = args.config
-    if path is None and DEFAULT_CONFIG_PATH.is_file():
-        path = DEFAULT_CONFIG_PATH
+    if path is None:
+        path = default_config_path()
     view = load_sections(path, SECTIONS)["view"]
     return with_overrides(view, host=args.host, port=args.port, detections=args.detections, frames=args.frames,
                           drive=args.drive)
