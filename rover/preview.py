@@ -34,7 +34,7 @@ import numpy as np
 import zmq
 
 from rover.errors import ConfigError, MessageError
-from rover.publisher import is_local_endpoint
+from rover.endpoints import is_local_endpoint
 
 log = logging.getLogger(__name__)
 

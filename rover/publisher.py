@@ -32,7 +32,7 @@ from rover.endpoints import check_exposure, check_lan_bind, is_local_endpoint
 from rover.errors import ConfigError
 from rover.messages import DetectionMessage, encode
 
-__all__ = ["DetectionPublisher", "is_local_endpoint", "load_server_keys"]
+__all__ = ["DetectionPublisher", "load_server_keys"]
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ import zmq.auth
 
 from rover.errors import ConfigError
 from rover.messages import DetectionMessage, ModelRef, decode
-from rover.publisher import DetectionPublisher, is_local_endpoint
+from rover.endpoints import is_local_endpoint
+from rover.publisher import DetectionPublisher
 
 MODEL = ModelRef("synthetic-test", "float32", "0" * 64)
 
