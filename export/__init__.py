@@ -2,7 +2,7 @@
 
 Runs on a laptop with PyTorch (the ``export`` extra), never on the robot:
 loads the author's checkpoint, writes a float32 and an int8 ONNX model that
-satisfy :mod:`rover.contract`, and a report of how far the int8 model strays
+satisfy :mod:`rover.core.contract`, and a report of how far the int8 model strays
 from the float one. ``python -m export --help`` for the command line.
 """
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RoverError
+from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RoverError
 
 EPILOG = f"""\
 exit codes:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from export import __version__, frames, pipeline, voc
     from export.checkpoint import load_checkpoint
     from export.model import ARCHITECTURE, INPUT_SIZE, VOC_LABELS
-    from rover.contract import ModelInfo
+    from rover.core.contract import ModelInfo
 
     pipeline.prepare_out_dir(args.out)
     loaded = load_checkpoint(args.weights)

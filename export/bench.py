@@ -31,7 +31,7 @@ import torchvision
 
 from export.frames import sample, to_input
 from export.graph import MEAN, STD, decode
-from rover.errors import EXIT_CONFIG, RoverError
+from rover.core.errors import EXIT_CONFIG, RoverError
 from rover.postprocess import PostprocessConfig, select
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vtest.avi"
@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     from export.graph import export_onnx
     from export.model import ARCHITECTURE, INPUT_SIZE, VOC_LABELS
     from export.quantize import quantize_int8
-    from rover.contract import ModelInfo
+    from rover.core.contract import ModelInfo
 
     if not args.video.is_file():
         print(f"error: video {args.video} not found: pass --video PATH", file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from export.model import SSD300ResNet50, make_priors
-from rover.errors import ModelError
+from rover.core.errors import ModelError
 
 PUBLISHED = "published"
 RENAMED = "renamed-priors"

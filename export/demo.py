@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rover.errors import EXIT_CONFIG, RoverError
+from rover.core.errors import EXIT_CONFIG, RoverError
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vtest.avi"
 

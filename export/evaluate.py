@@ -21,7 +21,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from tqdm import tqdm
 
 from export.graph import ContractWrapper
-from rover.contract import INPUT_NAME
+from rover.core.contract import INPUT_NAME
 from rover.postprocess import PostprocessConfig, RawDetections, select
 
 #: The mAP convention of the author's evaluation: keep scores above 0.01,

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

@@ -3,7 +3,7 @@
 :class:`ContractWrapper` puts everything the robot must not do in Python into
 the graph: uint8 to float, NHWC to NCHW, ImageNet normalisation, the detector,
 box decoding against the priors (variances 0.1 and 0.2) and the softmax.
-:func:`export_onnx` writes it to the :mod:`rover.contract` with its metadata.
+:func:`export_onnx` writes it to the :mod:`rover.core.contract` with its metadata.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import onnx
 import torch
 from torch import nn
 
-from rover.contract import BOXES_NAME, INPUT_NAME, SCORES_NAME, ModelInfo
+from rover.core.contract import BOXES_NAME, INPUT_NAME, SCORES_NAME, ModelInfo
 
 #: ImageNet statistics the backbone was trained with (RGB, on 0-1 pixels).
 MEAN = (0.485, 0.456, 0.406)

@@ -20,8 +20,8 @@ from export import evaluate, quantize, report
 from export.frames import Frame, to_input
 from export.graph import OPSET, export_onnx
 from export.voc import VocImage, voc_map50
-from rover.contract import ModelInfo, check_io, parse_metadata
-from rover.errors import ConfigError
+from rover.core.contract import ModelInfo, check_io, parse_metadata
+from rover.core.errors import ConfigError
 from rover.postprocess import PostprocessConfig, select
 
 FLOAT_NAME = "ssd300_voc.onnx"

@@ -28,7 +28,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
 
 from export.graph import set_metadata
-from rover.contract import INPUT_NAME, ModelInfo
+from rover.core.contract import INPUT_NAME, ModelInfo
 
 CALIB_METHODS = {
     "minmax": CalibrationMethod.MinMax,

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from export.evaluate import MAP_POSTPROCESS, run, to_metric
 from export.frames import to_input
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 from rover.postprocess import select
 
 

@@ -6,3 +6,7 @@ their backend modules, so every module here imports on any machine.
 """
 
 __version__ = "0.1.0"
+
+from rover import _moved
+
+_moved.install()

@@ -40,7 +40,7 @@ from rover.detector.config import CameraSection
 from rover.detector.model import Detector
 from rover.detector.service import DetectorService
 from rover.detector.stats import FrameStats, percentile
-from rover.errors import ConfigError, RoverError
+from rover.core.errors import ConfigError, RoverError
 from rover.preview import PreviewPublisher
 from rover.publisher import DetectionPublisher
 from rover.sources import make_source

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
-from rover.errors import EXIT_OK, ConfigError, RoverError
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
+from rover.core.errors import EXIT_OK, ConfigError, RoverError
 from rover.hw.config import SERVO_NAMES, TICKS_PER_PERIOD, PicarBConfig
 from rover.hw.mapping import servo_ticks, ticks_to_ms
 from rover.hw.pca9685 import PCA9685

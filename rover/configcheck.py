@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from rover.config import DEFAULT_CONFIG_PATH, load_sections, reference
-from rover.errors import EXIT_CONFIG, EXIT_OK, ConfigError
+from rover.core.config import DEFAULT_CONFIG_PATH, load_sections, reference
+from rover.core.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 
 #: section -> "module:dataclass", in the order of the example file. Imported
 #: only when needed, so checking a file never loads a model or a GPIO library.

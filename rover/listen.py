@@ -19,8 +19,8 @@ import zmq
 import zmq.auth
 
 from rover.detector.config import DEFAULT_BIND
-from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
-from rover.messages import TOPIC_BYTES, DetectionMessage, decode, split_topic
+from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
+from rover.core.messages import TOPIC_BYTES, DetectionMessage, decode, split_topic
 
 log = logging.getLogger("rover.listen")
 

@@ -28,9 +28,9 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from rover.endpoints import check_exposure, check_lan_bind, is_local_endpoint
-from rover.errors import ConfigError
-from rover.messages import DetectionMessage, encode
+from rover.core.endpoints import check_exposure, check_lan_bind, is_local_endpoint
+from rover.core.errors import ConfigError
+from rover.core.messages import DetectionMessage, encode
 
 __all__ = ["DetectionPublisher", "load_server_keys"]
 
@@ -56,7 +56,7 @@ def load_server_keys(secret_file: Path, client_keys_dir: Path) -> tuple[bytes, b
 
 
 class DetectionPublisher:
-    """Binds the PUB socket(s) and sends :class:`~rover.messages.DetectionMessage` to all of them.
+    """Binds the PUB socket(s) and sends :class:`~rover.core.messages.DetectionMessage` to all of them.
 
     Use as a context manager or call :meth:`close` (idempotent).
     """

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence, TextIO
 import zmq
 
 from rover.drive.config import DEFAULT_CONNECT, DEFAULT_PUBLISH
-from rover.errors import EXIT_CONFIG, EXIT_OK
+from rover.core.errors import EXIT_CONFIG, EXIT_OK
 
 TOPICS = ("detections", "drive")
 _POLL_MS = 100

@@ -35,10 +35,10 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from rover import messages
+from rover.core import messages
 from rover.detector.config import DEFAULT_BIND
-from rover.endpoints import is_local_endpoint
-from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
+from rover.core.endpoints import is_local_endpoint
+from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 
 
 @dataclass(frozen=True)

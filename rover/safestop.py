@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
-from rover.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
+from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError
 from rover.hw.config import SERVO_NAMES, PicarBConfig
 from rover.hw.mapping import servo_ticks
 from rover.hw.pca9685 import PCA9685

@@ -22,8 +22,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from rover.contract import ModelInfo
-from rover.errors import CameraError
+from rover.core.contract import ModelInfo
+from rover.core.errors import CameraError
 
 __all__ = ["contract_model", "detector_model"]  # the fixtures; helpers are imported by name
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rover import cli
-from rover.config import reference
+from rover.core.config import reference
 from rover.configcheck import all_sections
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,15 +61,15 @@ def test_reference_write_replaces_only_the_text_between_the_markers(tmp_path: Pa
 
 
 def test_the_default_file_is_used_when_present_and_never_silently_skipped_when_unreadable(tmp_path: Path, monkeypatch) -> None:
-    import rover.config
-    from rover.config import default_config_path
+    import rover.core.config
+    from rover.core.config import default_config_path
 
     missing = tmp_path / "missing.toml"
-    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", missing)
+    monkeypatch.setattr(rover.core.config, "DEFAULT_CONFIG_PATH", missing)
     assert default_config_path() is None  # built-in defaults
     present = tmp_path / "rover.toml"
     present.write_text("")
-    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", present)
+    monkeypatch.setattr(rover.core.config, "DEFAULT_CONFIG_PATH", present)
     assert default_config_path() == present
 
     class Unreadable(type(Path())):
@@ -77,5 +77,5 @@ def test_the_default_file_is_used_when_present_and_never_silently_skipped_when_u
             raise PermissionError(13, "Permission denied", str(self))
 
     hidden = Unreadable(tmp_path / "etc-rover" / "rover.toml")
-    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", hidden)
+    monkeypatch.setattr(rover.core.config, "DEFAULT_CONFIG_PATH", hidden)
     assert default_config_path() == hidden  # so reading it fails with one line, not the defaults in silence

@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import zmq
 
-from rover.messages import decode, split_topic
+from rover.core.messages import decode, split_topic
 
 pytestmark = pytest.mark.slow
 

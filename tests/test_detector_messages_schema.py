@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rover.errors import MessageError
-from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, decode, encode
+from rover.core.errors import MessageError
+from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, decode, encode
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "rover" / "schemas" / "detection-v1.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

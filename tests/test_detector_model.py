@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto
 
 from rover.detector.model import Detector, resolve_classes
-from rover.errors import ConfigError, ModelError
-from rover.messages import MAX_ITEMS, MAX_STRING, DetectionMessage, ModelRef, decode, encode
+from rover.core.errors import ConfigError, ModelError
+from rover.core.messages import MAX_ITEMS, MAX_STRING, DetectionMessage, ModelRef, decode, encode
 from tests.fixtures_detector import make_contract_model
 
 pytestmark = pytest.mark.slow  # loads ONNX models (tiny ones: the whole file runs in about a second)

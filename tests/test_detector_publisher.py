@@ -9,9 +9,9 @@ import pytest
 import zmq
 import zmq.auth
 
-from rover.errors import ConfigError
-from rover.messages import DetectionMessage, ModelRef, decode
-from rover.endpoints import is_local_endpoint
+from rover.core.errors import ConfigError
+from rover.core.messages import DetectionMessage, ModelRef, decode
+from rover.core.endpoints import is_local_endpoint
 from rover.publisher import DetectionPublisher
 
 MODEL = ModelRef("synthetic-test", "float32", "0" * 64)

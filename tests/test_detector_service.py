@@ -13,9 +13,9 @@ import pytest
 from rover.detector.model import Detector
 from rover.detector.service import DetectorService
 from rover.detector.stats import RateMeter, Summary, FrameStats
-from rover.errors import CameraError
-from rover.messages import decode, encode
-from rover.sdnotify import Notifier
+from rover.core.errors import CameraError
+from rover.core.messages import decode, encode
+from rover.core.sdnotify import Notifier
 from rover.sources.grabber import FrameGrabber
 from rover.sources.images import ImageFolderSource
 from tests.fixtures_detector import ScriptedCamera, wait_until

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rover.config import load_sections, with_overrides
+from rover.core.config import load_sections, with_overrides
 from rover.drive.config import DriveConfig
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

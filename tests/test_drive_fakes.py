@@ -9,7 +9,7 @@
   sees it: messages become available at given times, ``recv`` returns the
   newest one available within the timeout and drops older ones, and waiting
   advances the clock as a real poll would.
-- :func:`detection_bytes`: a valid wire message built with rover.messages.
+- :func:`detection_bytes`: a valid wire message built with rover.core.messages.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from rover.chassis import Chassis
-from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, encode
+from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, encode
 
 MODEL = ModelRef("ssd300-resnet50", "float32", "0" * 64)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rover.config import load_sections, reference, with_overrides
-from rover.errors import ConfigError
+from rover.core.config import load_sections, reference, with_overrides
+from rover.core.errors import ConfigError
 from rover.hw.config import PicarBConfig
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "rover.example.toml"

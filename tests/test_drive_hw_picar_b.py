@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from rover.chassis import Chassis
-from rover.errors import HardwareError
+from rover.core.errors import HardwareError
 from rover.hw import open_chassis
 from rover.hw.config import PicarBConfig
 from tests.fixtures_drive import FakePicar, build_fake_picar
@@ -193,7 +193,7 @@ def test_a_missing_i2c_bus_is_one_line_and_releases_nothing_twice() -> None:
 
 
 def test_unknown_backend_is_a_config_error() -> None:
-    from rover.errors import ConfigError
+    from rover.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="picar-b, log"):
         open_chassis("tank", PicarBConfig())

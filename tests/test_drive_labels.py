@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rover.drive.labels import VOC_LABELS, check_label
-from rover.errors import EXIT_CONFIG, ConfigError
+from rover.core.errors import EXIT_CONFIG, ConfigError
 
 
 def test_a_known_label_is_accepted_with_a_warning_when_the_model_cannot_be_asked() -> None:

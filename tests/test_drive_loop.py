@@ -15,8 +15,8 @@ from rover.drive.config import DriveConfig
 from rover.drive.loop import DriveLoop
 from rover.drive.states import State
 from rover.drive.status import decode as decode_status
-from rover.messages import ModelRef
-from rover.sdnotify import Notifier
+from rover.core.messages import ModelRef
+from rover.core.sdnotify import Notifier
 from tests.test_drive_fakes import FakeClock, RecordingChassis, ScriptedStream, detection_bytes, person
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "rover" / "schemas" / "drive-v1.schema.json").read_text())
@@ -400,7 +400,7 @@ def test_pan_follow_turns_the_head_and_steers_with_it() -> None:
 
 @pytest.mark.parametrize("status", ["stopping", "camera_error", "source_ended"])
 def test_detector_reporting_blindness_stops_the_car_at_once(status: str) -> None:
-    from rover.messages import DetectionMessage, encode
+    from rover.core.messages import DetectionMessage, encode
 
     rig = Rig()
     last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 2.0)
@@ -414,7 +414,7 @@ def test_detector_reporting_blindness_stops_the_car_at_once(status: str) -> None
 
 
 def test_detector_starting_or_briefly_without_frame_leaves_it_to_the_deadman() -> None:
-    from rover.messages import DetectionMessage, encode
+    from rover.core.messages import DetectionMessage, encode
 
     rig = Rig()
     last = rig.play(lambda t: [person(0.3, 0.2)], 0.0, 2.0)

@@ -9,9 +9,9 @@ import pytest
 import zmq
 
 from rover.drive.receiver import DetectionSubscriber, MessageGate, StatusPublisher
-from rover.messages import MAX_WIRE_BYTES
-from rover.errors import ConfigError, RoverError
-from rover.messages import DetectionMessage, ModelRef, encode
+from rover.core.messages import MAX_WIRE_BYTES
+from rover.core.errors import ConfigError, RoverError
+from rover.core.messages import DetectionMessage, ModelRef, encode
 from tests.test_drive_fakes import detection_bytes, person
 
 

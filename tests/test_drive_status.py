@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from rover.drive.status import DriveStatus, TargetInfo, decode, encode
-from rover.errors import MessageError
+from rover.core.errors import MessageError
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "rover" / "schemas" / "drive-v1.schema.json").read_text())
 

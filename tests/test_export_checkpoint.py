@@ -13,7 +13,7 @@ import torchvision
 
 from export.checkpoint import PUBLISHED, RENAMED, load_checkpoint, make_random_checkpoint
 from export.model import SSD300ResNet50, make_priors
-from rover.errors import EXIT_CONFIG, ModelError
+from rover.core.errors import EXIT_CONFIG, ModelError
 
 REPO = Path(__file__).resolve().parents[1]
 

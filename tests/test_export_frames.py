@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from export.frames import even_indices, sample, sample_split, split_calib_val, to_input
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 from export.frames import write_synthetic_frames
 
 

@@ -14,7 +14,7 @@ from export.checkpoint import load_checkpoint
 from export.frames import sample, to_input
 from export.model import VOC_LABELS
 from export.quantize import HEAD_WEIGHT
-from rover.contract import check_io, parse_metadata
+from rover.core.contract import check_io, parse_metadata
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from export.graph import CENTER_VARIANCE, SIZE_VARIANCE, normalise
 from export.model import apply_heads, make_heads, make_priors
 from export.pipeline import ExportOptions, export_all
 from export.voc import read_split
-from rover.contract import ModelInfo
+from rover.core.contract import ModelInfo
 
 pytestmark = pytest.mark.slow
 

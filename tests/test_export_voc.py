@@ -9,7 +9,7 @@ import torch
 from export.evaluate import cap_candidates, map50
 from export.model import VOC_LABELS
 from export.voc import read_split, target_of
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 
 
 def _voc(root, annotations: dict[str, str]):

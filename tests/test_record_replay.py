@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rover import messages
-from rover.errors import EXIT_CONFIG, MessageError
+from rover.core import messages
+from rover.core.errors import EXIT_CONFIG, MessageError
 from rover.record import to_line
 from rover.replay import Recorded, load, rewrite
 from rover.sim.chassis import ENV_ENDPOINT

@@ -21,7 +21,7 @@ CONFIG = "[picar_b]\nsteering_centre = 310\nultrasonic_enabled = false\n"
 DRIVE_LIKE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from rover.config import load_sections
+    from rover.core.config import load_sections
     from rover.hw import open_chassis
     from rover.hw.config import PicarBConfig
     config = load_sections(Path(sys.argv[1]), {"picar_b": PicarBConfig})["picar_b"]
@@ -156,9 +156,9 @@ def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: 
         def is_file(self) -> bool:
             raise PermissionError(13, "Permission denied", str(self))
 
-    import rover.config
+    import rover.core.config
 
-    monkeypatch.setattr(rover.config, "DEFAULT_CONFIG_PATH", Unreadable(tmp_path / "etc-rover" / "rover.toml"))
+    monkeypatch.setattr(rover.core.config, "DEFAULT_CONFIG_PATH", Unreadable(tmp_path / "etc-rover" / "rover.toml"))
     board, world = Board(), I2CWorld()
     real = safestop.safe_stop
     monkeypatch.setattr(safestop, "safe_stop", lambda config: real(config, gpio=FakeGPIO(board), bus=SMBus(1, world=world)))

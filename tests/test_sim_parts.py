@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import zmq
 
-from rover import messages
-from rover.errors import EXIT_CONFIG, MessageError
+from rover.core import messages
+from rover.core.errors import EXIT_CONFIG, MessageError
 from rover.hw import PicarBConfig, open_chassis
 from rover.sim.camera import CameraModel
 from rover.sim.car import Command

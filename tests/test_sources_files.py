@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rover.detector.config import CameraSection
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 from rover.sources import SourceEnded, make_source, parse_source
 from rover.sources.images import ImageFolderSource
 from rover.sources.opencv import CaptureSource, VideoFileSource
@@ -159,7 +159,7 @@ def test_make_source_builds_the_backend_the_config_names(tmp_path):
 
 
 def test_camera_device_that_does_not_exist_raises_camera_error():
-    from rover.errors import CameraError
+    from rover.core.errors import CameraError
 
     source = CaptureSource(97)
     with pytest.raises(CameraError, match="cannot open camera 97"):

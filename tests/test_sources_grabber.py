@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rover.errors import CameraError, ConfigError
+from rover.core.errors import CameraError, ConfigError
 from rover.sources import SourceEnded
 from rover.sources import grabber as g
 from rover.sources.grabber import FrameGrabber

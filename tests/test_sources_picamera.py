@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from rover.errors import CameraError, ConfigError
+from rover.core.errors import CameraError, ConfigError
 from rover.preprocess import Preprocessor
 from rover.sources.grabber import FrameGrabber
 from rover.sources.picamera import PicameraSource

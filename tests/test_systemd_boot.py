@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from rover.errors import EXIT_CONFIG
+from rover.core.errors import EXIT_CONFIG
 from tests.systemd_harness import STAGE_IN_NS, BootError, NamespaceBoot, unavailable_reason
 from tests.test_systemd_units import interpreter_home_dir, parse_unit, render_unit
 
@@ -49,7 +49,7 @@ BAD_MODEL_DROPIN = f"/run/systemd/system/{UNIT}.d/zz-bad-model.conf"
 SUBSCRIBER = textwrap.dedent(
     """
     import json, sys, zmq
-    from rover.messages import TOPIC_BYTES, decode
+    from rover.core.messages import TOPIC_BYTES, decode
     endpoint, count = sys.argv[1], int(sys.argv[2])
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)

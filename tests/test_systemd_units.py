@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rover.errors import EXIT_CONFIG
+from rover.core.errors import EXIT_CONFIG
 pytestmark = pytest.mark.systemd
 
 REPO = Path(__file__).resolve().parents[1]

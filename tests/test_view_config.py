@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rover.config import load_sections, reference
+from rover.core.config import load_sections, reference
 from rover.detector.__main__ import build_parser as detector_parser, load_preview
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 from rover.view.__main__ import build_parser, load_config
 from rover.view.config import SECTIONS, ViewSection
 
@@ -30,7 +30,7 @@ def test_example_section_is_the_defaults_and_safe_ones():
 
 def test_the_docs_hold_the_generated_reference():
     assert reference(SECTIONS) in (REPO / "docs" / "view.md").read_text(), (
-        "regenerate docs/view.md's table: python -c 'from rover.config import reference; "
+        "regenerate docs/view.md's table: python -c 'from rover.core.config import reference; "
         "from rover.view.config import SECTIONS; print(reference(SECTIONS))'"
     )
 

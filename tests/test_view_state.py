@@ -11,8 +11,8 @@ import pytest
 import zmq
 
 from rover.drive.status import DriveStatus, TargetInfo
-from rover.errors import ConfigError, MessageError
-from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
+from rover.core.errors import ConfigError, MessageError
+from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.preview import FrameHeader, PreviewPublisher, RateCap, decode_frame, encode_header, encode_jpeg
 from rover.sources.base import Frame
 from rover.view.hub import Latest

@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
-from rover.sdnotify import Notifier
-from rover.service import run_until_signal, setup_logging
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
+from rover.core.sdnotify import Notifier
+from rover.core.service import run_until_signal, setup_logging
 
 log = logging.getLogger("rover.detector")
 

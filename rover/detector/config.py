@@ -1,8 +1,8 @@
 """The detector's config sections: ``[detector]``, ``[camera]`` and ``[stream]``.
 
 Each section is a frozen dataclass whose fields carry their default and a
-one-line description; :func:`rover.config.load_sections` reads them strictly
-and :func:`rover.config.reference` turns them into the table in
+one-line description; :func:`rover.core.config.load_sections` reads them strictly
+and :func:`rover.core.config.reference` turns them into the table in
 ``docs/detector.md``. Cross-field checks live in ``__post_init__`` so a bad
 value is refused when the file is read, naming the key.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rover.config import doc
-from rover.endpoints import check_exposure, check_lan_bind
+from rover.core.config import doc
+from rover.core.endpoints import check_exposure, check_lan_bind
 
 DEFAULT_MODEL = Path("/var/lib/rover/models/detector.onnx")
 DEFAULT_BIND = "tcp://127.0.0.1:5555"

@@ -1,6 +1,6 @@
 """The detector: an onnxruntime session on a contract model, plus pre- and post-processing.
 
-:class:`Detector` checks the model against :mod:`rover.contract` when it is
+:class:`Detector` checks the model against :mod:`rover.core.contract` when it is
 loaded (labels and input size come from the model's metadata, so any model
 exported to the contract runs unchanged), resolves the class allow-list by
 label name once, runs one warm-up inference, and then turns a frame into
@@ -17,9 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from rover.contract import BOXES_NAME, INPUT_NAME, SCORES_NAME, ModelInfo, check_io, parse_metadata
-from rover.errors import ConfigError, ModelError
-from rover.messages import Detection
+from rover.core.contract import BOXES_NAME, INPUT_NAME, SCORES_NAME, ModelInfo, check_io, parse_metadata
+from rover.core.errors import ConfigError, ModelError
+from rover.core.messages import Detection
 from rover.postprocess import PostprocessConfig, select
 from rover.preprocess import ChannelOrder, Preprocessor
 

@@ -32,9 +32,9 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from rover.errors import EXIT_FAILURE, EXIT_OK, RoverError
-from rover.messages import DetectionMessage, FrameInfo, ModelRef, Timing
-from rover.sdnotify import Notifier
+from rover.core.errors import EXIT_FAILURE, EXIT_OK, RoverError
+from rover.core.messages import DetectionMessage, FrameInfo, ModelRef, Timing
+from rover.core.sdnotify import Notifier
 from rover.sources import grabber as g
 from rover.sources.base import Frame
 from rover.detector.stats import FrameStats, RateMeter, Summary

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rover.chassis import Chassis
-from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
 from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.errors import EXIT_FAILURE, EXIT_OK, HardwareError, RoverError
+from rover.core.errors import EXIT_FAILURE, EXIT_OK, HardwareError, RoverError
 from rover.hw import PicarBConfig, open_chassis
-from rover.sdnotify import Notifier
+from rover.core.sdnotify import Notifier
 
 log = logging.getLogger("rover.drive")
 

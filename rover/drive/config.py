@@ -2,8 +2,8 @@
 
 Every number the follower uses lives here, with its unit and the reason for
 its default, so the reference table in ``docs/drive.md`` is generated from the
-same text (``rover.config.reference``). The section is strict: an unknown key
-or a value of the wrong type is refused by ``rover.config.load_sections``; the
+same text (``rover.core.config.reference``). The section is strict: an unknown key
+or a value of the wrong type is refused by ``rover.core.config.load_sections``; the
 cross-field checks below turn a nonsensical combination into a ValueError that
 the loader reports as one line naming ``drive``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rover.config import doc
+from rover.core.config import doc
 
 #: The detector's default endpoint (its ``[stream]`` section).
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"

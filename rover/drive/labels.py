@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Sequence
 
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 
 #: The 20 Pascal VOC classes, in the seed model's order (index 1..20).
 VOC_LABELS = (

@@ -27,12 +27,12 @@ from rover.drive.receiver import MessageGate, Received
 from rover.drive.states import State, StateMachine
 from rover.drive.status import DriveStatus, TargetInfo, encode
 from rover.drive.tracker import TargetTracker
-from rover.sdnotify import Notifier
+from rover.core.sdnotify import Notifier
 
 log = logging.getLogger("rover.drive")
 
 #: Detector statuses after which no fresh frame is coming soon: disarm at once
-#: rather than after the dead-man's timeout (see rover.messages.STATUSES).
+#: rather than after the dead-man's timeout (see rover.core.messages.STATUSES).
 BLIND_STATUSES = frozenset({"stopping", "source_ended", "camera_error"})
 
 

@@ -1,7 +1,7 @@
 """Receiving detections: the SUB socket, validation and freshness.
 
 :class:`MessageGate` is pure: it decodes one raw frame with
-``rover.messages.decode`` (schema v1, finite numbers, boxes and scores in
+``rover.core.messages.decode`` (schema v1, finite numbers, boxes and scores in
 ``[0, 1]``), classifies it and counts. Nothing malformed gets past it and
 nothing in it raises: the loop acts only on *fresh* messages.
 
@@ -25,8 +25,8 @@ from typing import Callable, Literal
 import zmq
 
 from rover.drive.status import COUNTERS
-from rover.errors import ConfigError, MessageError, RoverError
-from rover.messages import MAX_WIRE_BYTES, TOPIC_BYTES, DetectionMessage, decode
+from rover.core.errors import ConfigError, MessageError, RoverError
+from rover.core.messages import MAX_WIRE_BYTES, TOPIC_BYTES, DetectionMessage, decode
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rover.drive.states import State
-from rover.errors import MessageError
-from rover.messages import MAX_STRING, parse_wire
+from rover.core.errors import MessageError
+from rover.core.messages import MAX_STRING, parse_wire
 
 SCHEMA_VERSION = 1
 TOPIC = "drive"

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from rover.chassis import Chassis
-from rover.errors import ConfigError, HardwareError
+from rover.core.errors import ConfigError, HardwareError
 from rover.hw.config import PicarBConfig
 
 __all__ = ["BACKENDS", "PicarBConfig", "open_chassis", "register_backend"]

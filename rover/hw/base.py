@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 
-from rover.errors import HardwareError
+from rover.core.errors import HardwareError
 from rover.hw.config import SERVO_NAMES, PicarBConfig
 from rover.hw.mapping import MotorCommand, checked, motor_command, servo_ticks
 

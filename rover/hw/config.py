@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rover.config import doc
+from rover.core.config import doc
 
 #: PCA9685 ticks per PWM period (12-bit counter).
 TICKS_PER_PERIOD = 4096

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from rover.errors import HardwareError
+from rover.core.errors import HardwareError
 
 MODE1 = 0x00
 MODE2 = 0x01

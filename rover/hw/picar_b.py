@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from rover.errors import HardwareError
+from rover.core.errors import HardwareError
 from rover.hw.base import PicarBChassisBase
 from rover.hw.config import PicarBConfig
 from rover.hw.mapping import MotorCommand, MotorOutput

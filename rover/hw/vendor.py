@@ -2,7 +2,7 @@
 
 Both imports happen when a backend opens, never at module import, so every
 other rover module imports and runs on any machine. A missing or unusable
-library becomes one :class:`~rover.errors.HardwareError` line that says how to
+library becomes one :class:`~rover.core.errors.HardwareError` line that says how to
 fix it and how to do a dry run instead.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rover.errors import HardwareError
+from rover.core.errors import HardwareError
 
 DRY_RUN_HINT = "use --backend log for a dry run"
 

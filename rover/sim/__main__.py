@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rover.errors import EXIT_CONFIG, EXIT_OK, RoverError
+from rover.core.errors import EXIT_CONFIG, EXIT_OK, RoverError
 from rover.sim import scenarios
 from rover.sim.noise import FPS_PRESETS, DetectorModel
 from rover.sim.runner import StatusLine, run

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import zmq
 
-from rover.errors import HardwareError
+from rover.core.errors import HardwareError
 from rover.hw.config import PicarBConfig
 from rover.hw.mapping import motor_command
 from rover.sim.car import Command

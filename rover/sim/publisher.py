@@ -19,8 +19,8 @@ import time
 
 import zmq
 
-from rover import messages
-from rover.errors import EXIT_OK, MessageError
+from rover.core import messages
+from rover.core.errors import EXIT_OK, MessageError
 
 _POLL_MS = 200
 

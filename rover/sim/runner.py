@@ -31,8 +31,8 @@ from typing import Callable, Sequence
 import numpy as np
 import zmq
 
-from rover import messages
-from rover.errors import MessageError, RoverError
+from rover.core import messages
+from rover.core.errors import MessageError, RoverError
 from rover.sim import plot
 from rover.sim.camera import CameraModel
 from rover.sim.car import CarModel

@@ -7,7 +7,7 @@
   sender). Every message carries the whole command, so a lost one costs
   nothing but a little delay.
 - Detections, from the world to its publisher process and on to the drive:
-  schema v1 messages of :mod:`rover.messages`, with the model named
+  schema v1 messages of :mod:`rover.core.messages`, with the model named
   ``simulated`` and precision ``simulated``.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import math
 
-from rover.errors import MessageError
-from rover.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, parse_wire
+from rover.core.errors import MessageError
+from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, parse_wire
 from rover.sim.car import Command
 from rover.sim.camera import CameraModel
 from rover.sim.noise import DetectorModel

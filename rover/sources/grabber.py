@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable
 
-from rover.errors import CameraError, RoverError
+from rover.core.errors import CameraError, RoverError
 from rover.sources.base import Frame, FrameSource, SourceEnded
 
 log = logging.getLogger(__name__)

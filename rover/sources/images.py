@@ -10,7 +10,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 from rover.sources.base import SourceEnded
 
 log = logging.getLogger(__name__)

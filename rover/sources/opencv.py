@@ -15,7 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from rover.errors import CameraError, ConfigError
+from rover.core.errors import CameraError, ConfigError
 from rover.sources.base import SourceEnded
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rover.errors import CameraError, ConfigError
+from rover.core.errors import CameraError, ConfigError
 
 #: What picamera2's ``format`` name means for the bytes in memory.
 CHANNEL_ORDER = {"RGB888": "bgr", "BGR888": "rgb"}

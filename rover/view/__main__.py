@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from rover.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
-from rover.service import run_until_signal, setup_logging
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
+from rover.core.service import run_until_signal, setup_logging
 
 log = logging.getLogger("rover.view")
 
@@ -50,7 +50,7 @@ def load_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
-    from rover.sdnotify import Notifier
+    from rover.core.sdnotify import Notifier
     from rover.view.hub import Latest
     from rover.view.server import ViewServer
     from rover.view.state import LiveState

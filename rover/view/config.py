@@ -5,14 +5,14 @@ detector binds (``frames``) and the one ``rover-view`` connects to cannot
 disagree. The detector reads only ``preview``, ``frames``, ``width``,
 ``max_fps`` and ``jpeg_quality``; ``rover-view`` reads the rest too. The
 reference table in ``docs/view.md`` is generated from these fields
-(:func:`rover.config.reference`).
+(:func:`rover.core.config.reference`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rover.config import doc
+from rover.core.config import doc
 
 DEFAULT_FRAMES = "tcp://127.0.0.1:5557"
 

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 from rover.view.hub import Latest
 from rover.view.state import LiveState
 

@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable
 
 from rover.drive.status import DriveStatus
-from rover.messages import DetectionMessage
+from rover.core.messages import DetectionMessage
 from rover.preview import FrameHeader
 
 #: Detection messages kept for pairing (about 3 s at 20 fps).

@@ -34,8 +34,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
-from rover.errors import ModelError
-from rover.messages import MAX_ITEMS, MAX_STRING
+from rover.core.errors import ModelError
+from rover.core.messages import MAX_ITEMS, MAX_STRING
 
 CONTRACT_VERSION = "1"
 INPUT_NAME = "image"

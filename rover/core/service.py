@@ -2,7 +2,7 @@
 
 Logging to stderr in the form journald expects, and a run until SIGTERM or
 SIGINT: the program's ``run(args, stop)`` polls the ``stop`` event; a
-:class:`~rover.errors.RoverError` becomes one log line and its exit code
+:class:`~rover.core.errors.RoverError` becomes one log line and its exit code
 (78 for configuration errors, so systemd does not restart-loop).
 """
 
@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Callable
 
-from rover.errors import RoverError
+from rover.core.errors import RoverError
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 
 _WILDCARD_HOSTS = {"*", "0.0.0.0", "::", ""}
 

@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin
 
-from rover.errors import ConfigError
+from rover.core.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/rover/rover.toml")
 

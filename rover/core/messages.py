@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from rover.errors import MessageError
+from rover.core.errors import MessageError
 
 SCHEMA_VERSION = 1
 TOPIC = "detections"
