@@ -52,9 +52,9 @@ test: $(TESTS) browser
 bench: $(TESTS)
 	$(PY) -m export.bench --frames 30
 	$(PY) -m export.demo --work-dir .bench --no-progress
-	$(PY) -m rover.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
+	$(PY) -m rover.detector.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
 		--classes person --frames 120 --rounds 6
-	$(PY) -m rover.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
+	$(PY) -m rover.detector.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
 		--classes person --frames 240 --rounds 4 --preview
 
 ## sudo make install: on the Pi, the two systemd services (systemd/install.sh)

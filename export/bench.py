@@ -8,7 +8,7 @@ count:
   normalisation; decode and softmax; a Python loop over the 20 classes
   calling ``torchvision.ops.nms`` at IoU 0.45 after a 0.5 score threshold.
 - project: OpenCV resize, RGB uint8, onnxruntime int8 ``session.run``,
-  :func:`rover.postprocess.select` (threshold 0.5, NMS 0.45).
+  :func:`rover.detector.postprocess.select` (threshold 0.5, NMS 0.45).
 
 Prints the per-frame median of each and their ratio. A benchmark, not a
 test: timings depend on the machine and on what else runs on it.
@@ -32,7 +32,7 @@ import torchvision
 from export.frames import sample, to_input
 from export.graph import MEAN, STD, decode
 from rover.core.errors import EXIT_CONFIG, RoverError
-from rover.postprocess import PostprocessConfig, select
+from rover.detector.postprocess import PostprocessConfig, select
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vtest.avi"
 THRESHOLD, NMS_IOU = 0.5, 0.45
@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         ref, ours = (statistics.median(t) for t in time_interleaved(paths, frames))
     print(f"frames: {len(frames)} of {args.video.name}, threads: {args.threads}, activations: {args.activations}, weights: {args.weights or 'random (seed 0)'}")
     print(f"reference (PyTorch eager float32, torchvision nms loop): median {ref:.1f} ms/frame")
-    print(f"project   (onnxruntime int8 + rover.postprocess.select): median {ours:.1f} ms/frame")
+    print(f"project   (onnxruntime int8 + rover.detector.postprocess.select): median {ours:.1f} ms/frame")
     print(f"speed-up: {ref / ours:.2f}x (target: 4x)")
     return 0
 

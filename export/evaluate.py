@@ -1,6 +1,6 @@
 """What the report measures: parity, int8-vs-float agreement, latency.
 
-Detections always come from :func:`rover.postprocess.select`, the very
+Detections always come from :func:`rover.detector.postprocess.select`, the very
 post-processing the robot runs, so the numbers describe what the robot sees.
 mAP is torchmetrics' ``MeanAveragePrecision(iou_thresholds=[0.5])``, as the
 model's author measured it. (True VOC mAP is in :mod:`export.voc`.)
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from export.graph import ContractWrapper
 from rover.core.contract import INPUT_NAME
-from rover.postprocess import PostprocessConfig, RawDetections, select
+from rover.detector.postprocess import PostprocessConfig, RawDetections, select
 
 #: The mAP convention of the author's evaluation: keep scores above 0.01,
 #: per-class NMS at IoU 0.45; torchmetrics counts the top 100 per image.

@@ -22,7 +22,7 @@ from export.graph import OPSET, export_onnx
 from export.voc import VocImage, voc_map50
 from rover.core.contract import ModelInfo, check_io, parse_metadata
 from rover.core.errors import ConfigError
-from rover.postprocess import PostprocessConfig, select
+from rover.detector.postprocess import PostprocessConfig, select
 
 FLOAT_NAME = "ssd300_voc.onnx"
 INT8_NAME = "ssd300_voc_int8.onnx"

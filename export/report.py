@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from rover.postprocess import RawDetections
+from rover.detector.postprocess import RawDetections
 
 REPORT_JSON = "export_report.json"
 REPORT_MD = "export_report.md"

@@ -3,7 +3,7 @@
 A VOCdevkit year folder (e.g. ``VOCdevkit/VOC2007``) holds ``JPEGImages/``,
 ``Annotations/*.xml`` and ``ImageSets/Main/test.txt``. Each test image goes
 through the robot's own path (plain resize to the model input, the ONNX
-model, :func:`rover.postprocess.select` at score 0.01 and per-class NMS 0.45),
+model, :func:`rover.detector.postprocess.select` at score 0.01 and per-class NMS 0.45),
 and torchmetrics' ``MeanAveragePrecision(iou_thresholds=[0.5])`` scores the
 boxes in pixels. Objects marked ``difficult`` are passed as ``iscrowd`` so a
 detection on them is neither rewarded nor punished, as VOC's own protocol
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from export.evaluate import MAP_POSTPROCESS, run, to_metric
 from export.frames import to_input
 from rover.core.errors import ConfigError
-from rover.postprocess import select
+from rover.detector.postprocess import select
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,12 @@ MOVED: dict[str, str] = {
     "rover.messages": "rover.core.messages",
     "rover.sdnotify": "rover.core.sdnotify",
     "rover.service": "rover.core.service",
+    # the detector's parts
+    "rover.bench": "rover.detector.bench",
+    "rover.postprocess": "rover.detector.postprocess",
+    "rover.preprocess": "rover.detector.preprocess",
+    "rover.preview": "rover.detector.preview",
+    "rover.publisher": "rover.detector.publisher",
 }
 
 

@@ -1,10 +1,10 @@
-"""python -m rover.bench runs end to end and reports every stage (figures are not asserted)."""
+"""python -m rover.detector.bench runs end to end and reports every stage (figures are not asserted)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rover import bench
+from rover.detector import bench
 from tests.fixtures_detector import write_video
 
 

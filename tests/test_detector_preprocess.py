@@ -1,11 +1,11 @@
-"""rover.preprocess: resize and channel order, into buffers allocated once."""
+"""rover.detector.preprocess: resize and channel order, into buffers allocated once."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rover.preprocess import Preprocessor
+from rover.detector.preprocess import Preprocessor
 
 
 def _frame(h: int, w: int, bgr: tuple[int, int, int]) -> np.ndarray:

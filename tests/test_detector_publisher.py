@@ -12,7 +12,7 @@ import zmq.auth
 from rover.core.errors import ConfigError
 from rover.core.messages import DetectionMessage, ModelRef, decode
 from rover.core.endpoints import is_local_endpoint
-from rover.publisher import DetectionPublisher
+from rover.detector.publisher import DetectionPublisher
 
 MODEL = ModelRef("synthetic-test", "float32", "0" * 64)
 

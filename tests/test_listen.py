@@ -17,7 +17,7 @@ import zmq.auth
 from rover import cli
 from rover.listen import add_arguments, format_line, listen
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
-from rover.publisher import DetectionPublisher
+from rover.detector.publisher import DetectionPublisher
 
 REPO = Path(__file__).resolve().parents[1]
 

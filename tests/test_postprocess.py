@@ -1,11 +1,11 @@
-"""rover.postprocess.select with plain numbers: what a subscriber gets from raw model outputs."""
+"""rover.detector.postprocess.select with plain numbers: what a subscriber gets from raw model outputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rover.postprocess import PostprocessConfig, select
+from rover.detector.postprocess import PostprocessConfig, select
 
 BACKGROUND, CAT, PERSON = 0, 1, 2
 

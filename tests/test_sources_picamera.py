@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rover.core.errors import CameraError, ConfigError
-from rover.preprocess import Preprocessor
+from rover.detector.preprocess import Preprocessor
 from rover.sources.grabber import FrameGrabber
 from rover.sources.picamera import PicameraSource
 

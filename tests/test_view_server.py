@@ -16,8 +16,8 @@ import pytest
 import zmq
 
 from rover.drive import status as drive_status
-from rover.preview import PreviewPublisher
-from rover.publisher import DetectionPublisher
+from rover.detector.preview import PreviewPublisher
+from rover.detector.publisher import DetectionPublisher
 from rover.sources.base import Frame
 from rover.view.hub import Latest
 from rover.view.server import BOUNDARY, ViewServer

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     with contextlib.ExitStack() as stack:
         preview = None
         if view_cfg.preview:
-            from rover.preview import PreviewPublisher
+            from rover.detector.preview import PreviewPublisher
 
             preview = stack.enter_context(PreviewPublisher(
                 view_cfg.frames, width=view_cfg.width, max_fps=view_cfg.max_fps, jpeg_quality=view_cfg.jpeg_quality))
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threading.Event, preview) -> int:
     """Publish detections of ``source`` until stopped (``preview``: a PreviewPublisher or None)."""
     from rover.detector.service import DetectorService
-    from rover.publisher import DetectionPublisher
+    from rover.detector.publisher import DetectionPublisher
     from rover.sources.grabber import FrameGrabber
 
     with Notifier() as notifier, DetectionPublisher(

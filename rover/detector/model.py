@@ -20,8 +20,8 @@ import onnxruntime as ort
 from rover.core.contract import BOXES_NAME, INPUT_NAME, SCORES_NAME, ModelInfo, check_io, parse_metadata
 from rover.core.errors import ConfigError, ModelError
 from rover.core.messages import Detection
-from rover.postprocess import PostprocessConfig, select
-from rover.preprocess import ChannelOrder, Preprocessor
+from rover.detector.postprocess import PostprocessConfig, select
+from rover.detector.preprocess import ChannelOrder, Preprocessor
 
 
 @dataclass(frozen=True)

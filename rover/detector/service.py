@@ -22,7 +22,7 @@ What it promises:
   ``summary_interval_s``;
 - with ``preview`` (the live view's ``PreviewPublisher.offer``), each
   processed frame is offered after its message is published, with the
-  message's ``seq``; the offer only hands over a reference (see rover.preview).
+  message's ``seq``; the offer only hands over a reference (see rover.detector.preview).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class DetectorService:
         self._clock = clock
         self._clock_ns = clock_ns
         self._observer = observer
-        # Offered each processed frame and its message seq (rover.preview.PreviewPublisher.offer).
+        # Offered each processed frame and its message seq (rover.detector.preview.PreviewPublisher.offer).
         self._preview = preview
         info = detector.info
         # labels (background excluded): lets a subscriber tell "no person" from "cannot see persons".

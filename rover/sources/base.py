@@ -8,11 +8,12 @@ so a new backend is a small class with no concurrency in it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-from rover.preprocess import ChannelOrder
+#: The byte order of a frame's three channels in memory.
+ChannelOrder = Literal["bgr", "rgb"]
 
 
 class SourceEnded(Exception):

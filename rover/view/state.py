@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from rover.drive.status import DriveStatus
 from rover.core.messages import DetectionMessage
-from rover.preview import FrameHeader
+from rover.detector.preview import FrameHeader
 
 #: Detection messages kept for pairing (about 3 s at 20 fps).
 RECENT = 64

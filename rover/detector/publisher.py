@@ -90,7 +90,7 @@ class DetectionPublisher:
         self._sockets: list[zmq.Socket] = []
         try:
             if curve:
-                self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("rover.publisher.auth"))
+                self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("rover.detector.publisher.auth"))
                 self._auth.start()
                 self._auth.configure_curve(domain="*", location=str(client_keys_dir))
             for key, endpoint in wanted:

@@ -9,12 +9,10 @@ buffers it allocates once, so the per-frame path allocates nothing.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 
-ChannelOrder = Literal["bgr", "rgb"]
+from rover.sources.base import ChannelOrder
 
 
 class Preprocessor:

@@ -1,4 +1,4 @@
-"""``python -m rover.bench --model M --source S``: where the detector's time goes.
+"""``python -m rover.detector.bench --model M --source S``: where the detector's time goes.
 
 Runs the real service loop (grabber thread, preprocess, onnxruntime,
 postprocess, ZeroMQ publish to a local subscriber) for ``--frames`` frames
@@ -12,7 +12,7 @@ The source is read one frame per request (``pace = false``) unless
 ``--pace``: a paced source caps throughput at its own frame rate.
 
 ``--preview`` adds, in every round, a service run with the live view's
-preview publisher (``rover.preview``, ``[view]`` defaults: 320 px, 5 fps)
+preview publisher (``rover.detector.preview``, ``[view]`` defaults: 320 px, 5 fps)
 switched off and on every ``--preview-segment`` frames, and reports the
 throughput with preview over without as a ratio: the median over adjacent
 off/on segment pairs, so a load change on a shared machine hits both sides
@@ -41,8 +41,8 @@ from rover.detector.model import Detector
 from rover.detector.service import DetectorService
 from rover.detector.stats import FrameStats, percentile
 from rover.core.errors import ConfigError, RoverError
-from rover.preview import PreviewPublisher
-from rover.publisher import DetectionPublisher
+from rover.detector.preview import PreviewPublisher
+from rover.detector.publisher import DetectionPublisher
 from rover.sources import make_source
 from rover.sources.grabber import FrameGrabber
 from rover.view.config import ViewSection
@@ -152,7 +152,7 @@ def run_service(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rover.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rover.detector.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="contract ONNX model")
     parser.add_argument("--source", required=True, help="video file, image folder, device index or URL")
     parser.add_argument("--frames", type=int, default=100, help="frames through the service (default 100)")
