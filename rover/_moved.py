@@ -37,6 +37,10 @@ MOVED: dict[str, str] = {
     "rover.preprocess": "rover.detector.preprocess",
     "rover.preview": "rover.detector.preview",
     "rover.publisher": "rover.detector.publisher",
+    # the car: the seam and the tools that work on the hardware
+    "rover.calibrate": "rover.hw.calibrate",
+    "rover.chassis": "rover.hw.chassis",
+    "rover.safestop": "rover.hw.safestop",
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rover.calibrate import main
+from rover.hw.calibrate import main
 from tests.fixtures_drive import FakeHwEnv
 from tests.fakehw.smbus2 import I2CWorld, SMBus
 
@@ -63,7 +63,7 @@ def test_position_uses_the_config_to_check_the_direction(world: I2CWorld, tmp_pa
 
 @pytest.mark.slow
 def test_command_line_on_the_file_backed_fakes(fakehw_env: FakeHwEnv) -> None:
-    done = subprocess.run([sys.executable, "-m", "rover.calibrate", "steering", "--ticks", "310"],
+    done = subprocess.run([sys.executable, "-m", "rover.hw.calibrate", "steering", "--ticks", "310"],
                           env=fakehw_env.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "steering_centre = 310"

@@ -3,7 +3,7 @@
 - :class:`FakeClock`: the injected monotonic clock (seconds), advanced only by
   the fakes, so every timeout is exact.
 - :class:`RecordingChassis`: a car that records what its outputs are set to,
-  with timestamps, and applies the ``rover.chassis`` contract (clamping,
+  with timestamps, and applies the ``rover.hw.chassis`` contract (clamping,
   refusing non-finite values, idempotent ``safe``/``close``).
 - :class:`ScriptedStream`: a detection stream as a ``ZMQ_CONFLATE`` SUB socket
   sees it: messages become available at given times, ``recv`` returns the
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rover.chassis import Chassis
+from rover.hw.chassis import Chassis
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, encode
 
 MODEL = ModelRef("ssd300-resnet50", "float32", "0" * 64)

@@ -78,7 +78,7 @@ def test_importing_the_hardware_modules_loads_no_vendor_library() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, rover.hw, rover.hw.picar_b, rover.hw.log, rover.safestop, rover.calibrate; "
+    code = ("import sys, rover.hw, rover.hw.picar_b, rover.hw.log, rover.hw.safestop, rover.hw.calibrate; "
             "print(sorted(m for m in ('RPi', 'RPi.GPIO', 'smbus2', 'torch', 'numpy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rover.chassis import Chassis
+from rover.hw.chassis import Chassis
 from rover.hw import open_chassis
 from rover.hw.config import PicarBConfig
 

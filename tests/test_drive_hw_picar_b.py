@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rover.chassis import Chassis
+from rover.hw.chassis import Chassis
 from rover.core.errors import HardwareError
 from rover.hw import open_chassis
 from rover.hw.config import PicarBConfig

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rover.hw.config import PicarBConfig
-from rover.safestop import main, safe_stop
+from rover.hw.safestop import main, safe_stop
 from tests.fixtures_drive import FakeHwEnv, FakePicar
 from tests.fakehw.RPi.GPIO import FakeGPIO
 from tests.fakehw.smbus2 import I2CWorld, SMBus
@@ -93,7 +93,7 @@ def test_subprocess_safestop_after_sigkill_is_safe_idempotent_and_quick(fakehw_e
     assert board.pin(4).level == 1 and board.pin(4).duty is None  # PWM died with its process, pin stuck
     assert chip.pulse_ticks(2) == 450 and chip.pulse_ticks(1) == 150  # the chip keeps driving (310+150 held at max)
     for attempt in range(2):
-        done = subprocess.run([sys.executable, "-m", "rover.safestop", "--config", str(config_path)],
+        done = subprocess.run([sys.executable, "-m", "rover.hw.safestop", "--config", str(config_path)],
                               env=fakehw_env.env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert "motors off" in done.stdout and "steering ch2=310" in done.stdout
@@ -106,7 +106,7 @@ def test_subprocess_safestop_after_sigkill_is_safe_idempotent_and_quick(fakehw_e
 
 def test_a_bad_config_still_stops_the_car_with_the_defaults(tmp_path: Path, monkeypatch, capsys) -> None:
     from tests.fakehw.RPi.GPIO import Board
-    import rover.safestop as safestop
+    import rover.hw.safestop as safestop
 
     bad = tmp_path / "rover.toml"
     bad.write_text("[picar_b]\nsteering_centre = 9000\n")
@@ -150,7 +150,7 @@ def test_any_gpio_failure_still_centres_the_servos_and_says_what_to_do() -> None
 
 def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: Path, monkeypatch, capsys) -> None:
     from tests.fakehw.RPi.GPIO import Board
-    import rover.safestop as safestop
+    import rover.hw.safestop as safestop
 
     class Unreadable(type(Path())):
         def is_file(self) -> bool:

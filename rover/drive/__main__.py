@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from rover.chassis import Chassis
+from rover.hw.chassis import Chassis
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
 from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label

@@ -1,6 +1,6 @@
 """The control law: steering, speed and head commands from the locked target.
 
-All pure arithmetic on plain floats (units as in ``rover.chassis``: steering
+All pure arithmetic on plain floats (units as in ``rover.hw.chassis``: steering
 -1 right .. +1 left, throttle -1 .. +1, pan -1 right .. +1 left).
 
 - Steering: PD (optional I) on the target's horizontal offset, ``+1`` when the

@@ -19,7 +19,7 @@ import math
 import time
 from typing import Callable, Protocol
 
-from rover.chassis import Chassis
+from rover.hw.chassis import Chassis
 from rover.drive.config import DriveConfig
 from rover.drive.control import Commands, Controller
 from rover.drive.labels import check_label

@@ -9,7 +9,7 @@ Fields: ``v`` (1), ``seq`` (message number), ``t_ns`` (``time.monotonic_ns()``
 of the drive's host), ``state``, ``follow`` (the label followed),
 ``target`` (``null`` or ``{"box": [x1, y1, x2, y2], "score": s}``, as last
 seen, 0..1), ``throttle``, ``steering``, ``pan`` (the commands sent, -1..1,
-units of ``rover.chassis``), ``detection_age_ms`` (age of the last fresh
+units of ``rover.hw.chassis``), ``detection_age_ms`` (age of the last fresh
 detection now, ``null`` before any), ``latency_ms`` (smoothed capture-to-receipt
 latency, ``null`` before any), ``scale`` (gain and speed scale from latency,
 0..1), ``obstacle_m`` (ultrasonic range, ``null`` when unknown) and

@@ -3,11 +3,16 @@
 The registry maps a name to ``"module:function"``; the module is imported only
 when that backend is opened, so ``import rover.hw`` never loads a vendor
 library. A backend factory takes ``(config, *, gpio=None, bus=None,
-clock=time.monotonic)`` and returns a :class:`rover.chassis.Chassis`.
+clock=time.monotonic)`` and returns a :class:`rover.hw.chassis.Chassis`.
 
 - ``picar-b``: the Adeept PiCar-B (:mod:`rover.hw.picar_b`).
 - ``log``: prints every command, a dry run (:mod:`rover.hw.log`).
 - ``sim``: the simulator's car (:mod:`rover.sim.chassis`).
+
+Beside the backends: :mod:`rover.hw.chassis` (the seam itself, all the drive
+logic sees), and the two programs that work on the hardware from outside the
+drive, ``rover-safestop`` (:mod:`rover.hw.safestop`) and ``rover-calibrate``
+(:mod:`rover.hw.calibrate`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import importlib
 import time
 from typing import Any, Callable
 
-from rover.chassis import Chassis
+from rover.hw.chassis import Chassis
 from rover.core.errors import ConfigError, HardwareError
 from rover.hw.config import PicarBConfig
 

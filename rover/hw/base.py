@@ -1,4 +1,4 @@
-"""What every PiCar-B backend shares: the :class:`rover.chassis.Chassis` contract.
+"""What every PiCar-B backend shares: the :class:`rover.hw.chassis.Chassis` contract.
 
 :class:`PicarBChassisBase` checks and clamps each command, maps it to pin
 levels and ticks with :mod:`rover.hw.mapping`, and makes ``safe`` and

@@ -46,7 +46,7 @@ class CarModel:
 
 @dataclass(frozen=True)
 class Command:
-    """The chassis command the world applies: normalised units of rover.chassis.
+    """The chassis command the world applies: normalised units of rover.hw.chassis.
 
     ``duty`` is the signed motor duty fraction the backend derived from the
     throttle (the ``[picar_b]`` min/max duty mapping); None means "the

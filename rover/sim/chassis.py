@@ -2,7 +2,7 @@
 
 Used by the unchanged ``rover.drive`` (``--backend sim``): every call sends
 the whole command (throttle, steering, pan, tilt; units of
-:mod:`rover.chassis`, plus the motor duty the PiCar-B backend would set for
+:mod:`rover.hw.chassis`, plus the motor duty the PiCar-B backend would set for
 that throttle with the same ``[picar_b]`` section, through
 :func:`rover.hw.mapping.motor_command`) over a ZeroMQ PUSH socket that connects to the world's
 PULL socket. The endpoint comes from the environment variable
@@ -35,7 +35,7 @@ _CLOSE_LINGER_MS = 500  # time the final stop command gets to reach the world
 
 
 class SimChassis:
-    """A :class:`rover.chassis.Chassis` whose wheels and servos live in the simulator."""
+    """A :class:`rover.hw.chassis.Chassis` whose wheels and servos live in the simulator."""
 
     def __init__(self, config: PicarBConfig | None = None, endpoint: str | None = None, context: zmq.Context | None = None,
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:

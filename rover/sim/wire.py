@@ -2,7 +2,7 @@
 
 - Chassis commands, from the drive's ``sim`` backend to the world: one frame
   ``sim.cmd {json}`` with ``throttle``, ``steering``, ``pan``, ``tilt`` (units
-  of :mod:`rover.chassis`), ``duty`` (the signed motor duty fraction the
+  of :mod:`rover.hw.chassis`), ``duty`` (the signed motor duty fraction the
   backend set, -1..1, through the car's ``[picar_b]`` duty mapping) and ``t_ns`` (``time.monotonic_ns()`` of the
   sender). Every message carries the whole command, so a lost one costs
   nothing but a little delay.

@@ -1,7 +1,7 @@
 """``rover-calibrate``: move one servo so you can find your kit's trims.
 
-    python -m rover.calibrate steering --ticks 310   # try a centre
-    python -m rover.calibrate steering --position 1  # check the direction (should turn left)
+    python -m rover.hw.calibrate steering --ticks 310   # try a centre
+    python -m rover.hw.calibrate steering --position 1  # check the direction (should turn left)
 
 It writes one PCA9685 channel (waking the chip at the configured frequency
 if needed), leaves the servo there and prints the config line that makes
