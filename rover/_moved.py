@@ -41,6 +41,10 @@ MOVED: dict[str, str] = {
     "rover.calibrate": "rover.hw.calibrate",
     "rover.chassis": "rover.hw.chassis",
     "rover.safestop": "rover.hw.safestop",
+    # tools on the streams
+    "rover.listen": "rover.stream.listen",
+    "rover.record": "rover.stream.record",
+    "rover.replay": "rover.stream.replay",
 }
 
 

@@ -17,9 +17,9 @@ from typing import Sequence
 #: name -> (module, one-line help). Add a subcommand by adding a line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("rover.configcheck", "check a config file for every program, or print the config reference"),
-    "listen": ("rover.listen", "print the detection stream, one line per message"),
-    "record": ("rover.record", "write the detection and drive streams to a JSON-lines file"),
-    "replay": ("rover.replay", "publish a recorded detection stream again, with its timing"),
+    "listen": ("rover.stream.listen", "print the detection stream, one line per message"),
+    "record": ("rover.stream.record", "write the detection and drive streams to a JSON-lines file"),
+    "replay": ("rover.stream.replay", "publish a recorded detection stream again, with its timing"),
 }
 
 

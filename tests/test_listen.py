@@ -15,7 +15,7 @@ import pytest
 import zmq.auth
 
 from rover import cli
-from rover.listen import add_arguments, format_line, listen
+from rover.stream.listen import add_arguments, format_line, listen
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.detector.publisher import DetectionPublisher
 
@@ -118,7 +118,7 @@ def test_rover_command_dispatches_to_listen_and_refuses_half_a_key_pair(tmp_path
 
 
 def test_a_bad_connect_endpoint_is_one_line_and_exit_78():
-    result = subprocess.run([sys.executable, "-m", "rover.listen", "--connect", "garbage", "--timeout", "1"],
+    result = subprocess.run([sys.executable, "-m", "rover.stream.listen", "--connect", "garbage", "--timeout", "1"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 78, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -13,8 +13,8 @@ import pytest
 
 from rover.core import messages
 from rover.core.errors import EXIT_CONFIG, MessageError
-from rover.record import to_line
-from rover.replay import Recorded, load, rewrite
+from rover.stream.record import to_line
+from rover.stream.replay import Recorded, load, rewrite
 from rover.sim.chassis import ENV_ENDPOINT
 from rover.sim.runner import Endpoints, run
 from rover.sim.scenarios import PersonPath, Scenario
@@ -53,7 +53,7 @@ def test_replay_moves_the_clocks_and_keeps_each_message_age() -> None:
 def test_record_is_a_subcommand_module_that_stops_after_its_duration(tmp_path: Path) -> None:
     import argparse
 
-    from rover import record
+    from rover.stream import record
 
     parser = argparse.ArgumentParser(prog="rover record")
     record.add_arguments(parser)  # what rover.cli does with a subcommand module
@@ -68,11 +68,11 @@ def test_record_is_a_subcommand_module_that_stops_after_its_duration(tmp_path: P
 def test_a_bad_endpoint_is_refused_before_an_existing_out_file_is_touched(tmp_path: Path) -> None:
     kept = tmp_path / "yesterday.jsonl"
     kept.write_text('{"t_recv_ns": 1}\n')
-    proc = subprocess.run([sys.executable, "-m", "rover.record", "--out", str(kept), "--detections", "garbage",
+    proc = subprocess.run([sys.executable, "-m", "rover.stream.record", "--out", str(kept), "--detections", "garbage",
                            "--drive", "", "--duration", "0.1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_CONFIG and "bad endpoint" in proc.stderr and "Traceback" not in proc.stderr
     assert kept.read_text() == '{"t_recv_ns": 1}\n'
-    proc = subprocess.run([sys.executable, "-m", "rover.record", "--out", str(tmp_path), "--detections",
+    proc = subprocess.run([sys.executable, "-m", "rover.stream.record", "--out", str(tmp_path), "--detections",
                            f"ipc://{tmp_path / 'd'}", "--drive", "", "--duration", "0.1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_CONFIG and f"cannot write {tmp_path}" in proc.stderr and "--out" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -83,7 +83,7 @@ def test_a_broken_record_file_names_its_line(tmp_path: Path) -> None:
     bad.write_text('{"t_recv_ns": 1, "t_recv": 1.0, "topic": "detections", "message": {"v": 2}}\n')
     with pytest.raises(MessageError, match="bad.jsonl:1"):
         load(bad)
-    proc = subprocess.run([sys.executable, "-m", "rover.replay", str(bad), "--publish", f"ipc://{tmp_path / 'x'}"],
+    proc = subprocess.run([sys.executable, "-m", "rover.stream.replay", str(bad), "--publish", f"ipc://{tmp_path / 'x'}"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_CONFIG and "bad.jsonl:1" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -93,7 +93,7 @@ def test_replay_refuses_a_network_endpoint_without_the_opt_in(tmp_path: Path) ->
     empty.write_text("")
 
     def replay(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "rover.replay", str(empty), "--wait", "0", *extra],
+        return subprocess.run([sys.executable, "-m", "rover.stream.replay", str(empty), "--wait", "0", *extra],
                               capture_output=True, text=True, timeout=60)
 
     refused = replay("--publish", "tcp://0.0.0.0:*")
@@ -112,7 +112,7 @@ def test_record_a_simulated_run_replay_it_and_the_drive_sees_the_same_sequence(t
     original = tmp_path / "run.jsonl"
 
     def recorder(ends: Endpoints) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "rover.record", "--out", str(original),
+        return subprocess.Popen([sys.executable, "-m", "rover.stream.record", "--out", str(original),
                                  "--detections", ends.detections, "--drive", ends.status])
 
     run(SHORT, tmp_path / "sim", seed=0, record=recorder)
@@ -128,10 +128,10 @@ def test_record_a_simulated_run_replay_it_and_the_drive_sees_the_same_sequence(t
     env = {**os.environ, ENV_ENDPOINT: f"ipc://{tmp_path / 'nowhere'}"}
     procs = [subprocess.Popen([sys.executable, "-m", "rover.drive", "--follow", "person", "--connect", det,
                                "--publish", status, "--backend", "sim"], env=env, stderr=subprocess.DEVNULL),
-             subprocess.Popen([sys.executable, "-m", "rover.record", "--out", str(replayed), "--detections", det,
+             subprocess.Popen([sys.executable, "-m", "rover.stream.record", "--out", str(replayed), "--detections", det,
                                "--drive", status])]
     try:
-        assert subprocess.run([sys.executable, "-m", "rover.replay", str(original), "--publish", det, "--wait", "2"],
+        assert subprocess.run([sys.executable, "-m", "rover.stream.replay", str(original), "--publish", det, "--wait", "2"],
                               timeout=60).returncode == 0
         time.sleep(0.3)
     finally:

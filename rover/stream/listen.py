@@ -1,4 +1,4 @@
-"""``rover listen`` / ``python -m rover.listen``: print the detection stream.
+"""``rover listen`` / ``python -m rover.stream.listen``: print the detection stream.
 
 One line per message (message seq, frame seq, status, fps, capture-to-publish
 latency, detections), or the raw JSON with ``--json``. With ``--server-key``
@@ -22,7 +22,7 @@ from rover.detector.config import DEFAULT_BIND
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 from rover.core.messages import TOPIC_BYTES, DetectionMessage, decode, split_topic
 
-log = logging.getLogger("rover.listen")
+log = logging.getLogger("rover.stream.listen")
 
 
 def format_line(message: DetectionMessage) -> str:
