@@ -45,6 +45,8 @@ MOVED: dict[str, str] = {
     "rover.listen": "rover.stream.listen",
     "rover.record": "rover.stream.record",
     "rover.replay": "rover.stream.replay",
+    # the `rover` command
+    "rover.configcheck": "rover.cli.configcheck",
 }
 
 

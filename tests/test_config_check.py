@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rover import cli
 from rover.core.config import reference
-from rover.configcheck import all_sections
+from rover.cli.configcheck import all_sections
 
 REPO = Path(__file__).resolve().parents[1]
 

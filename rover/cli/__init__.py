@@ -16,7 +16,7 @@ from typing import Sequence
 
 #: name -> (module, one-line help). Add a subcommand by adding a line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("rover.configcheck", "check a config file for every program, or print the config reference"),
+    "config": ("rover.cli.configcheck", "check a config file for every program, or print the config reference"),
     "listen": ("rover.stream.listen", "print the detection stream, one line per message"),
     "record": ("rover.stream.record", "write the detection and drive streams to a JSON-lines file"),
     "replay": ("rover.stream.replay", "publish a recorded detection stream again, with its timing"),
@@ -46,7 +46,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = sub.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     return int(module.run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
