@@ -12,6 +12,13 @@ import ipaddress
 
 from rover.core.errors import ConfigError
 
+#: Where rover's programs meet by default: the detector's detection stream,
+#: the drive's status stream and the detector's preview frames. Each program's
+#: config section takes its default from here, and the stream tools too.
+DETECTIONS = "tcp://127.0.0.1:5555"
+DRIVE_STATUS = "tcp://127.0.0.1:5556"
+PREVIEW = "tcp://127.0.0.1:5557"
+
 _WILDCARD_HOSTS = {"*", "0.0.0.0", "::", ""}
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from rover.core.config import doc
-from rover.core.endpoints import check_exposure, check_lan_bind
+from rover.core.endpoints import DETECTIONS, check_exposure, check_lan_bind
 
 DEFAULT_MODEL = Path("/var/lib/rover/models/detector.onnx")
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
+DEFAULT_BIND = DETECTIONS
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rover.core import endpoints
 from rover.core.config import doc
 
 #: The detector's default endpoint (its ``[stream]`` section).
-DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
+DEFAULT_CONNECT = endpoints.DETECTIONS
 #: Where the drive publishes its own status (topic ``drive``).
-DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+DEFAULT_PUBLISH = endpoints.DRIVE_STATUS
 
 
 @dataclass(frozen=True)

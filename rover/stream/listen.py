@@ -18,7 +18,7 @@ from typing import Sequence, TextIO
 import zmq
 import zmq.auth
 
-from rover.detector.config import DEFAULT_BIND
+from rover.core.endpoints import DETECTIONS
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 from rover.core.messages import TOPIC_BYTES, DetectionMessage, decode, split_topic
 
@@ -42,7 +42,7 @@ def format_line(message: DetectionMessage) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--connect", default=DEFAULT_BIND, help=f"endpoint of the detector (default {DEFAULT_BIND})")
+    parser.add_argument("--connect", default=DETECTIONS, help=f"endpoint of the detector (default {DETECTIONS})")
     parser.add_argument("--json", action="store_true", help="print each message's raw JSON")
     parser.add_argument("--count", type=int, default=0, help="exit after this many messages (0: run until Ctrl-C)")
     parser.add_argument("--timeout", type=float, default=0.0, help="exit 1 if no message arrives for this many seconds (0: wait forever)")

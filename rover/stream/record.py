@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 import zmq
 
-from rover.drive.config import DEFAULT_CONNECT, DEFAULT_PUBLISH
+from rover.core.endpoints import DETECTIONS, DRIVE_STATUS
 from rover.core.errors import EXIT_CONFIG, EXIT_OK
 
 TOPICS = ("detections", "drive")
@@ -96,10 +96,10 @@ class Recorder:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the JSON-lines file to write (replaced if it exists)")
-    parser.add_argument("--detections", default=DEFAULT_CONNECT, metavar="ENDPOINT",
-                        help=f"detection stream to subscribe to (default {DEFAULT_CONNECT})")
-    parser.add_argument("--drive", default=DEFAULT_PUBLISH, metavar="ENDPOINT",
-                        help=f"drive status stream to subscribe to (default {DEFAULT_PUBLISH}); '' to skip it")
+    parser.add_argument("--detections", default=DETECTIONS, metavar="ENDPOINT",
+                        help=f"detection stream to subscribe to (default {DETECTIONS})")
+    parser.add_argument("--drive", default=DRIVE_STATUS, metavar="ENDPOINT",
+                        help=f"drive status stream to subscribe to (default {DRIVE_STATUS}); '' to skip it")
     parser.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N messages (default: no limit)")
 

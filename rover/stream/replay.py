@@ -36,8 +36,7 @@ from typing import Any, Callable, Sequence
 import zmq
 
 from rover.core import messages
-from rover.detector.config import DEFAULT_BIND
-from rover.core.endpoints import is_local_endpoint
+from rover.core.endpoints import DETECTIONS, is_local_endpoint
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 
 
@@ -108,8 +107,8 @@ def replay(records: Sequence[Recorded], socket: zmq.Socket, speed: float = 1.0,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="a JSON-lines file written by `rover record`")
-    parser.add_argument("--publish", default=DEFAULT_BIND, metavar="ENDPOINT",
-                        help=f"endpoint to bind for the detection stream (default {DEFAULT_BIND}, the detector's)")
+    parser.add_argument("--publish", default=DETECTIONS, metavar="ENDPOINT",
+                        help=f"endpoint to bind for the detection stream (default {DETECTIONS}, the detector's)")
     parser.add_argument("--speed", type=float, default=1.0, help="play faster (2) or slower (0.5) than recorded (default 1)")
     parser.add_argument("--wait", type=float, default=1.0, metavar="S",
                         help="seconds to wait after binding so subscribers connect before the first message (default 1)")

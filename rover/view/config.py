@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rover.core.config import doc
+from rover.core.endpoints import PREVIEW
 
-DEFAULT_FRAMES = "tcp://127.0.0.1:5557"
+DEFAULT_FRAMES = PREVIEW
 
 
 @dataclass(frozen=True)
