@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rover.hw.calibrate import main
-from tests.fixtures_drive import FakeHwEnv
 from tests.fakehw.smbus2 import I2CWorld, SMBus
+from tests.fixtures_drive import FakeHwEnv
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rover import cli
-from rover.core.config import reference
 from rover.cli.configcheck import all_sections
+from rover.core.config import reference
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from rover.core.config import load_sections
+from rover.core.errors import ConfigError
 from rover.detector.__main__ import build_parser, load_config
 from rover.detector.config import SECTIONS, CameraSection, DetectorSection, StreamSection
-from rover.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "rover.example.toml"

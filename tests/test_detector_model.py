@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from rover.detector.model import Detector, resolve_classes
 from rover.core.errors import ConfigError, ModelError
 from rover.core.messages import MAX_ITEMS, MAX_STRING, DetectionMessage, ModelRef, decode, encode
+from rover.detector.model import Detector, resolve_classes
 from tests.fixtures_detector import make_contract_model
 
 pytestmark = pytest.mark.slow  # loads ONNX models (tiny ones: the whole file runs in about a second)

@@ -9,9 +9,9 @@ import pytest
 import zmq
 import zmq.auth
 
+from rover.core.endpoints import is_local_endpoint
 from rover.core.errors import ConfigError
 from rover.core.messages import DetectionMessage, ModelRef, decode
-from rover.core.endpoints import is_local_endpoint
 from rover.detector.publisher import DetectionPublisher
 
 MODEL = ModelRef("synthetic-test", "float32", "0" * 64)

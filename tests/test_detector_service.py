@@ -10,16 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from rover.detector.model import Detector
-from rover.detector.service import DetectorService
-from rover.detector.stats import RateMeter, Summary, FrameStats
 from rover.core.errors import CameraError
 from rover.core.messages import decode, encode
 from rover.core.sdnotify import Notifier
+from rover.detector.model import Detector
+from rover.detector.service import DetectorService
+from rover.detector.stats import FrameStats, RateMeter, Summary
 from rover.sources.grabber import FrameGrabber
 from rover.sources.images import ImageFolderSource
 from tests.fixtures_detector import ScriptedCamera, wait_until
-
 
 pytestmark = pytest.mark.slow  # loads ONNX models (tiny ones: the whole file runs in about a second)
 

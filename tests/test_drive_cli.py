@@ -16,11 +16,11 @@ import pytest
 import zmq
 
 import rover.hw
+from rover.core.errors import EXIT_CONFIG, HardwareError
+from rover.core.messages import ModelRef
 from rover.drive.__main__ import main
 from rover.drive.status import decode as decode_status
-from rover.core.errors import EXIT_CONFIG, HardwareError
 from rover.hw.config import PicarBConfig
-from rover.core.messages import ModelRef
 from tests.test_drive_fakes import MODEL, FakeClock, RecordingChassis, detection_bytes, person
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rover.core.config import load_sections, with_overrides
-from rover.drive.config import DriveConfig
 from rover.core.errors import ConfigError
+from rover.drive.config import DriveConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rover.hw.chassis import Chassis
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, encode
+from rover.hw.chassis import Chassis
 
 MODEL = ModelRef("ssd300-resnet50", "float32", "0" * 64)
 

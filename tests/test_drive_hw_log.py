@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from rover.hw.chassis import Chassis
 from rover.hw import open_chassis
+from rover.hw.chassis import Chassis
 from rover.hw.config import PicarBConfig
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rover.core.errors import HardwareError
-from rover.hw.pca9685 import MODE1, PRE_SCALE, PCA9685, SLEEP, channel_bytes, frequency_for, prescale_for
+from rover.hw.pca9685 import MODE1, PCA9685, PRE_SCALE, SLEEP, channel_bytes, frequency_for, prescale_for
 from tests.fakehw.fakeclock import TickClock
 from tests.fakehw.smbus2 import I2CWorld, SMBus
 

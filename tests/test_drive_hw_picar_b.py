@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from rover.hw.chassis import Chassis
 from rover.core.errors import HardwareError
 from rover.hw import open_chassis
+from rover.hw.chassis import Chassis
 from rover.hw.config import PicarBConfig
-from tests.fixtures_drive import FakePicar, build_fake_picar
 from tests.fakehw.fakeclock import TickClock
 from tests.fakehw.RPi.GPIO import Board, FakeGPIO
 from tests.fakehw.smbus2 import I2CWorld, SMBus
+from tests.fixtures_drive import FakePicar, build_fake_picar
 
 
 def test_is_a_chassis(fake_picar: FakePicar) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rover.drive.labels import VOC_LABELS, check_label
 from rover.core.errors import EXIT_CONFIG, ConfigError
+from rover.drive.labels import VOC_LABELS, check_label
 
 
 def test_a_known_label_is_accepted_with_a_warning_when_the_model_cannot_be_asked() -> None:

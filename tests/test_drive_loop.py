@@ -11,12 +11,12 @@ from typing import Callable
 import jsonschema
 import pytest
 
+from rover.core.messages import ModelRef
+from rover.core.sdnotify import Notifier
 from rover.drive.config import DriveConfig
 from rover.drive.loop import DriveLoop
 from rover.drive.states import State
 from rover.drive.status import decode as decode_status
-from rover.core.messages import ModelRef
-from rover.core.sdnotify import Notifier
 from tests.test_drive_fakes import FakeClock, RecordingChassis, ScriptedStream, detection_bytes, person
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "rover" / "schemas" / "drive-v1.schema.json").read_text())

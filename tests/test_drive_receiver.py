@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from rover.drive.receiver import DetectionSubscriber, MessageGate, StatusPublisher
-from rover.core.messages import MAX_WIRE_BYTES
 from rover.core.errors import ConfigError, RoverError
-from rover.core.messages import DetectionMessage, ModelRef, encode
+from rover.core.messages import MAX_WIRE_BYTES, DetectionMessage, ModelRef, encode
+from rover.drive.receiver import DetectionSubscriber, MessageGate, StatusPublisher
 from tests.test_drive_fakes import detection_bytes, person
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rover.drive.status import DriveStatus, TargetInfo, decode, encode
 from rover.core.errors import MessageError
+from rover.drive.status import DriveStatus, TargetInfo, decode, encode
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "rover" / "schemas" / "drive-v1.schema.json").read_text())
 

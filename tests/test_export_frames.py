@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from export.frames import even_indices, sample, sample_split, split_calib_val, to_input
+from export.frames import even_indices, sample, sample_split, split_calib_val, to_input, write_synthetic_frames
 from rover.core.errors import ConfigError
-from export.frames import write_synthetic_frames
 
 
 def test_even_indices_spread_over_the_whole_source():

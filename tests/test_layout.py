@@ -87,8 +87,9 @@ def test_an_old_module_path_is_the_same_module(old: str) -> None:
 
 
 def test_an_exception_from_the_old_path_is_the_same_class() -> None:
-    from rover.core.errors import ConfigError as new
     from rover.errors import ConfigError as old  # the path that code written before the regrouping uses
+
+    from rover.core.errors import ConfigError as new
 
     assert old is new
 

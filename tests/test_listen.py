@@ -15,9 +15,9 @@ import pytest
 import zmq.auth
 
 from rover import cli
-from rover.stream.listen import add_arguments, format_line, listen
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.detector.publisher import DetectionPublisher
+from rover.stream.listen import add_arguments, format_line, listen
 
 REPO = Path(__file__).resolve().parents[1]
 

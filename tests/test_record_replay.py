@@ -13,11 +13,11 @@ import pytest
 
 from rover.core import messages
 from rover.core.errors import EXIT_CONFIG, MessageError
-from rover.stream.record import to_line
-from rover.stream.replay import Recorded, load, rewrite
 from rover.sim.chassis import ENV_ENDPOINT
 from rover.sim.runner import Endpoints, run
 from rover.sim.scenarios import PersonPath, Scenario
+from rover.stream.record import to_line
+from rover.stream.replay import Recorded, load, rewrite
 
 SHORT = Scenario("short_walk", "stand, then walk away for 4 s", 5.5,
                  (PersonPath((3.45, 0.0), 0.0, (("stand", 1.0), ("walk", 0.35, 4.5))),))

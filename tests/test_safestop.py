@@ -12,9 +12,9 @@ import pytest
 
 from rover.hw.config import PicarBConfig
 from rover.hw.safestop import main, safe_stop
-from tests.fixtures_drive import FakeHwEnv, FakePicar
 from tests.fakehw.RPi.GPIO import FakeGPIO
 from tests.fakehw.smbus2 import I2CWorld, SMBus
+from tests.fixtures_drive import FakeHwEnv, FakePicar
 
 CONFIG = "[picar_b]\nsteering_centre = 310\nultrasonic_enabled = false\n"
 
@@ -105,8 +105,8 @@ def test_subprocess_safestop_after_sigkill_is_safe_idempotent_and_quick(fakehw_e
 
 
 def test_a_bad_config_still_stops_the_car_with_the_defaults(tmp_path: Path, monkeypatch, capsys) -> None:
-    from tests.fakehw.RPi.GPIO import Board
     import rover.hw.safestop as safestop
+    from tests.fakehw.RPi.GPIO import Board
 
     bad = tmp_path / "rover.toml"
     bad.write_text("[picar_b]\nsteering_centre = 9000\n")
@@ -149,8 +149,8 @@ def test_any_gpio_failure_still_centres_the_servos_and_says_what_to_do() -> None
 
 
 def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: Path, monkeypatch, capsys) -> None:
-    from tests.fakehw.RPi.GPIO import Board
     import rover.hw.safestop as safestop
+    from tests.fakehw.RPi.GPIO import Board
 
     class Unreadable(type(Path())):
         def is_file(self) -> bool:

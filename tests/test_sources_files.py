@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rover.detector.config import CameraSection
 from rover.core.errors import ConfigError
+from rover.detector.config import CameraSection
 from rover.sources import SourceEnded, make_source, parse_source
 from rover.sources.images import ImageFolderSource
 from rover.sources.opencv import CaptureSource, VideoFileSource

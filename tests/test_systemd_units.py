@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from rover.core.errors import EXIT_CONFIG
+
 pytestmark = pytest.mark.systemd
 
 REPO = Path(__file__).resolve().parents[1]

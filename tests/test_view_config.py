@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from rover.core.config import load_sections, reference
-from rover.detector.__main__ import build_parser as detector_parser, load_preview
 from rover.core.errors import ConfigError
+from rover.detector.__main__ import build_parser as detector_parser
+from rover.detector.__main__ import load_preview
 from rover.view.__main__ import build_parser, load_config
 from rover.view.config import SECTIONS, ViewSection
 

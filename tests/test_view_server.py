@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 import zmq
 
-from rover.drive import status as drive_status
 from rover.detector.preview import PreviewPublisher
 from rover.detector.publisher import DetectionPublisher
+from rover.drive import status as drive_status
 from rover.sources.base import Frame
 from rover.view.hub import Latest
 from rover.view.server import BOUNDARY, ViewServer
 from rover.view.state import LiveState
 from rover.view.streams import StreamReader
 from tests.fixtures_detector import wait_until
-from tests.test_view_state import PERSON, detection_message, drive_status as make_status
+from tests.test_view_state import PERSON, detection_message
+from tests.test_view_state import drive_status as make_status
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import zmq
 
-from rover.drive.status import DriveStatus, TargetInfo
 from rover.core.errors import ConfigError, MessageError
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.detector.preview import FrameHeader, PreviewPublisher, RateCap, decode_frame, encode_header, encode_jpeg
+from rover.drive.status import DriveStatus, TargetInfo
 from rover.sources.base import Frame
 from rover.view.hub import Latest
 from rover.view.state import LOCK_IOU, LiveState, iou

@@ -117,8 +117,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
 def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threading.Event, preview) -> int:
     """Publish detections of ``source`` until stopped (``preview``: a PreviewPublisher or None)."""
-    from rover.detector.service import DetectorService
     from rover.detector.publisher import DetectionPublisher
+    from rover.detector.service import DetectorService
     from rover.sources.grabber import FrameGrabber
 
     with Notifier() as notifier, DetectionPublisher(

@@ -36,13 +36,13 @@ from typing import Sequence
 import numpy as np
 import zmq
 
+from rover.core.errors import ConfigError, RoverError
 from rover.detector.config import CameraSection
 from rover.detector.model import Detector
-from rover.detector.service import DetectorService
-from rover.detector.stats import FrameStats, percentile
-from rover.core.errors import ConfigError, RoverError
 from rover.detector.preview import PreviewPublisher
 from rover.detector.publisher import DetectionPublisher
+from rover.detector.service import DetectorService
+from rover.detector.stats import FrameStats, percentile
 from rover.sources import make_source
 from rover.sources.grabber import FrameGrabber
 from rover.view.config import ViewSection

@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 import zmq
 
-from rover.core.errors import ConfigError, MessageError
 from rover.core.endpoints import is_local_endpoint
+from rover.core.errors import ConfigError, MessageError
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from typing import Callable, Protocol
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, RoverError
 from rover.core.messages import DetectionMessage, FrameInfo, ModelRef, Timing
 from rover.core.sdnotify import Notifier
+from rover.detector.stats import FrameStats, RateMeter, Summary
 from rover.sources import grabber as g
 from rover.sources.base import Frame
-from rover.detector.stats import FrameStats, RateMeter, Summary
 
 log = logging.getLogger(__name__)
 

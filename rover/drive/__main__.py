@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from rover.hw.chassis import Chassis
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
+from rover.core.errors import EXIT_FAILURE, EXIT_OK, HardwareError, RoverError
+from rover.core.sdnotify import Notifier
 from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.core.errors import EXIT_FAILURE, EXIT_OK, HardwareError, RoverError
 from rover.hw import PicarBConfig, open_chassis
-from rover.core.sdnotify import Notifier
+from rover.hw.chassis import Chassis
 
 log = logging.getLogger("rover.drive")
 

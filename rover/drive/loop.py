@@ -19,7 +19,7 @@ import math
 import time
 from typing import Callable, Protocol
 
-from rover.hw.chassis import Chassis
+from rover.core.sdnotify import Notifier
 from rover.drive.config import DriveConfig
 from rover.drive.control import Commands, Controller
 from rover.drive.labels import check_label
@@ -27,7 +27,7 @@ from rover.drive.receiver import MessageGate, Received
 from rover.drive.states import State, StateMachine
 from rover.drive.status import DriveStatus, TargetInfo, encode
 from rover.drive.tracker import TargetTracker
-from rover.core.sdnotify import Notifier
+from rover.hw.chassis import Chassis
 
 log = logging.getLogger("rover.drive")
 

@@ -24,9 +24,9 @@ from typing import Callable, Literal
 
 import zmq
 
-from rover.drive.status import COUNTERS
 from rover.core.errors import ConfigError, MessageError, RoverError
 from rover.core.messages import MAX_WIRE_BYTES, TOPIC_BYTES, DetectionMessage, decode
+from rover.drive.status import COUNTERS
 
 log = logging.getLogger(__name__)
 

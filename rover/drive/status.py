@@ -23,9 +23,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rover.drive.states import State
 from rover.core.errors import MessageError
 from rover.core.messages import MAX_STRING, parse_wire
+from rover.drive.states import State
 
 SCHEMA_VERSION = 1
 TOPIC = "drive"

@@ -21,8 +21,8 @@ import importlib
 import time
 from typing import Any, Callable
 
-from rover.hw.chassis import Chassis
 from rover.core.errors import ConfigError, HardwareError
+from rover.hw.chassis import Chassis
 from rover.hw.config import PicarBConfig
 
 __all__ = ["BACKENDS", "PicarBConfig", "open_chassis", "register_backend"]

@@ -18,8 +18,8 @@ import math
 
 from rover.core.errors import MessageError
 from rover.core.messages import Detection, DetectionMessage, FrameInfo, ModelRef, Timing, parse_wire
-from rover.sim.car import Command
 from rover.sim.camera import CameraModel
+from rover.sim.car import Command
 from rover.sim.noise import DetectorModel
 from rover.sim.world import Frame
 

@@ -23,9 +23,9 @@ import threading
 import time
 from typing import Any, Callable
 
-from rover.drive.status import DriveStatus
 from rover.core.messages import DetectionMessage
 from rover.detector.preview import FrameHeader
+from rover.drive.status import DriveStatus
 
 #: Detection messages kept for pairing (about 3 s at 20 fps).
 RECENT = 64

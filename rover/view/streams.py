@@ -19,10 +19,11 @@ from typing import Callable
 
 import zmq
 
-from rover.drive import status as drive_status
 from rover.core.errors import ConfigError, MessageError
 from rover.core.messages import TOPIC_BYTES, decode
-from rover.detector.preview import TOPIC as FRAME_TOPIC, decode_frame
+from rover.detector.preview import TOPIC as FRAME_TOPIC
+from rover.detector.preview import decode_frame
+from rover.drive import status as drive_status
 from rover.view.hub import Latest
 from rover.view.state import LiveState
 
