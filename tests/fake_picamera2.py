@@ -19,7 +19,8 @@ copied. What it reproduces, because rover depends on it:
   queued behind any pending capture: with a camera that stopped delivering
   it never runs (WouldHang). ``close()`` stops the event loop first and then
   stops the camera directly.
-- **Requests and buffers.** ``buffer_count`` requests; with ``queue=True``
+- **Requests and buffers.** ``buffer_count`` requests; ``capture_request``
+  hands one over until its ``release()`` (metadata with ``SensorTimestamp``); with ``queue=True``
   and more than one buffer the event loop keeps the newest completed request
   (``_max_queue_len = 1``) and releases older ones back to libcamera. A
   sensor frame waits in Unicam's raw buffers (``raw_buffers``) until a
@@ -41,15 +42,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 LATEST = (0, 3, 36)
 #: A wait real picamera2 would never end is cut after this many seconds.
-HANG_S = 3.0
+HANG_S = 1.0
 
 
 class WouldHang(AssertionError):
@@ -111,6 +113,31 @@ class _Request:
         self.t_sensor_ns = 0
 
 
+class CompletedRequest:
+    """picamera2's request.CompletedRequest as ``capture_request`` hands it over: held until released."""
+
+    def __init__(self, camera: FakePicamera2, request: _Request) -> None:
+        self._camera = camera
+        self._request = request
+        self._released = False
+
+    def make_array(self, name: str) -> np.ndarray:
+        if self._released:
+            raise RuntimeError("CompletedRequest: lock now has negative ref_count")
+        return self._camera._make_array(name)
+
+    def get_metadata(self) -> dict:
+        # SensorTimestamp: libcamera's buffer timestamp, the clock picamera2 compares with time.monotonic_ns()
+        return {"SensorTimestamp": self._request.t_sensor_ns, "ExposureTime": 10000, "FrameDuration": 33333}
+
+    def release(self) -> None:
+        if self._released:
+            raise RuntimeError("CompletedRequest: lock now has negative ref_count")
+        self._released = True
+        self._camera._record("release", self._request.seq)
+        self._camera._release(self._request)
+
+
 class CameraSystem:
     """The Pi as libcamera sees it: attached cameras, who holds them, the sensor.
 
@@ -142,7 +169,7 @@ class CameraSystem:
         self.instances: list[FakePicamera2] = []
         self._lock = threading.Lock()
 
-    def factory(self, camera_num: int = 0, **kwargs: Any) -> "FakePicamera2":
+    def factory(self, camera_num: int = 0, **kwargs: Any) -> FakePicamera2:
         return FakePicamera2(self, camera_num, **kwargs)
 
     def acquire(self, num: int) -> None:
@@ -194,7 +221,7 @@ class FakePicamera2:
             self._record("init_failed", repr(exc))
             if self.version >= (0, 3, 35):
                 raise RuntimeError("Camera __init__ sequence did not complete.") from exc
-            raise RuntimeError("Camera __init__ sequence did not complete.")  # noqa: B904 - 0.3.12..0.3.34 chain implicitly
+            raise RuntimeError("Camera __init__ sequence did not complete.")
         system.instances.append(self)
 
     def _open_camera(self) -> None:
@@ -350,6 +377,16 @@ class FakePicamera2:
 
     def capture_array(self, name: str = "main", wait=None, signal_function=None):
         return self.dispatch_functions([lambda: self._capture_array_(name)], wait, signal_function, what="capture_array")
+
+    def _capture_request_(self):
+        if not self.completed_requests:
+            return (False, None)
+        request = self.completed_requests.pop(0)  # the caller now holds it, until release()
+        self._record("capture_request", request.seq, self.sensor_seq - request.seq)
+        return (True, CompletedRequest(self, request))
+
+    def capture_request(self, wait=None, signal_function=None, flush=None):
+        return self.dispatch_functions([self._capture_request_], wait, signal_function, what="capture_request")
 
     def _make_array(self, name: str) -> np.ndarray:
         if name != "main":
