@@ -209,6 +209,20 @@ def test_two_buffers_leave_libcamera_short_so_frames_come_late_or_are_lost():
     source.close()
 
 
+@pytest.mark.parametrize("buffers", [2, 3, 4, 5])
+def test_n_buffers_keep_frames_on_time_while_the_event_loop_misses_n_minus_one_frames(buffers):
+    def run(late_frames):
+        system = CameraSystem()
+        source = PicameraSource(64, 48, buffer_count=buffers, camera_factory=system.factory)
+        source.open()
+        run_sensor_with_a_late_event_loop(system.instances[0], source.read, frames=60, late_frames=late_frames)
+        source.close()
+        return late_or_lost(system.instances[0])
+
+    assert run(buffers - 1) == (0, 0)
+    assert run(buffers)[0] > 0
+
+
 def test_a_slow_reader_gets_the_newest_frame_at_once_not_a_queue_of_old_ones():
     system = CameraSystem()
     source = open_source(system, capture_timeout_s=1.0)
