@@ -241,14 +241,11 @@ class FakePicamera2:
     def create_video_configuration(self, main: dict | None = None, buffer_count: int = 6, queue: bool = True, **kwargs) -> dict:
         return {"use_case": "video", "main": dict(main or {}), "buffer_count": buffer_count, "queue": queue, **kwargs}
 
-    def create_preview_configuration(self, main: dict | None = None, buffer_count: int = 4, queue: bool = True, **kwargs) -> dict:
-        return {"use_case": "preview", "main": dict(main or {}), "buffer_count": buffer_count, "queue": queue, **kwargs}
-
     def configure(self, config: dict) -> None:
         if self.started:
             raise RuntimeError("Camera must be stopped before configuring")
         main = config["main"]
-        if main.get("format") not in ("RGB888", "BGR888", "XRGB8888", "XBGR8888"):
+        if main.get("format") not in ("RGB888", "BGR888"):
             raise ValueError(f"Bad format {main.get('format')!r}")
         self.camera_config = config
         self._max_queue_len = 1 if config["queue"] and config["buffer_count"] > 1 else 0
@@ -394,12 +391,8 @@ class FakePicamera2:
         main = self.camera_config["main"]
         width, height = main["size"]
         rgb = np.array(self.system.scene_rgb, np.uint8)
-        fmt = main["format"]
-        if fmt in ("RGB888", "BGR888"):
-            pixel = rgb[::-1] if fmt == "RGB888" else rgb  # RGB888 is B, G, R in memory
-        else:
-            pixel = np.concatenate([rgb[::-1] if fmt == "XRGB8888" else rgb, [255]]).astype(np.uint8)
-        return np.broadcast_to(pixel, (height, width, pixel.size)).copy()
+        pixel = rgb[::-1] if main["format"] == "RGB888" else rgb  # RGB888 is B, G, R in memory
+        return np.broadcast_to(pixel, (height, width, 3)).copy()
 
     def wait(self, job: Job, *args, **kwargs):
         if self.version < (0, 3, 17) and (args or kwargs):

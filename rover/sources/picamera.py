@@ -78,8 +78,9 @@ def _import_failure(exc: Exception) -> ConfigError:
         )
     chain = _chain(exc)
     if any(sign in str(e) for e in chain for sign in _NUMPY_ABI_SIGNS):
+        where = "the venv's" if sys.prefix != sys.base_prefix else "this Python's"
         return ConfigError(
-            f"picamera2 cannot be imported ({_one_line(exc)}): this environment's numpy {np.__version__} "
+            f"picamera2 cannot be imported ({_one_line(exc)}): {where} numpy {np.__version__} "
             f"({np.__file__.rsplit('/', 2)[0]}) is not the apt numpy 1.x that picamera2 and simplejpeg were built "
             f"against; install numpy<2 there (`{sys.prefix}/bin/pip install 'numpy<2'`) or remove it so apt's "
             "python3-numpy is used"
