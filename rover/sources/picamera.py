@@ -103,7 +103,7 @@ def _import_picamera2() -> Callable[..., Any]:
 def _open_failure(name: str, exc: Exception) -> CameraError:
     """Why ``Picamera2(camera_num)`` failed, with the cause it chains under "did not complete"."""
     chain = _chain(exc)
-    text = " <- ".join(str(e) if e is exc else _one_line(e) for e in chain)
+    text = " <- ".join(" ".join(str(e).split()) if e is exc else _one_line(e) for e in chain)
     causes = " ".join(str(e) for e in chain)
     if isinstance(exc, IndexError) or "Camera(s) not found" in causes:
         hint = "is the ribbon cable seated, and does `rpicam-hello --list-cameras` list the camera?"
