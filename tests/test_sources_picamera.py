@@ -12,7 +12,6 @@ import logging
 import sys
 import textwrap
 import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -339,7 +338,7 @@ def test_without_picamera2_installed_the_error_says_how_to_install_it():
 
 def test_grabber_releases_the_camera_on_stop():
     system = CameraSystem(frame_period_s=0.005)
-    source = PicameraSource(64, 48, camera_factory=partial(system.factory))
+    source = PicameraSource(64, 48, camera_factory=system.factory)
     grabber = FrameGrabber(source).start()
     frame = grabber.next(timeout=5.0)
     grabber.stop(timeout=5.0)
