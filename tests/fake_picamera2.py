@@ -221,7 +221,7 @@ class FakePicamera2:
             self._record("init_failed", repr(exc))
             if self.version >= (0, 3, 35):
                 raise RuntimeError("Camera __init__ sequence did not complete.") from exc
-            raise RuntimeError("Camera __init__ sequence did not complete.")
+            raise RuntimeError("Camera __init__ sequence did not complete.")  # noqa: B904 - 0.3.12..0.3.34 chain it only implicitly
         system.instances.append(self)
 
     def _open_camera(self) -> None:
