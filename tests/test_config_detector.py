@@ -53,6 +53,7 @@ def test_unknown_section_is_refused(tmp_path):
         ("[detector]\nclasses = 'person'\n", "detector.classes .* must be a list"),
         ("[camera]\nformat = 'YUV420'\n", "camera.format .* must be one of"),
         ("[camera]\nwidth = 'wide'\n", "camera.width .* must be int"),
+        ("[camera]\ncapture_timeout_s = 12.0\n", r"camera.capture_timeout_s must be in \(0, 5\] .*watchdog"),
         ("[stream]\nstatus_interval_s = 2.0\n", "2 Hz or more"),
         ("[stream]\nclient_keys_dir = '/etc/rover/keys'\n", "must be set together"),
         ("[stream]\nlan_bind = 'tcp://127.0.0.1:5555'\n", "lan_bind .* same endpoint as stream.bind"),

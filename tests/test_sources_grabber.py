@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from rover.core.errors import CameraError, ConfigError
@@ -154,3 +155,19 @@ def test_stop_interrupts_a_retry_wait_and_releases_the_camera():
     stopper.start()
     stopper.join(5.0)
     assert not stopper.is_alive() and not grabber._thread.is_alive()
+
+
+def test_a_sources_own_capture_time_stamps_the_frame_unless_it_is_on_another_clock():
+    class StampingCamera(ScriptedCamera):
+        last_capture_ns: int | None = None
+
+    camera = StampingCamera()
+    grabber = FrameGrabber(camera, clock_ns=lambda: 5_000_000_000, wall=lambda: 1.7e9)
+    camera.last_capture_ns = 4_960_000_000  # the sensor took it 40 ms before it arrived
+    grabber._publish(np.zeros((4, 4, 3), np.uint8))
+    first = grabber.next(timeout=0)
+    camera.last_capture_ns = 123  # not our monotonic clock: stamped on arrival instead
+    grabber._publish(np.zeros((4, 4, 3), np.uint8))
+    second = grabber.next(timeout=0)
+    assert (first.t_capture_ns, first.t_capture) == (4_960_000_000, pytest.approx(1.7e9 - 0.040))
+    assert (second.t_capture_ns, second.t_capture) == (5_000_000_000, 1.7e9)

@@ -18,6 +18,8 @@ from rover.core.endpoints import DETECTIONS, check_exposure, check_lan_bind
 
 DEFAULT_MODEL = Path("/var/lib/rover/models/detector.onnx")
 DEFAULT_BIND = DETECTIONS
+#: A hung capture must turn into a retry well inside the unit's WatchdogSec=10.
+MAX_CAPTURE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,14 @@ class CameraSection:
     format: Literal["RGB888", "BGR888"] = doc(
         "picamera2 main stream format; RGB888 is B,G,R in memory, BGR888 is R,G,B (handled either way)", "RGB888"
     )
-    buffer_count: int = doc("picamera2 buffers; few buffers keep frames fresh", 2)
+    buffer_count: int = doc(
+        "picamera2 buffers: it keeps the newest frame in one, so 4 leave libcamera one for every frame "
+        "while picamera2 runs a few frames late (fewer: late or lost frames)",
+        4,
+    )
+    capture_timeout_s: float = doc(
+        "a picamera2 capture that brings no frame for this long is a camera failure: close, retry", 2.0
+    )
     pace: bool = doc("play a video file or image folder at its own frame rate (else one frame per request)", True)
     folder_fps: float = doc("frame rate of an image folder when paced", 10.0)
     loop: bool = doc("start a video file or image folder again at its end", False)
@@ -74,6 +83,11 @@ class CameraSection:
             raise ValueError(f"camera.width and camera.height must be at least 16, not {self.width}x{self.height}")
         if self.buffer_count < 1:
             raise ValueError(f"camera.buffer_count must be at least 1, not {self.buffer_count}")
+        if not 0 < self.capture_timeout_s <= MAX_CAPTURE_TIMEOUT_S:
+            raise ValueError(
+                f"camera.capture_timeout_s must be in (0, {MAX_CAPTURE_TIMEOUT_S:g}] (a camera failure must come "
+                f"before systemd's 10 s watchdog), not {self.capture_timeout_s}"
+            )
         if self.folder_fps <= 0:
             raise ValueError(f"camera.folder_fps must be positive, not {self.folder_fps}")
         if self.retry_timeout_s < 0 or self.retry_backoff_s <= 0:

@@ -53,7 +53,10 @@ def make_source(
     if spec.kind == "picamera2":
         from rover.sources.picamera import PicameraSource
 
-        return PicameraSource(camera.width, camera.height, camera.format, camera.buffer_count, camera_factory=camera_factory)
+        return PicameraSource(
+            camera.width, camera.height, camera.format, camera.buffer_count,
+            capture_timeout_s=camera.capture_timeout_s, camera_factory=camera_factory,
+        )
     if spec.kind in ("device", "url"):
         from rover.sources.opencv import CaptureSource
 

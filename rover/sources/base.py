@@ -25,7 +25,7 @@ class Frame:
     """One captured image and when it was captured."""
 
     seq: int  #: 0, 1, 2, ... in capture order; gaps never occur here (skips are counted)
-    t_capture_ns: int  #: time.monotonic_ns() when the image was read, on this host
+    t_capture_ns: int  #: time.monotonic_ns() when the sensor took the image if the source says, else when it was read
     t_capture: float  #: unix time in seconds at the same instant (for humans and logs)
     image: np.ndarray  #: h x w x 3 uint8, channel order given by the source's ``order``
 
@@ -54,7 +54,12 @@ class FrameSource(Protocol):
         """Acquire the device or file. CameraError: retry may help; ConfigError: it will not."""
 
     def read(self) -> np.ndarray:
-        """Block until the next image. Raises SourceEnded or CameraError."""
+        """Block until the next image. Raises SourceEnded or CameraError.
+
+        A source that knows when its sensor took the image sets an attribute
+        ``last_capture_ns`` (``time.monotonic_ns`` clock) after each read;
+        the grabber stamps the frame with it.
+        """
 
     def close(self) -> None:
         """Release the device; safe to call twice or before ``open``."""

@@ -1,15 +1,21 @@
 """The capture thread: reads a :class:`FrameSource`, keeps only the newest frame.
 
-Capture runs in its own thread so the camera is drained at its own rate
-while inference runs (libcamera and OpenCV queue frames; a slow reader would
-otherwise get old ones). The service asks for :meth:`FrameGrabber.next`: it
+Capture runs in its own thread so the service loop never waits on a camera:
+it gets the newest frame at once, and it keeps publishing status (and feeding
+systemd's watchdog) while a camera is being retried. OpenCV's V4L2 devices
+and network streams queue frames first in, first out, so the thread also
+drains them at the source's rate; picamera2 already keeps only its newest
+completed frame (docs/detector.md). A source that knows when its sensor took
+the image (picamera2's ``SensorTimestamp``, as ``last_capture_ns``) gives
+the frame that stamp. The service asks for :meth:`FrameGrabber.next`: it
 gets the newest frame it has not seen; frames overwritten before anyone took
 them are counted in :attr:`FrameGrabber.skipped`.
 
 A source that is not ``live`` (unpaced file or folder) is read one frame per
 request instead, so no frame is skipped and none waits in the slot.
 
-Failures: a CameraError on open or read closes the source and retries it
+Failures: a CameraError on open or read (for picamera2 also a capture that
+timed out, ``camera.capture_timeout_s``) closes the source and retries it
 with doubling waits (``retry_backoff_s`` up to 5 s); after
 ``retry_timeout_s`` without a frame the grabber gives up (state ``failed``).
 Any other error is fatal at once (a ConfigError keeps its exit code 78).
@@ -31,6 +37,10 @@ MAX_BACKOFF_S = 5.0
 #: A retry loop counts as alive (see :meth:`FrameGrabber.retrying_actively`)
 #: while its last failed attempt is at most this much older than the longest wait.
 RETRY_SLACK_S = 3.0
+
+#: A source's own capture time (``last_capture_ns``) older than this on arrival is taken
+#: for a different clock, and the frame is stamped on arrival instead.
+MAX_STAMP_AGE_NS = 1_000_000_000
 
 #: Grabber states, as the service maps them to message statuses.
 STARTING, RUNNING, RETRYING, ENDED, FAILED, STOPPED = "starting", "running", "retrying", "ended", "failed", "stopped"
@@ -189,7 +199,11 @@ class FrameGrabber:
             return not self._stop.is_set()
 
     def _publish(self, image) -> None:
-        frame = Frame(seq=self._seq, t_capture_ns=self._clock_ns(), t_capture=self._wall(), image=image)
+        now_ns, wall = self._clock_ns(), self._wall()
+        stamp = getattr(self.source, "last_capture_ns", None)
+        if stamp is None or not 0 <= now_ns - stamp <= MAX_STAMP_AGE_NS:
+            stamp = now_ns  # no sensor time, or not on our clock: stamp it on arrival
+        frame = Frame(seq=self._seq, t_capture_ns=stamp, t_capture=wall - (now_ns - stamp) / 1e9, image=image)
         self._seq += 1
         with self._cond:
             if self._latest is not None:
