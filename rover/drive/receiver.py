@@ -9,8 +9,10 @@ nothing in it raises: the loop acts only on *fresh* messages.
 slow loop always acts on the newest message, ``ZMQ_MAXMSGSIZE`` so a huge
 frame cannot eat the Pi's memory, linger 0 so closing never blocks. libzmq
 treats an oversized message as a protocol error and never reconnects that
-session, so after ``reconnect_after_s`` without any message the subscriber
-makes a new socket (the dead-man has long stopped the car by then).
+session, so the subscriber makes a new socket as soon as the drive's
+dead-man fires with no message of any kind in its window
+(:meth:`DetectionSubscriber.reconnect_if_silent`, called by the loop), and
+again after every ``reconnect_after_s`` of silence.
 :class:`StatusPublisher` is the drive's own ``PUB`` socket.
 """
 
@@ -123,10 +125,24 @@ class DetectionSubscriber:
         if raw is not None:
             self._last_message = now
         elif now - self._last_message >= self.reconnect_after_s:
-            self._reconnect(now)
+            self._reconnect(now, now - self._last_message)
         return raw
 
-    def _reconnect(self, now: float) -> None:
+    def reconnect_if_silent(self, quiet_s: float) -> bool:
+        """A new socket now if no message of any kind came for ``quiet_s`` seconds; True if it made one.
+
+        The loop calls it when its dead-man fires: the car is already
+        stopped, and a session libzmq dropped (an oversized message) costs
+        the dead-man's time, not ``reconnect_after_s``. A stream that keeps
+        sending (stale or invalid messages) is connected: left alone.
+        """
+        now = self._clock()
+        if now - self._last_message < quiet_s:
+            return False
+        self._reconnect(now, now - self._last_message)
+        return True
+
+    def _reconnect(self, now: float, silent_s: float) -> None:
         """A new socket: recovers a session libzmq dropped for good (an oversized message)."""
         self.socket.close(linger=0)
         self._open()
@@ -134,7 +150,7 @@ class DetectionSubscriber:
         self.reconnects += 1
         if self.reconnects == 1:
             log.info("no detection message for %.1f s: reconnecting to %s (again every %.1f s while silent)",
-                     self.reconnect_after_s, self._endpoint, self.reconnect_after_s)
+                     silent_s, self._endpoint, self.reconnect_after_s)
 
     def close(self) -> None:
         self.socket.close(linger=0)
