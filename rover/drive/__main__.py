@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None,
                         help=f"TOML config file, section [drive] (default: {DEFAULT_CONFIG_PATH} if it exists)")
     parser.add_argument("--follow", metavar="LABEL", help="label to follow, e.g. person")
-    parser.add_argument("--connect", metavar="ENDPOINT", help="detection stream endpoint (default tcp://127.0.0.1:5555)")
-    parser.add_argument("--publish", metavar="ENDPOINT", help="drive status endpoint to bind (default tcp://127.0.0.1:5556; '' disables)")
+    parser.add_argument("--connect", metavar="ENDPOINT", help="detection stream endpoint (default ipc://detections, in rover's runtime directory)")
+    parser.add_argument("--publish", metavar="ENDPOINT", help="drive status endpoint to bind (default ipc://drive, in rover's runtime directory; '' disables)")
     parser.add_argument("--backend", metavar="NAME", help="chassis backend: picar-b (default) or log (dry run, prints commands)")
     parser.add_argument("--max-throttle", type=float, help="speed limit, fraction of full motor duty (0..1)")
     parser.add_argument("--max-age", dest="max_age_s", type=float, help="ignore detections older than this (seconds)")
@@ -112,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = DriveLoop(config, chassis, subscriber, publisher, notifier=notifier)
         loop.stop_requested = stop["requested"]
         notifier.ready(f"SAFE: following {config.follow!r}")
-        log.info("following %r from %s with backend %s%s", config.follow, config.connect, config.backend,
-                 f", status on {config.publish}" if config.publish else "")
+        log.info("following %r from %s with backend %s%s", config.follow, subscriber.endpoint, config.backend,
+                 f", status on {publisher.address}" if publisher else "")
         loop.run()
         if stop["sentinel_died"]:
             raise RoverError(f"the drive's sentinel (pid {sentinel.pid}) died (exit status {sentinel.exited()}): "

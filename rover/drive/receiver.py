@@ -26,6 +26,7 @@ from typing import Callable, Literal
 
 import zmq
 
+from rover.core import endpoints
 from rover.core.errors import ConfigError, MessageError, RoverError
 from rover.core.messages import MAX_WIRE_BYTES, TOPIC_BYTES, DetectionMessage, decode
 from rover.drive.status import COUNTERS
@@ -91,7 +92,7 @@ class DetectionSubscriber:
     def __init__(self, endpoint: str, context: zmq.Context | None = None, *, reconnect_after_s: float = 3.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._context = context or zmq.Context.instance()
-        self._endpoint = endpoint
+        self._endpoint = endpoints.resolve(endpoint)  # ipc://detections: in rover's runtime directory
         self.reconnect_after_s = reconnect_after_s
         self._clock = clock
         self._last_message = clock()
@@ -112,6 +113,11 @@ class DetectionSubscriber:
             raise _endpoint_error(exc, "detection stream", endpoint, "--connect") from None
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint connected to (a relative ``ipc://`` one placed in the runtime directory)."""
+        return self._endpoint
 
     def recv(self, timeout_s: float) -> bytes | None:
         """The newest message, waiting at most ``timeout_s`` seconds; None when none came."""
@@ -165,7 +171,7 @@ class StatusPublisher:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 10)
         try:
-            self.socket.bind(endpoint)
+            self.address = endpoints.bind(self.socket, endpoint)
         except zmq.ZMQError as exc:
             self.socket.close()
             raise _endpoint_error(exc, "drive status endpoint", endpoint, "--publish") from None
