@@ -35,8 +35,7 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from rover.core import messages
-from rover.core import endpoints
+from rover.core import endpoints, messages
 from rover.core.endpoints import DETECTIONS, is_local_endpoint
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 
