@@ -172,4 +172,5 @@ install.sh: done. Next:
   systemctl status rover-detector; journalctl -u rover-detector -f
   sudo systemctl enable --now rover-drive         # only when the car may move
   sudo systemctl enable --now rover-view          # optional: the live view on http://127.0.0.1:8080/ ([view] preview = true)
+  sudo usermod -aG rover "\$USER"                  # to use rover's streams in /run/rover by hand (rover listen, record)
 EOF

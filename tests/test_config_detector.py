@@ -31,7 +31,8 @@ def test_example_config_loads_and_only_departs_from_defaults_where_it_says_so():
 
 def test_no_file_gives_the_documented_defaults():
     sections = load_sections(None, SECTIONS)
-    assert sections["stream"].bind == "tcp://127.0.0.1:5555" and sections["detector"].intra_op_threads == 0
+    assert sections["stream"].bind == "ipc://detections" and sections["detector"].intra_op_threads == 0
+    assert sections["stream"].local_bind == ""  # loopback TCP for other programs: an explicit choice
 
 
 def test_unknown_key_is_refused_by_its_dotted_name(tmp_path):
@@ -56,10 +57,12 @@ def test_unknown_section_is_refused(tmp_path):
         ("[camera]\ncapture_timeout_s = 12.0\n", r"camera.capture_timeout_s must be in \(0, 5\] .*watchdog"),
         ("[stream]\nstatus_interval_s = 2.0\n", "2 Hz or more"),
         ("[stream]\nclient_keys_dir = '/etc/rover/keys'\n", "must be set together"),
-        ("[stream]\nlan_bind = 'tcp://127.0.0.1:5555'\n", "lan_bind .* same endpoint as stream.bind"),
+        ("[stream]\nbind = 'tcp://127.0.0.1:5555'\nlan_bind = 'tcp://127.0.0.1:5555'\n", "lan_bind .* same endpoint as stream.bind"),
         ("[stream]\nlan_bind = 'tcp://127.0.0.1:5565'\n", "lan_bind .* stays on this host"),
         ("[stream]\nlan_bind = 'ipc:///run/rover/lan'\n", "lan_bind .* stays on this host"),
-        ("[stream]\nlan_bind = 'tcp://0.0.0.0:5555'\n", "same port 5555"),
+        ("[stream]\nbind = 'tcp://127.0.0.1:5555'\nlan_bind = 'tcp://0.0.0.0:5555'\n", "same port 5555"),
+        ("[stream]\nlocal_bind = 'tcp://0.0.0.0:5555'\n", "local_bind .* must be TCP on loopback"),
+        ("[stream]\nlocal_bind = 'ipc:///tmp/d'\n", "local_bind .* must be TCP on loopback"),
         ("[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\n", r"lan_bind .* reachable from the network.*server_secret_key"),
         ("[stream]\nlan_bind = 'udp://0.0.0.0:5565'\nallow_insecure_lan = true\n", "must be tcp://"),
     ],
@@ -98,7 +101,7 @@ def test_lan_bind_with_keys_or_the_opt_in_is_accepted_and_bind_stays_local(tmp_p
     keyed = write(tmp_path, "[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\n"
                             "server_secret_key = '/k/server.key_secret'\nclient_keys_dir = '/k/authorized'\n")
     stream = load_sections(keyed, SECTIONS)["stream"]
-    assert (stream.bind, stream.lan_bind) == ("tcp://127.0.0.1:5555", "tcp://0.0.0.0:5565")
+    assert (stream.bind, stream.lan_bind) == ("ipc://detections", "tcp://0.0.0.0:5565")
     insecure = write(tmp_path, "[stream]\nlan_bind = 'tcp://0.0.0.0:5565'\nallow_insecure_lan = true\n")
     assert load_sections(insecure, SECTIONS)["stream"].lan_bind == "tcp://0.0.0.0:5565"
     assert StreamSection().lan_bind == ""  # off by default

@@ -77,6 +77,8 @@ def _test_dropin(unit: str) -> str:
         "[Service]",
         "# No rover user on the test machine: a transient user of that name stands in.",
         "DynamicUser=yes",
+        "# This checkout's rover, not whichever one the venv has installed (a worktree shares main's venv).",
+        f"Environment=PYTHONPATH={REPO}",
         f"StandardOutput=append:{STAGE_IN_NS}/logs/{unit.removesuffix('.service')}.log",
         "StandardError=inherit",
     ]
@@ -159,10 +161,10 @@ def _stage_files(nsboot: NamespaceBoot, vtest_video: Path, detector_model: Path)
         source = "{vtest_video}"
         loop = true
         [stream]
-        bind = "{ENDPOINT}"
+        # bind: the default, ipc://detections in /run/rover
         [drive]
         backend = "log"
-        connect = "{ENDPOINT}"
+        # connect: the default, ipc://detections in /run/rover
         """))
     config.chmod(0o644)
 
@@ -250,7 +252,8 @@ def test_stop_is_clean(stopped: NamespaceBoot) -> None:
     assert state["Result"] == "success", f"stop was not clean: {state}"
     assert state["ExecMainStatus"] == "0"
     assert "stopped after" in boot.log("rover-detector.log")
-    assert not boot.path("/run/rover").exists(), "RuntimeDirectory= is removed on stop"
+    # Shared by the three units (RuntimeDirectoryPreserve=yes): stopping one must not pull it from the others.
+    assert boot.run(["stat", "-L", "-c", "%a", "/run/rover"]).stdout.strip() == "770"
 
 
 def test_bad_model_fails_once_without_restart_loop(stopped: NamespaceBoot) -> None:
@@ -317,3 +320,36 @@ def test_a_frozen_detector_is_killed_by_the_watchdog_and_restarted(stopped: Name
     finally:
         dropin.unlink(missing_ok=True)
         boot.systemctl("daemon-reload")
+
+
+# Starts as root (the venv's interpreter may live under /root), then becomes
+# `nobody` without groups before it binds: a local process of another user.
+ROGUE = textwrap.dedent(
+    """
+    import os, sys, zmq
+    pub = zmq.Context().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    try:
+        pub.bind(sys.argv[1])
+    except zmq.ZMQError as exc:
+        print("refused:", exc)
+    else:
+        print("bound")
+    """
+)
+
+
+def test_only_rover_may_bind_or_connect_the_streams_the_drive_follows(stopped: NamespaceBoot) -> None:
+    boot = stopped
+    boot.systemctl("start", DRIVE, timeout=60.0)  # the default endpoints: ipc://detections, ipc://drive
+    listing = boot.run(["stat", "-L", "-c", "%n %a %U %G", "/run/rover", "/run/rover/detections",
+                        "/run/rover/drive"]).stdout.split("\n")
+    assert listing[:3] == ["/run/rover 770 rover rover", "/run/rover/detections 660 rover rover",
+                           "/run/rover/drive 660 rover rover"], listing
+    boot.systemctl("stop", UNIT, timeout=30.0)  # the detector is down, the drive still runs
+    rogue = boot.run([str(_python()), "-c", ROGUE, ENDPOINT], check=False)
+    assert rogue.stdout.startswith("refused: Permission denied"), (rogue.stdout, rogue.stderr[-400:])
+    assert boot.show(DRIVE, "ActiveState")["ActiveState"] == "active"
+    assert "state ARMED" not in boot.log("rover-drive.log").rsplit("following 'person' from", 1)[-1]
+

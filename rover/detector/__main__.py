@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help=f"TOML config file (default {DEFAULT_CONFIG_PATH}, defaults if absent)")
     parser.add_argument("--source", help="picamera2, a device index, a video file, a URL or an image folder")
     parser.add_argument("--model", type=Path, help="ONNX model that follows the rover model contract")
-    parser.add_argument("--bind", help="ZeroMQ endpoint to publish on, e.g. tcp://127.0.0.1:5555 or ipc:///run/rover/det")
+    parser.add_argument("--bind", help="ZeroMQ endpoint to publish on (default ipc://detections, in rover's runtime directory; "
+                        "or e.g. tcp://127.0.0.1:5555)")
     parser.add_argument("--lan-bind", help="second endpoint for other machines, e.g. tcp://0.0.0.0:5565 (needs the "
                         "[stream] CURVE keys or allow_insecure_lan); \"\" = off")
     parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
@@ -124,6 +125,7 @@ def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threadi
     with Notifier() as notifier, DetectionPublisher(
         stream_cfg.bind,
         lan_bind=stream_cfg.lan_bind,
+        local_bind=stream_cfg.local_bind,
         server_secret_key=stream_cfg.server_secret_key,
         client_keys_dir=stream_cfg.client_keys_dir,
         allow_insecure_lan=stream_cfg.allow_insecure_lan,
@@ -131,6 +133,7 @@ def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threadi
     ) as publisher:
         lan = publisher.lan_address and f", for other machines on {publisher.lan_address}" + (
             " (CURVE)" if publisher.lan_encrypted else "")
+        lan += publisher.local_address and f", for other local programs on {publisher.local_address}"
         log.info("publishing on %s%s%s, reading %s", publisher.address, " (CURVE)" if publisher.bind_encrypted else "",
                  lan, source.name)
         grabber = FrameGrabber(source, retry_timeout_s=camera_cfg.retry_timeout_s, retry_backoff_s=camera_cfg.retry_backoff_s)

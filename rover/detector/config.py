@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from rover.core.config import doc
-from rover.core.endpoints import DETECTIONS, check_exposure, check_lan_bind
+from rover.core.endpoints import DETECTIONS, check_exposure, check_lan_bind, check_local_bind
 
 DEFAULT_MODEL = Path("/var/lib/rover/models/detector.onnx")
 DEFAULT_BIND = DETECTIONS
@@ -102,8 +102,14 @@ class StreamSection:
 
     bind: str = doc(
         "ZeroMQ endpoint for the programs on the car (drive, view, record; no keys on loopback or ipc://); "
-        "keep it on loopback, anything else needs CURVE keys",
+        "`ipc://NAME` is a socket in rover's runtime directory (/run/rover on the car, group rover); "
+        "keep it on ipc:// or loopback, anything else needs CURVE keys",
         DEFAULT_BIND,
+    )
+    local_bind: str = doc(
+        "optional loopback TCP endpoint with the same messages for other programs on this host "
+        "(e.g. \"tcp://127.0.0.1:5555\"; any local user can read it, and bind it while the detector is down); empty = off",
+        "",
     )
     lan_bind: str = doc(
         "optional second endpoint with the same messages for other machines (e.g. \"tcp://0.0.0.0:5565\"); "
@@ -130,6 +136,7 @@ class StreamSection:
         if (self.server_secret_key is None) != (self.client_keys_dir is None):
             raise ValueError("stream.server_secret_key and stream.client_keys_dir must be set together")
         check_lan_bind(self.bind, self.lan_bind)
+        check_local_bind(self.local_bind)
         if self.lan_bind:
             check_exposure("stream.lan_bind", self.lan_bind, keys=self.server_secret_key is not None,
                            allow_insecure_lan=self.allow_insecure_lan)

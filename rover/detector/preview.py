@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import zmq
 
+from rover.core import endpoints
 from rover.core.endpoints import is_local_endpoint
 from rover.core.errors import ConfigError, MessageError
 
@@ -137,7 +138,7 @@ class PreviewPublisher:
         socket.linger = 0
         socket.sndhwm = SEND_HWM
         try:
-            socket.bind(bind)
+            endpoints.bind(socket, bind)  # ipc://preview: in rover's runtime directory
         except zmq.ZMQError as exc:
             socket.close(linger=0)
             if self._own_context:

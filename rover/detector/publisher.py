@@ -28,7 +28,8 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from rover.core.endpoints import check_exposure, check_lan_bind, is_local_endpoint
+from rover.core import endpoints
+from rover.core.endpoints import check_exposure, check_lan_bind, check_local_bind, is_local_endpoint
 from rover.core.errors import ConfigError
 from rover.core.messages import DetectionMessage, encode
 
@@ -66,6 +67,7 @@ class DetectionPublisher:
         bind: str,
         *,
         lan_bind: str = "",
+        local_bind: str = "",
         server_secret_key: Path | None = None,
         client_keys_dir: Path | None = None,
         allow_insecure_lan: bool = False,
@@ -75,7 +77,9 @@ class DetectionPublisher:
         self.endpoint = bind
         has_keys = server_secret_key is not None
         check_lan_bind(bind, lan_bind)
+        check_local_bind(local_bind)
         wanted = [("stream.bind", bind)] + ([("stream.lan_bind", lan_bind)] if lan_bind else [])
+        wanted += [("stream.local_bind", local_bind)] if local_bind else []
         for key, endpoint in wanted:
             check_exposure(key, endpoint, keys=has_keys, allow_insecure_lan=allow_insecure_lan)
         # CURVE goes on every socket that leaves the host, never on loopback or ipc://.
@@ -103,6 +107,8 @@ class DetectionPublisher:
         self.address = addresses[0]
         #: The LAN endpoint actually bound, or "" when ``lan_bind`` is off.
         self.lan_address = addresses[1] if lan_bind else ""
+        #: The loopback TCP endpoint for other local programs actually bound, or "" when off.
+        self.local_address = addresses[-1] if local_bind else ""
         #: True when CURVE protects a socket (the LAN one, or a non-loopback ``bind``).
         self.encrypted = bool(curve)
         self.bind_encrypted = "stream.bind" in curve
@@ -123,7 +129,7 @@ class DetectionPublisher:
         elif not is_local_endpoint(endpoint):
             log.warning("%s %s is NOT encrypted: anyone on the network can read it (allow_insecure_lan)", key, endpoint)
         try:
-            socket.bind(endpoint)
+            endpoints.bind(socket, endpoint)  # ipc://detections: in rover's runtime directory
         except zmq.ZMQError as exc:
             raise ConfigError(f"{key} {endpoint} cannot be bound ({exc}): pick a free port or a writable ipc path") from None
 

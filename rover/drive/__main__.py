@@ -24,6 +24,7 @@ from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
+from rover.drive.sentinel import Sentinel
 from rover.hw import PicarBConfig, open_chassis
 from rover.hw.chassis import Chassis
 
@@ -39,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None,
                         help=f"TOML config file, section [drive] (default: {DEFAULT_CONFIG_PATH} if it exists)")
     parser.add_argument("--follow", metavar="LABEL", help="label to follow, e.g. person")
-    parser.add_argument("--connect", metavar="ENDPOINT", help="detection stream endpoint (default tcp://127.0.0.1:5555)")
-    parser.add_argument("--publish", metavar="ENDPOINT", help="drive status endpoint to bind (default tcp://127.0.0.1:5556; '' disables)")
+    parser.add_argument("--connect", metavar="ENDPOINT", help="detection stream endpoint (default ipc://detections, in rover's runtime directory)")
+    parser.add_argument("--publish", metavar="ENDPOINT", help="drive status endpoint to bind (default ipc://drive, in rover's runtime directory; '' disables)")
     parser.add_argument("--backend", metavar="NAME", help="chassis backend: picar-b (default) or log (dry run, prints commands)")
     parser.add_argument("--max-throttle", type=float, help="speed limit, fraction of full motor duty (0..1)")
     parser.add_argument("--max-age", dest="max_age_s", type=float, help="ignore detections older than this (seconds)")
@@ -74,21 +75,32 @@ def open_backend(name: str, config: PicarBConfig) -> Chassis:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="rover-drive: %(levelname)s: %(message)s", stream=sys.stderr)
-    stop = {"requested": False}
+    stop = {"requested": False, "sentinel_died": False}
     loop: DriveLoop | None = None
+    sentinel: Sentinel | None = None
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop["requested"] = True
         if loop is not None:
             loop.stop_requested = True
 
+    def on_child(signum: int, _frame: Any) -> None:
+        if sentinel is not None and sentinel.exited() is not None:  # the car's stop if we are killed: gone
+            on_signal(signum, _frame)
+            stop["sentinel_died"] = True
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
         config, backend_config = load_config(args)
         check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
+        # Stops the car should this process die without its finally (kill -9): see rover.drive.sentinel.
+        sentinel = Sentinel.start({"drive": config, "picar_b": backend_config})
+        signal.signal(signal.SIGCHLD, on_child)
         chassis = open_backend(config.backend, backend_config)  # HardwareError names --backend log
     except RoverError as exc:
+        if sentinel is not None:
+            sentinel.stand_down()  # nothing was opened
         print(f"rover-drive: {exc}", file=sys.stderr)
         return exc.exit_code
     notifier = Notifier()
@@ -100,9 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = DriveLoop(config, chassis, subscriber, publisher, notifier=notifier)
         loop.stop_requested = stop["requested"]
         notifier.ready(f"SAFE: following {config.follow!r}")
-        log.info("following %r from %s with backend %s%s", config.follow, config.connect, config.backend,
-                 f", status on {config.publish}" if config.publish else "")
+        log.info("following %r from %s with backend %s%s", config.follow, subscriber.endpoint, config.backend,
+                 f", status on {publisher.address}" if publisher else "")
         loop.run()
+        if stop["sentinel_died"]:
+            raise RoverError(f"the drive's sentinel (pid {sentinel.pid}) died (exit status {sentinel.exited()}): "
+                             "stopping, since nothing would stop the car if this process were killed")
         log.info("stopping on signal")
         return EXIT_OK
     except RoverError as exc:
@@ -115,8 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         notifier.stopping()
         try:
             chassis.close()  # motors off, servos centred
-        except Exception as exc:  # noqa: BLE001 - nothing more this process can do; rover-safestop can
-            log.error("stopping the car failed: %s; run rover-safestop", exc)
+            sentinel.stand_down()
+        except Exception as exc:  # noqa: BLE001 - nothing more this process can do; the sentinel tries once we are gone
+            log.error("stopping the car failed: %s; the sentinel tries again once this process has exited", exc)
+            sentinel.release()
         for sock in (subscriber, publisher):
             if sock is not None:
                 sock.close()

@@ -103,6 +103,7 @@ class DriveLoop:
         if timed is State.SAFE and before is not State.SAFE:
             log.warning("no fresh detection for %.2f s: motors off, back to SAFE", now - (self.machine.last_fresh or now))
             self._forget_target()
+            self._reconnect_if_silent()
         if raw is not None:
             self._handle(self.gate.classify(raw, now), now)
         state = self.machine.tick(now)
@@ -118,6 +119,12 @@ class DriveLoop:
         self._publish(now, commands, distance)
         self._notify(now, state)
         return commands
+
+    def _reconnect_if_silent(self) -> None:
+        """After the dead-man: a receiver that heard nothing at all gets a new socket now (see receiver)."""
+        reconnect = getattr(self.receiver, "reconnect_if_silent", None)
+        if reconnect is not None:
+            reconnect(self.config.deadman_s)
 
     def _forget_target(self) -> None:
         self.tracker.reset()

@@ -9,8 +9,10 @@ nothing in it raises: the loop acts only on *fresh* messages.
 slow loop always acts on the newest message, ``ZMQ_MAXMSGSIZE`` so a huge
 frame cannot eat the Pi's memory, linger 0 so closing never blocks. libzmq
 treats an oversized message as a protocol error and never reconnects that
-session, so after ``reconnect_after_s`` without any message the subscriber
-makes a new socket (the dead-man has long stopped the car by then).
+session, so the subscriber makes a new socket as soon as the drive's
+dead-man fires with no message of any kind in its window
+(:meth:`DetectionSubscriber.reconnect_if_silent`, called by the loop), and
+again after every ``reconnect_after_s`` of silence.
 :class:`StatusPublisher` is the drive's own ``PUB`` socket.
 """
 
@@ -24,6 +26,7 @@ from typing import Callable, Literal
 
 import zmq
 
+from rover.core import endpoints
 from rover.core.errors import ConfigError, MessageError, RoverError
 from rover.core.messages import MAX_WIRE_BYTES, TOPIC_BYTES, DetectionMessage, decode
 from rover.drive.status import COUNTERS
@@ -89,7 +92,7 @@ class DetectionSubscriber:
     def __init__(self, endpoint: str, context: zmq.Context | None = None, *, reconnect_after_s: float = 3.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._context = context or zmq.Context.instance()
-        self._endpoint = endpoint
+        self._endpoint = endpoints.resolve(endpoint)  # ipc://detections: in rover's runtime directory
         self.reconnect_after_s = reconnect_after_s
         self._clock = clock
         self._last_message = clock()
@@ -111,6 +114,11 @@ class DetectionSubscriber:
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
 
+    @property
+    def endpoint(self) -> str:
+        """The endpoint connected to (a relative ``ipc://`` one placed in the runtime directory)."""
+        return self._endpoint
+
     def recv(self, timeout_s: float) -> bytes | None:
         """The newest message, waiting at most ``timeout_s`` seconds; None when none came."""
         raw = None
@@ -123,10 +131,24 @@ class DetectionSubscriber:
         if raw is not None:
             self._last_message = now
         elif now - self._last_message >= self.reconnect_after_s:
-            self._reconnect(now)
+            self._reconnect(now, now - self._last_message)
         return raw
 
-    def _reconnect(self, now: float) -> None:
+    def reconnect_if_silent(self, quiet_s: float) -> bool:
+        """A new socket now if no message of any kind came for ``quiet_s`` seconds; True if it made one.
+
+        The loop calls it when its dead-man fires: the car is already
+        stopped, and a session libzmq dropped (an oversized message) costs
+        the dead-man's time, not ``reconnect_after_s``. A stream that keeps
+        sending (stale or invalid messages) is connected: left alone.
+        """
+        now = self._clock()
+        if now - self._last_message < quiet_s:
+            return False
+        self._reconnect(now, now - self._last_message)
+        return True
+
+    def _reconnect(self, now: float, silent_s: float) -> None:
         """A new socket: recovers a session libzmq dropped for good (an oversized message)."""
         self.socket.close(linger=0)
         self._open()
@@ -134,7 +156,7 @@ class DetectionSubscriber:
         self.reconnects += 1
         if self.reconnects == 1:
             log.info("no detection message for %.1f s: reconnecting to %s (again every %.1f s while silent)",
-                     self.reconnect_after_s, self._endpoint, self.reconnect_after_s)
+                     silent_s, self._endpoint, self.reconnect_after_s)
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -149,7 +171,7 @@ class StatusPublisher:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 10)
         try:
-            self.socket.bind(endpoint)
+            self.address = endpoints.bind(self.socket, endpoint)
         except zmq.ZMQError as exc:
             self.socket.close()
             raise _endpoint_error(exc, "drive status endpoint", endpoint, "--publish") from None

@@ -30,7 +30,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError
@@ -100,6 +100,32 @@ def safe_stop(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
             except OSError:
                 pass  # the bus is gone with the process anyway
     return failures
+
+
+# --- The one routine for a drive that died: whichever backend its config names ---------------
+# (issue 14: the drive's sentinel calls it; a new backend adds its own branch here)
+
+
+def safe_stop_backend(sections: Mapping[str, Any], *, gpio: Any = None, bus: Any = None,
+                      sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Stop the backend that ``sections`` (loaded config: ``drive`` names it, ``picar_b`` the kit) drove.
+
+    ``picar-b``: :func:`safe_stop` with that kit's pins and channels. Any other
+    backend holds no pins (``log`` prints, ``sim`` sends to the simulator):
+    it is opened and closed, which leaves it in its safe state. Returns one
+    line per failure, like :func:`safe_stop`.
+    """
+    backend = getattr(sections.get("drive"), "backend", "picar-b")
+    picar = sections.get("picar_b") or PicarBConfig()
+    if backend == "picar-b":
+        return safe_stop(picar, gpio=gpio, bus=bus, sleep=sleep)
+    from rover.hw import open_chassis  # the registry; imports only the backend named
+
+    try:
+        open_chassis(backend, picar).close()
+    except Exception as exc:  # noqa: BLE001 - one line, like the others
+        return [f"backend {backend!r} NOT stopped: {type(exc).__name__}: {exc}"]
+    return []
 
 
 def load_config(path: Path | None) -> tuple[PicarBConfig, ConfigError | None]:

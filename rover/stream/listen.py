@@ -18,7 +18,7 @@ from typing import Sequence, TextIO
 import zmq
 import zmq.auth
 
-from rover.core.endpoints import DETECTIONS
+from rover.core.endpoints import DETECTIONS, resolve
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 from rover.core.messages import TOPIC_BYTES, DetectionMessage, decode, split_topic
 
@@ -73,7 +73,7 @@ def listen(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             socket.curve_publickey, socket.curve_secretkey, socket.curve_serverkey = curve_client_keys(args.server_key, args.client_key)
         socket.setsockopt(zmq.SUBSCRIBE, TOPIC_BYTES)
         try:
-            socket.connect(args.connect)
+            socket.connect(resolve(args.connect))  # ipc://NAME: in rover's runtime directory
         except zmq.ZMQError as exc:
             raise ConfigError(f"--connect {args.connect!r} is not a ZeroMQ endpoint ({exc}): use tcp://HOST:PORT or ipc:///PATH") from None
         poller = zmq.Poller()

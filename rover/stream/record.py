@@ -27,8 +27,8 @@ from typing import Any, Callable, Sequence, TextIO
 
 import zmq
 
-from rover.core.endpoints import DETECTIONS, DRIVE_STATUS
-from rover.core.errors import EXIT_CONFIG, EXIT_OK
+from rover.core.endpoints import DETECTIONS, DRIVE_STATUS, resolve
+from rover.core.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 
 TOPICS = ("detections", "drive")
 _POLL_MS = 100
@@ -105,12 +105,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    endpoints = [e for e in (args.detections, args.drive) if e]
     # Endpoints first: a typo in one must not truncate an existing --out file.
+    try:
+        endpoints = [resolve(e) for e in (args.detections, args.drive) if e]  # ipc://NAME: in the runtime directory
+    except ConfigError as exc:
+        print(f"rover record: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         recorder = Recorder(endpoints)
     except zmq.ZMQError as exc:
-        print(f"rover record: bad endpoint in {', '.join(endpoints)}: {exc}; use e.g. tcp://127.0.0.1:5555", file=sys.stderr)
+        print(f"rover record: bad endpoint in {', '.join(endpoints)}: {exc}; use e.g. ipc://detections or tcp://127.0.0.1:5555", file=sys.stderr)
         return EXIT_CONFIG
     try:
         out = args.out.open("w", encoding="utf-8")

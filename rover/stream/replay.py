@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from rover.core import messages
+from rover.core import endpoints, messages
 from rover.core.endpoints import DETECTIONS, is_local_endpoint
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
 
@@ -140,7 +140,11 @@ def run(args: argparse.Namespace) -> int:
     socket = zmq.Context.instance().socket(zmq.PUB)
     socket.setsockopt(zmq.LINGER, 1000)
     try:
-        socket.bind(args.publish)
+        endpoints.bind(socket, args.publish)  # ipc://detections: in rover's runtime directory
+    except ConfigError as exc:
+        socket.close(0)
+        print(f"rover replay: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except zmq.ZMQError as exc:
         socket.close(0)
         print(f"rover replay: cannot bind {args.publish}: {exc}; pick a free endpoint with --publish", file=sys.stderr)

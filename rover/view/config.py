@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rover.core.config import doc
-from rover.core.endpoints import PREVIEW
+from rover.core.endpoints import DETECTIONS, DRIVE_STATUS, PREVIEW
 
 DEFAULT_FRAMES = PREVIEW
 
@@ -31,9 +31,9 @@ class ViewSection:
     host: str = doc("address the web server listens on; 127.0.0.1 = this machine only, 0.0.0.0 = the whole LAN (no login!)",
                     "127.0.0.1")
     port: int = doc("TCP port of the web server", 8080)
-    detections: str = doc("ZeroMQ endpoint of the detection stream (the detector's stream.bind)", "tcp://127.0.0.1:5555")
+    detections: str = doc("ZeroMQ endpoint of the detection stream (the detector's stream.bind)", DETECTIONS)
     drive: str = doc("ZeroMQ endpoint of the drive status stream (the drive's drive.publish); empty: no drive panel",
-                     "tcp://127.0.0.1:5556")
+                     DRIVE_STATUS)
     offline_after_s: float = doc("a stream silent for this long is shown as offline", 2.0)
     max_clients: int = doc("at most this many open video or event streams at once (others get 503)", 8)
 

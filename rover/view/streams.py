@@ -19,6 +19,7 @@ from typing import Callable
 
 import zmq
 
+from rover.core import endpoints
 from rover.core.errors import ConfigError, MessageError
 from rover.core.messages import TOPIC_BYTES, decode
 from rover.detector.preview import TOPIC as FRAME_TOPIC
@@ -70,7 +71,7 @@ class StreamReader:
         sock.subscribe(topic)
         self._sockets.append((name, sock))
         try:
-            sock.connect(endpoint)
+            sock.connect(endpoints.resolve(endpoint))  # ipc://NAME: in rover's runtime directory
         except zmq.ZMQError as exc:
             raise ConfigError(f"view.{name} {endpoint!r} is not a ZeroMQ endpoint ({exc}): use tcp://HOST:PORT or ipc:///PATH") from None
         return sock

@@ -111,6 +111,7 @@ class Board:
 
     def drive(self, bcm: int, level: int) -> None:
         with self.store.transaction() as state:
+            self._reap(state)  # never let a dead PWM's stuck level land after this write
             state["pins"].setdefault(str(bcm), {})["level"] = level
         t = self.clock()
         self.store.record({"t": t, "pin": bcm, "kind": "level", "value": level})
@@ -202,6 +203,7 @@ class FakeGPIO:
         if pull_up_down not in _PULLS:
             raise ValueError("Invalid value for pull_up_down - should be either PUD_OFF, PUD_UP or PUD_DOWN")
         with self.board.store.transaction() as state:
+            self.board._reap(state)  # a dead process's PWM stopped before this process takes the pin
             pin = state["pins"].setdefault(str(bcm), {})
             if self._warnings and pin.get("function") == "OUT" and bcm not in self._directions:
                 warnings.warn("This channel is already in use, continuing anyway.  Use GPIO.setwarnings(False) "

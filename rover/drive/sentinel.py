@@ -1,0 +1,227 @@
+"""The drive's sentinel: a small process that stops the car when the drive dies without doing so.
+
+systemd's ``ExecStopPost=rover-safestop`` covers the service; this covers
+``python -m rover.drive`` started by hand, and every other way of ending the
+process without its ``finally`` (``kill -9``, the OOM killer, a segfault in
+a vendor library). The motors and the PCA9685 keep their last command after
+the process is gone, so something outside it has to stop them.
+
+How it works:
+
+- ``rover.drive`` starts it (:meth:`Sentinel.start`) after the config is
+  loaded and before the chassis is opened, hands it the loaded config
+  sections over its stdin pipe, and waits for its ``armed`` line: a drive
+  whose sentinel does not start refuses to drive.
+- The sentinel opens a pidfd of the drive (``pidfd_open``, Linux 5.3) and
+  waits. It ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process
+  group; the drive handles it and stands the sentinel down).
+- On a clean exit, once ``chassis.close()`` succeeded, the drive writes
+  ``S`` (stand down) and reaps the sentinel: no orphan, no second stop.
+  When ``close()`` failed, the drive only closes the pipe and the sentinel
+  tries the safe stop itself after the drive has gone.
+- It acts only once the drive is *gone*: the pidfd becomes readable when
+  the whole process has exited, after the kernel released its files and
+  memory, so RPi.GPIO's software-PWM thread is dead and rpi-lgpio's line
+  claims are free; it never fights a live drive for the pins. (Without a
+  pidfd it falls back to the pipe's end of file, then polls until it has
+  been re-parented.) Then it calls :func:`rover.hw.safestop.safe_stop_backend`
+  with the drive's own config, retrying briefly if the pins are still busy.
+- Should the sentinel itself die while the drive runs, the drive stops the
+  car and exits 1 (:meth:`Sentinel.exited`, checked on SIGCHLD).
+
+Killing the whole process group at once (``kill -9 -PGID``) kills the
+sentinel too; under systemd ``ExecStopPost`` covers that.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+from rover.core.errors import EXIT_FAILURE, EXIT_OK, RoverError
+from rover.hw.safestop import safe_stop_backend  # imported before arming: nothing to load once the drive is dead
+
+PROG = "rover-drive sentinel"
+ARMED = b"armed\n"
+STAND_DOWN = b"S"
+#: Attempts of the safe stop when a pin or the bus is still busy, and the pause between them.
+ATTEMPTS = 5
+RETRY_S = 0.1
+#: Without a pidfd: how often to check whether the drive has gone.
+POLL_S = 0.005
+_HEADER = struct.Struct("!I")
+
+
+class Sentinel:
+    """The drive's handle on its sentinel process."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+
+    @classmethod
+    def start(cls, sections: Mapping[str, Any], *, timeout_s: float = 20.0,
+              command: Sequence[str] | None = None) -> "Sentinel":
+        """Start the sentinel for this process with the loaded ``sections``; RoverError if it does not arm."""
+        ready_r, ready_w = os.pipe()
+        argv = list(command) if command is not None else [sys.executable, "-m", "rover.drive.sentinel"]
+        try:
+            process = subprocess.Popen([*argv, str(os.getpid()), str(ready_w)], stdin=subprocess.PIPE,
+                                       pass_fds=(ready_w,), start_new_session=False)
+        except OSError as exc:
+            os.close(ready_r)
+            os.close(ready_w)
+            raise RoverError(f"cannot start the drive's sentinel ({exc}): not driving without it") from None
+        os.close(ready_w)
+        sentinel = cls(process)
+        try:
+            payload = pickle.dumps(dict(sections))
+            assert process.stdin is not None
+            process.stdin.write(_HEADER.pack(len(payload)) + payload)
+            process.stdin.flush()
+            if _read_line(ready_r, timeout_s) != ARMED:
+                raise RoverError(f"the drive's sentinel (pid {process.pid}) did not arm within {timeout_s:g} s "
+                                 f"(exit status {process.poll()}): not driving without it")
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            os.close(ready_r)
+        return sentinel
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def exited(self) -> int | None:
+        """The sentinel's exit status once it has exited, else None."""
+        return self.process.poll()
+
+    def stand_down(self, timeout_s: float = 5.0) -> None:
+        """The car is stopped: tell the sentinel so and reap it (call only after a successful close)."""
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(STAND_DOWN)
+            self.process.stdin.close()
+        except OSError:
+            pass  # it is gone already
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def release(self) -> None:
+        """Leave the sentinel to stop the car once this process has gone (the close failed): not reaped."""
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+
+def _read_line(fd: int, timeout_s: float) -> bytes:
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return data
+        chunk = os.read(fd, 64)
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+# --- the sentinel process ------------------------------------------------------------------
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or refused by a seccomp filter
+        return None
+
+
+def wait_for_parent(parent: int, stdin: int, pidfd: int | None, *, poll_s: float = POLL_S) -> bool:
+    """Block until the drive stands down (False) or has gone (True)."""
+    watched = [stdin] if pidfd is None else [stdin, pidfd]
+    while True:
+        readable = select.select(watched, [], [])[0]
+        if stdin in readable:  # first: a stand-down written just before a clean exit wins
+            data = os.read(stdin, 1)
+            if data == STAND_DOWN:
+                return False
+            if not data:  # end of file: the drive is exiting (its files are being closed)
+                if pidfd is None:
+                    while os.getppid() == parent:  # re-parented once it has fully exited
+                        time.sleep(poll_s)
+                    return True
+                watched = [pidfd]
+            continue
+        if pidfd is not None and pidfd in readable:
+            return True
+
+
+def stop_car(sections: Mapping[str, Any], *, stop: Callable[[Mapping[str, Any]], list[str]] | None = None,
+             attempts: int = ATTEMPTS, retry_s: float = RETRY_S, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """The safe stop, retried while a part fails (a pin still busy); the last attempt's failures."""
+    if stop is None:
+        stop = safe_stop_backend
+    failures: list[str] = []
+    for attempt in range(attempts):
+        failures = stop(sections)
+        if not failures:
+            break
+        if attempt + 1 < attempts:
+            sleep(retry_s)
+    return failures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parent, ready = int(args[0]), int(args[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stdin = sys.stdin.fileno()
+    try:
+        (size,) = _HEADER.unpack(_read_exact(stdin, _HEADER.size))
+        sections = pickle.loads(_read_exact(stdin, size))  # from our own parent, over a private pipe
+    except EOFError:
+        return EXIT_OK  # the drive died before it opened anything
+    pidfd = _open_pidfd(parent)
+    gone = os.getppid() != parent  # died before the pidfd was open
+    try:
+        os.write(ready, ARMED)
+    except OSError:
+        gone = True
+    os.close(ready)
+    if not gone and not wait_for_parent(parent, stdin, pidfd):
+        return EXIT_OK  # stood down: the drive stopped the car itself
+    print(f"{PROG}: the drive (pid {parent}) is gone without stopping the car: stopping it", file=sys.stderr, flush=True)
+    failures = stop_car(sections)
+    for line in failures:
+        print(f"{PROG}: {line}; run rover-safestop", file=sys.stderr, flush=True)
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
