@@ -27,7 +27,7 @@ def test_defaults_are_the_vendor_wiring() -> None:
     steering, pan, tilt = cfg.servo("steering"), cfg.servo("pan"), cfg.servo("tilt")
     assert (steering.channel, steering.centre, steering.min, steering.max, steering.direction) == (2, 300, 150, 450, 1)
     assert (pan.channel, pan.centre, pan.min, pan.max) == (1, 300, 150, 450)
-    assert (tilt.channel, tilt.min, tilt.max, tilt.direction) == (0, 100, 500, -1)
+    assert (tilt.channel, tilt.min, tilt.max, tilt.direction) == (0, 100, 500, 1)  # vendor up(): more ticks
     assert (cfg.ultrasonic_trigger_pin, cfg.ultrasonic_echo_pin, cfg.ultrasonic_max_m) == (11, 8, 9.0)
 
 
