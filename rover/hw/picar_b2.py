@@ -33,7 +33,7 @@ from rover.hw.dcmotor import B2MotorCommand, b2_motor_command, reverses, slow_de
 from rover.hw.kits import check_revision
 from rover.hw.pca9685 import PCA9685
 from rover.hw.ultrasonic import open_ranger
-from rover.hw.vendor import DRY_RUN_HINT, import_gpio, open_i2c
+from rover.hw.vendor import DRY_RUN_HINT, gpio_error, import_gpio, open_i2c
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,11 @@ class PicarB2Chassis(PicarBChassisBase):
             self._pca.ensure(config.pwm_hz)
             self.safe()
             if config.ultrasonic_enabled:
+                gpio.setwarnings(False)  # as for picar-b: a pin left an output by an earlier run is expected
+                try:
+                    gpio.setmode(gpio.BCM)
+                except ValueError as exc:  # "A different mode has already been set!"
+                    raise HardwareError(f"RPi.GPIO is already in another pin numbering mode in this process ({exc})") from None
                 self._ranger, self._pins = open_ranger(gpio, config, clock=clock)
         except BaseException as exc:
             self._abandon()
@@ -98,6 +103,8 @@ class PicarB2Chassis(PicarBChassisBase):
                 log.error("picar-b2: undoing a failed open: %s", undo_error)
             if isinstance(exc, HardwareError):
                 raise HardwareError(f"{exc}; {DRY_RUN_HINT}") from None
+            if isinstance(exc, RuntimeError):  # RPi.GPIO at setup(): "No access to /dev/mem..."
+                raise gpio_error(exc, DRY_RUN_HINT) from None
             raise
         if self._ranger is not None:
             self._ranger.start()

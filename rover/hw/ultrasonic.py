@@ -188,7 +188,11 @@ def open_ranger(gpio: Any, config: Any, *, clock: Callable[[], float] = time.mon
                                        (config.ultrasonic_echo_pin, gpio.IN, {})):
             try:
                 gpio.setup(pin, direction, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - lgpio.error, RuntimeError...: named below
+            except RuntimeError as exc:
+                if "/dev/mem" in str(exc) or "numbering mode" in str(exc):
+                    raise  # not this pin's fault: the caller names it
+                raise _pin_error(pin, "trigger" if pin == config.ultrasonic_trigger_pin else "echo", exc) from None
+            except Exception as exc:  # noqa: BLE001 - lgpio.error and the like: named below
                 raise _pin_error(pin, "trigger" if pin == config.ultrasonic_trigger_pin else "echo", exc) from None
             pins.append(pin)
     except BaseException:
