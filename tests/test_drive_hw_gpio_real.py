@@ -98,6 +98,8 @@ def test_reversing_waits_a_pwm_period_at_zero_duty_before_swapping_the_inputs(fl
     chassis = open_picar_b(config, gpio=gpio, bus=SMBus(1, world=world), clock=clock, sleep=clock.sleep)
     try:
         chassis.drive(0.5)
+        clock.advance(0.01)  # driving forward for a while: the 50 % duty is in force
+        assert board.duty_at(config.right_enable_pin, clock.peek()) == 50.0
         chassis.drive(-0.5)
         for enable, inputs in ((config.right_enable_pin, (config.right_in1_pin, config.right_in2_pin)),
                                (config.left_enable_pin, (config.left_in1_pin, config.left_in2_pin))):
@@ -194,7 +196,7 @@ def test_a_late_echo_is_rejected_by_the_median() -> None:
     gpio.setmode(gpio.BCM)
     gpio.setup(11, gpio.OUT, initial=0)
     gpio.setup(8, gpio.IN)
-    ranger = UltrasonicRanger(HCSR04(gpio, 11, 8, clock=clock), clock=clock, interval_s=0.001, stale_s=1e9)
+    ranger = UltrasonicRanger(HCSR04(gpio, 11, 8, clock=clock), clock=clock, interval_s=0.005, stale_s=1e9)
     seen = []
     ranger.start()
     try:

@@ -45,6 +45,26 @@ KIT_SECTIONS: dict[str, type] = {kit.section: kit.config for kit in KITS.values(
 DEFAULT_BACKEND = "picar-b"
 
 
+#: The device classes (systemd ``DeviceAllow=`` names, /proc/devices majors) each kit opens, and why.
+GPIO_DEVICES = ("char-*gpiomem", "char-gpiochip")  # RPi.GPIO: /dev/gpiomem*; rpi-lgpio: /dev/gpiochip*
+I2C_DEVICES = ("char-i2c",)  # smbus2: /dev/i2c-N
+
+
+def devices_for(backend: str, config: Any = None) -> tuple[str, ...]:
+    """What the drive's sandbox must allow for ``backend`` (its section ``config``; None: the defaults).
+
+    ``picar-b``: GPIO for the motors (and the ultrasonic), I2C for the servos.
+    ``picar-b2``: I2C for the motors and servos, GPIO only for the ultrasonic.
+    """
+    kit = KITS.get(backend)
+    if kit is None:
+        return ()
+    config = config if config is not None else kit.config()
+    if backend == "picar-b2":
+        return I2C_DEVICES + (GPIO_DEVICES if config.ultrasonic_enabled else ())
+    return GPIO_DEVICES + I2C_DEVICES
+
+
 def section_for(backend: str) -> str:
     """The config section a backend reads (``log`` and ``sim`` map like the 2019-23 kit)."""
     kit = KITS.get(backend)

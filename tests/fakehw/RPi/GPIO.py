@@ -484,8 +484,10 @@ class FakeHCSR04:
         if high and self._stall is not None:
             clock, every, seconds = self._stall
             if self.triggers % every == 0 and self._stalled < self.triggers:
-                self._stalled = self.triggers
-                clock.advance(seconds)
+                self._high_reads = getattr(self, "_high_reads", 0) + 1
+                if self._high_reads == 2:  # the rise was seen on the first one: now the reader is descheduled
+                    self._stalled, self._high_reads = self.triggers, 0
+                    clock.advance(seconds)
         return int(high)
 
 
