@@ -261,3 +261,10 @@ def test_calibrate_the_2024_kit_in_degrees(tmp_path: Path, capsys) -> None:
 def test_config_rejects_a_channel_used_twice() -> None:
     with pytest.raises(ValueError, match="steering_channel and m1_in1_channel"):
         PicarB2Config(steering_channel=15)
+
+
+def test_the_example_files_picar_b2_section_is_the_defaults() -> None:
+    from rover.core.config import load_sections
+
+    example = Path(__file__).resolve().parents[1] / "config" / "rover.example.toml"
+    assert load_sections(example, {"picar_b2": PicarB2Config})["picar_b2"] == PicarB2Config()
