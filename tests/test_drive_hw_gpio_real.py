@@ -69,10 +69,11 @@ def test_drive_kill_safestop_in_both_gpio_libraries(flavour: str, tmp_path: Path
     assert_stopped(board, world, config)
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
-def test_calibrate_in_both_gpio_libraries_needs_no_gpio(flavour: str, tmp_path: Path, capsys) -> None:
+def test_calibrate_needs_no_gpio_library_at_all(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from rover.hw.calibrate import main
 
+    monkeypatch.setitem(sys.modules, "RPi", None)  # neither RPi.GPIO nor rpi-lgpio: the same for both
+    monkeypatch.setitem(sys.modules, "RPi.GPIO", None)
     world = I2CWorld()
     assert main(["tilt", "--position", "1"], bus=SMBus(1, world=world), sleep=lambda s: None) == 0
     assert world.chip().pulse_ticks(0) == 500  # up = more ticks, as the vendor's up() does
@@ -169,6 +170,37 @@ def test_off_a_pi_the_drive_says_not_a_pi(fakehw_env: FakeHwEnv, tmp_path: Path)
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "not a Raspberry Pi" in done.stderr and "gpio group" not in done.stderr
+
+
+HOLD_PINS = """
+import sys, time
+from rover.hw import open_chassis
+from rover.hw.config import PicarBConfig
+chassis = open_chassis("picar-b", PicarBConfig(ultrasonic_enabled=False))
+chassis.drive(0.6)
+print("driving", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+def test_rpi_lgpio_claims_across_processes_end_with_the_drive(fakehw_env: FakeHwEnv, tmp_path: Path) -> None:
+    env = dict(fakehw_env.env, ROVER_FAKEHW_GPIO="rpi-lgpio")
+    drive = subprocess.Popen([sys.executable, "-c", HOLD_PINS], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert drive.stdout is not None and drive.stdout.readline().strip() == "driving", drive.stderr.read()
+        alive = subprocess.run([sys.executable, "-m", "rover.hw.safestop"], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+        assert alive.returncode == 1 and "drive still running" in alive.stderr, alive.stderr
+    finally:
+        drive.kill()
+        drive.wait(timeout=30)
+    done = subprocess.run([sys.executable, "-m", "rover.hw.safestop"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    board = fakehw_env.board()
+    assert all(board.pin(pin).level == 0 for pin in PicarBConfig().motor_pins)
 
 
 @pytest.mark.slow

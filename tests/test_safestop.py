@@ -166,3 +166,17 @@ def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: 
     err = capsys.readouterr().err
     assert "rover.toml" in err and "kit defaults" in err and len(err.strip().splitlines()) == 1
     assert_safe(board, world.chip(), PicarBConfig())
+
+
+def test_safe_stop_takes_the_loaded_sections_and_stops_the_kit_they_name() -> None:
+    from tests.fakehw.RPi.GPIO import Board
+
+    board, world = Board(), I2CWorld()
+    config = PicarBConfig(steering_centre=320)
+    sections = {"drive": {"backend": "picar-b"}, "picar_b": config}
+    assert safe_stop(sections, gpio=FakeGPIO(board), bus=SMBus(1, world=world), sleep=lambda s: None) == []
+    assert world.chip().pulse_ticks(2) == 320
+    assert all(board.pin(pin).level == 0 for pin in config.motor_pins)
+    # a missing [drive] means the default backend, a missing kit section its defaults
+    assert safe_stop({}, gpio=FakeGPIO(board), bus=SMBus(1, world=world), sleep=lambda s: None) == []
+    assert world.chip().pulse_ticks(2) == 300

@@ -19,8 +19,15 @@ import math
 from dataclasses import dataclass
 
 from rover.core.config import doc
-from rover.hw.config import (SERVO_HZ_RANGE, SERVO_NAMES, TICKS_PER_PERIOD, ServoConfig, check_direction,
-                             check_positive, check_ultrasonic)
+from rover.hw.config import (
+    SERVO_HZ_RANGE,
+    SERVO_NAMES,
+    TICKS_PER_PERIOD,
+    ServoConfig,
+    check_direction,
+    check_positive,
+    check_ultrasonic,
+)
 
 #: What tells the two current kits apart on the I2C bus (``i2cdetect -y 1``).
 PICAR_B_ADDRESS = 0x40

@@ -19,9 +19,9 @@ from typing import Any, Callable
 from rover.core.errors import HardwareError
 from rover.hw.base import PicarBChassisBase
 from rover.hw.config import PicarBConfig
+from rover.hw.kits import check_revision
 from rover.hw.mapping import MotorCommand, MotorOutput
 from rover.hw.pca9685 import PCA9685
-from rover.hw.kits import check_revision
 from rover.hw.ultrasonic import UltrasonicRanger, open_ranger
 from rover.hw.vendor import DRY_RUN_HINT, gpio_error, import_gpio, open_i2c
 
