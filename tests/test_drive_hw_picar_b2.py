@@ -268,3 +268,17 @@ def test_the_example_files_picar_b2_section_is_the_defaults() -> None:
 
     example = Path(__file__).resolve().parents[1] / "config" / "rover.example.toml"
     assert load_sections(example, {"picar_b2": PicarB2Config})["picar_b2"] == PicarB2Config()
+
+
+def test_safe_stop_configured_for_the_old_kit_still_stops_the_2024_kit_it_finds(capsys) -> None:
+    # A vendor program (or a drive with another config) left the 2024 kit's motors running,
+    # and rover.toml still names picar-b: the safe-stop says so and stops the kit that is there.
+    world = I2CWorld(devices={1: [B2]})
+    chassis, chip, _board, _clock = open_b2(PicarB2Config(ultrasonic_enabled=False), world=world)
+    chassis.drive(0.6)
+    chassis._abandon()
+    failures = safe_stop({"drive": {"backend": "picar-b"}}, gpio=FakeGPIO(Board()), bus=SMBus(1, world=world),
+                         sleep=lambda s: None)
+    assert len(failures) == 1 and 'drive.backend = "picar-b2"' in failures[0]
+    assert motors(chip) == (0, 0, 0, 0)
+    assert "stopping picar-b2 too" in capsys.readouterr().out

@@ -93,8 +93,16 @@ def read_backend(path: Path | None) -> str:
     return backend_of({"drive": read_toml(path).get("drive", {})})
 
 
+class WrongKitError(ConfigError):
+    """The configured kit's PCA9685 is silent, the other kit's answers: ``backend`` is the one to set."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
 def check_revision(bus: Any, backend: str, address: int, bus_number: int) -> None:
-    """Raise :class:`ConfigError` when ``backend``'s PCA9685 is silent but the other kit's answers.
+    """Raise :class:`WrongKitError` (a ConfigError) when ``backend``'s PCA9685 is silent but the other kit's answers.
 
     Silent at both addresses: nothing is raised here; opening the chip then
     fails with the usual "did not answer" HardwareError.
@@ -105,7 +113,8 @@ def check_revision(bus: Any, backend: str, address: int, bus_number: int) -> Non
         if other.backend == backend or other.address == address:
             continue
         if PCA9685(bus, other.address).answers():
-            raise ConfigError(
+            raise WrongKitError(
                 f"no PCA9685 answers at {address:#04x} on /dev/i2c-{bus_number} but one does at {other.address:#04x}: "
-                f"this is {other.label}; set drive.backend = \"{other.backend}\" (and its [{other.section}] section)"
+                f"this is {other.label}; set drive.backend = \"{other.backend}\" (and its [{other.section}] section)",
+                other.backend,
             )

@@ -47,7 +47,7 @@ from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sec
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError
 from rover.hw.config import SERVO_NAMES, PicarBConfig
 from rover.hw.config_b2 import PicarB2Config
-from rover.hw.kits import KIT_SECTIONS, KITS, backend_of, check_revision, read_backend
+from rover.hw.kits import KIT_SECTIONS, KITS, WrongKitError, backend_of, check_revision, read_backend
 from rover.hw.mapping import servo_ticks
 from rover.hw.pca9685 import PCA9685
 from rover.hw.picar_b2 import stop_motor_channels
@@ -99,14 +99,31 @@ def safe_stop(sections: Mapping[str, Any], *, backend: str | None = None, gpio: 
     kit = KITS.get(name)
     if kit is None:
         return [f"unknown backend {name!r}: nothing stopped; choose one of {', '.join([*KITS, *NO_HARDWARE])}"]
+    found: list[str] = []
+    failures = _stop(name, sections, gpio=gpio, bus=bus, sleep=sleep, found=found)
+    if found:
+        # The config names the other kit than the one on the bus. Whatever drove it may have left its
+        # motors running: stop the kit that is there too (its section, else its defaults), and say so.
+        print(f"{PROG}: the config names {name} but this is {found[0]}: stopping {found[0]} too")
+        failures += _stop(found[0], sections, gpio=gpio, bus=bus, sleep=sleep, found=None)
+    return failures
+
+
+def _stop(name: str, sections: Mapping[str, Any], *, gpio: Any, bus: Any, sleep: Callable[[float], None],
+          found: list[str] | None) -> list[str]:
+    kit = KITS[name]
     config = sections.get(kit.section) or kit.config()
     if name == "picar-b2":
-        return stop_picar_b2(config, bus=bus, sleep=sleep)
-    return stop_picar_b(config, gpio=gpio, bus=bus, sleep=sleep)
+        return stop_picar_b2(config, bus=bus, sleep=sleep, found=found)
+    return stop_picar_b(config, gpio=gpio, bus=bus, sleep=sleep, found=found)
 
 
-def stop_picar_b2(config: PicarB2Config, *, bus: Any = None, sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """The 2024 kit: zero duty on the four motor channels first, then the servos centred."""
+def stop_picar_b2(config: PicarB2Config, *, bus: Any = None, sleep: Callable[[float], None] = time.sleep,
+                  found: list[str] | None = None) -> list[str]:
+    """The 2024 kit: zero duty on the four motor channels first, then the servos centred.
+
+    ``found`` (a list) receives the other kit's backend when its chip answers instead of this one's.
+    """
     failures: list[str] = []
     owned = None
     try:
@@ -126,6 +143,10 @@ def stop_picar_b2(config: PicarB2Config, *, bus: Any = None, sleep: Callable[[fl
             print(f"{PROG}: servos centred: {shown} ticks")
         except HardwareError as exc:
             failures.append(f"servos NOT centred: {exc}")
+    except WrongKitError as exc:
+        failures.append(f"motors NOT stopped, servos NOT centred: {exc}")
+        if found is not None:
+            found.append(exc.backend)
     except (HardwareError, ConfigError) as exc:
         failures.append(f"motors NOT stopped, servos NOT centred: {exc}")
     except Exception as exc:  # noqa: BLE001 - report it as one line like the others
@@ -140,8 +161,11 @@ def stop_picar_b2(config: PicarB2Config, *, bus: Any = None, sleep: Callable[[fl
 
 
 def stop_picar_b(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
-                 sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """The 2019-23 kit: motor pins LOW, then the servos centred; each half attempted."""
+                 sleep: Callable[[float], None] = time.sleep, found: list[str] | None = None) -> list[str]:
+    """The 2019-23 kit: motor pins LOW, then the servos centred; each half attempted.
+
+    ``found`` (a list) receives the other kit's backend when its chip answers instead of this one's.
+    """
     failures: list[str] = []
     try:
         pins = stop_motors(gpio if gpio is not None else import_gpio(hint=None), config)
@@ -160,6 +184,10 @@ def stop_picar_b(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
         written = centre_servos(bus, config, sleep=sleep)
         shown = ", ".join(f"{name} ch{config.servo(name).channel}={ticks}" for name, ticks in written.items())
         print(f"{PROG}: servos centred: {shown} ticks")
+    except WrongKitError as exc:
+        failures.append(f"servos NOT centred: {exc}")
+        if found is not None:
+            found.append(exc.backend)
     except (HardwareError, ConfigError) as exc:
         failures.append(f"servos NOT centred: {exc}")
     except Exception as exc:  # noqa: BLE001 - report it as one line like the others
