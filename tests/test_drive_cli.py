@@ -350,3 +350,43 @@ def test_picar_b_on_fake_hardware_steers_left_then_sigterm_leaves_it_safe(
         assert board.pin(pin).level in (0, None) and board.pin(pin).duty in (0, None)
     for pin in config.motor_pins:
         assert board.pin(pin).level in (0, None)
+
+
+# --- the picar-b2 backend (kit sold since 2024) on the fake PCA9685 at 0x5f -----------------
+
+
+@pytest.mark.slow
+def test_picar_b2_on_fake_hardware_follows_then_sigterm_zeroes_the_motor_channels(
+    endpoints: tuple[str, str], left_person_detector: FakeDetector, fakehw_env: Any, tmp_path: Path
+) -> None:
+    from tests.fakehw.smbus2 import I2CWorld
+
+    config_path = tmp_path / "rover.toml"
+    config_path.write_text('[drive]\nbackend = "picar-b2"\n[picar_b2]\nultrasonic_enabled = false\n')
+    env = dict(fakehw_env.env, ROVER_FAKEHW_I2C="0x5f")
+    connect, publish = endpoints
+    process = start_drive("--config", str(config_path), "--connect", connect, "--publish", publish, env=env)
+    watcher = StatusWatcher(publish)
+    motor_channels = (15, 14, 12, 13)
+    try:
+        watcher.wait_for(lambda s: s.state == "FOLLOWING" and s.steering > 0.3 and s.throttle > 0.1, process)
+        chip = I2CWorld(fakehw_env.state_path, devices={1: [0x5F]}).chip(1, 0x5F)
+        assert chip.pulse_ticks(0) > 297  # left = more degrees than the 90-degree centre
+        assert chip.pulse_ticks(15) == 4096 and chip.pulse_ticks(13) == 4096  # both motors forward (M2 mirrored)
+        code, out, err = stop(process)
+    finally:
+        watcher.close()
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, err
+    chip = I2CWorld(fakehw_env.state_path, devices={1: [0x5F]}).chip(1, 0x5F)
+    assert [chip.pulse_ticks(ch) for ch in motor_channels] == [0, 0, 0, 0]
+    assert [chip.pulse_ticks(ch) for ch in (0, 1, 2)] == [297, 297, 297]
+
+
+@pytest.mark.slow
+def test_the_wrong_kit_is_one_line_naming_the_right_backend(fakehw_env: Any) -> None:
+    result = run_drive("--backend", "picar-b", env=dict(fakehw_env.env, ROVER_FAKEHW_I2C="0x5f"))
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'drive.backend = "picar-b2"' in lines[0], result.stderr

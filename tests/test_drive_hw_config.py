@@ -27,7 +27,7 @@ def test_defaults_are_the_vendor_wiring() -> None:
     steering, pan, tilt = cfg.servo("steering"), cfg.servo("pan"), cfg.servo("tilt")
     assert (steering.channel, steering.centre, steering.min, steering.max, steering.direction) == (2, 300, 150, 450, 1)
     assert (pan.channel, pan.centre, pan.min, pan.max) == (1, 300, 150, 450)
-    assert (tilt.channel, tilt.min, tilt.max, tilt.direction) == (0, 100, 500, -1)
+    assert (tilt.channel, tilt.min, tilt.max, tilt.direction) == (0, 100, 500, 1)  # vendor up(): more ticks
     assert (cfg.ultrasonic_trigger_pin, cfg.ultrasonic_echo_pin, cfg.ultrasonic_max_m) == (11, 8, 9.0)
 
 
@@ -83,3 +83,15 @@ def test_importing_the_hardware_modules_loads_no_vendor_library() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_2018_snippet_in_the_hardware_doc_is_a_valid_config(tmp_path) -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "hardware.md").read_text()
+    snippet = doc.split("<!-- 2018 snippet: start -->")[1].split("<!-- 2018 snippet: end -->")[0]
+    snippet = snippet.strip().removeprefix("```toml").removesuffix("```")
+    cfg = load(tmp_path, snippet)
+    # the 2018 original (adeept/Adeept_PiCar-B_oldversion set.txt, turn.py): 60 Hz, steering middle 370
+    assert cfg.servo_hz == 60.0 and cfg.servo("steering").centre == 370
+    assert (cfg.right_enable_pin, cfg.left_enable_pin, cfg.right_direction, cfg.left_direction) == (17, 4, 1, 1)

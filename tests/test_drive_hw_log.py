@@ -29,7 +29,7 @@ def test_every_command_is_one_line_with_what_the_car_would_get() -> None:
     assert len(lines) == 6  # open, drive, steer, tilt, safe (from close), close
     assert "right in1=1 in2=0 duty=50%" in lines[1] and "left in1=0 in2=1 duty=50%" in lines[1]
     assert "steering ticks=450 channel=2" in lines[2]  # 310 + 150 = 460, held at steering_max
-    assert "tilt ticks=100 channel=0" in lines[3]
+    assert "tilt ticks=500 channel=0" in lines[3]  # up = more ticks (vendor up())
     assert lines[4].startswith("log-chassis t=12.500 safe motors=stopped steering=310/310")
     assert lines[5].startswith("log-chassis t=12.500 close motors=stopped")
 

@@ -28,8 +28,9 @@ def test_prescale_is_121_for_50_hz_and_bounded() -> None:
 def test_channel_bytes_encode_a_pulse_from_tick_zero() -> None:
     assert channel_bytes(300) == [0, 0, 300 & 0xFF, 300 >> 8]
     assert channel_bytes(0) == [0, 0, 0, 0x10]  # full off
-    with pytest.raises(ValueError, match="0..4095"):
-        channel_bytes(4096)
+    assert channel_bytes(4096) == [0, 0x10, 0, 0]  # full on: ON_H bit 4, OFF_H clear (full off would win)
+    with pytest.raises(ValueError, match="0..4096"):
+        channel_bytes(4097)
 
 
 def test_configure_writes_the_prescale_while_asleep_then_wakes(rig) -> None:

@@ -51,9 +51,9 @@ def test_a_kit_with_a_reversed_steering_servo_turns_the_other_way() -> None:
 
 def test_pan_and_tilt_follow_their_own_channels_and_directions(fake_picar: FakePicar) -> None:
     fake_picar.chassis.pan(1.0)
-    fake_picar.chassis.tilt(1.0)  # up; the stock tilt servo has direction -1
+    fake_picar.chassis.tilt(1.0)  # up: more ticks on channel 0 (vendor servo.py up(): pos -= speed * -1)
     assert fake_picar.chip.pulse_ticks(1) == 450
-    assert fake_picar.chip.pulse_ticks(0) == 300 - 200
+    assert fake_picar.chip.pulse_ticks(0) == 300 + 200
     assert fake_picar.servo_ticks("steering") == 300
 
 
@@ -195,7 +195,7 @@ def test_a_missing_i2c_bus_is_one_line_and_releases_nothing_twice() -> None:
 def test_unknown_backend_is_a_config_error() -> None:
     from rover.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="picar-b, log"):
+    with pytest.raises(ConfigError, match="picar-b, picar-b2, log"):
         open_chassis("tank", PicarBConfig())
 
 

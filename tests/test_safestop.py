@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rover.hw.config import PicarBConfig
-from rover.hw.safestop import main, safe_stop
+from rover.hw.safestop import main, safe_stop, stop_picar_b
 from tests.fakehw.RPi.GPIO import FakeGPIO
 from tests.fakehw.smbus2 import I2CWorld, SMBus
 from tests.fixtures_drive import FakeHwEnv, FakePicar
@@ -51,7 +51,7 @@ def test_after_the_drive_process_died_pins_go_low_and_servos_centre(fake_picar: 
     car.gpio.simulate_kill()  # no close(): the PWM threads die, an enable pin is stuck HIGH
     assert car.board.pin(car.config.right_enable_pin).level == 1
     slept: list[float] = []
-    failures = safe_stop(car.config, gpio=FakeGPIO(car.board), bus=SMBus(1, world=car.world), sleep=slept.append)
+    failures = stop_picar_b(car.config, gpio=FakeGPIO(car.board), bus=SMBus(1, world=car.world), sleep=slept.append)
     assert failures == []
     assert_safe(car.board, car.chip, car.config)
     assert slept == []  # the chip was running: no wait at all
@@ -63,7 +63,7 @@ def test_it_wakes_a_sleeping_chip_with_only_the_oscillator_delay() -> None:
 
     board, world = Board(), I2CWorld()
     slept: list[float] = []
-    assert safe_stop(PicarBConfig(), gpio=FakeGPIO(board), bus=SMBus(1, world=world), sleep=slept.append) == []
+    assert stop_picar_b(PicarBConfig(), gpio=FakeGPIO(board), bus=SMBus(1, world=world), sleep=slept.append) == []
     assert_safe(board, world.chip(), PicarBConfig())
     assert slept == [500e-6]
 
@@ -72,7 +72,7 @@ def test_one_half_failing_does_not_skip_the_other() -> None:
     from tests.fakehw.RPi.GPIO import Board
 
     board = Board()
-    failures = safe_stop(PicarBConfig(), gpio=FakeGPIO(board), bus=SMBus(1, world=I2CWorld(devices={1: []})))
+    failures = stop_picar_b(PicarBConfig(), gpio=FakeGPIO(board), bus=SMBus(1, world=I2CWorld(devices={1: []})))
     assert len(failures) == 1 and failures[0].startswith("servos NOT centred")
     assert all(board.pin(pin).level == 0 for pin in PicarBConfig().motor_pins)
 
@@ -112,8 +112,8 @@ def test_a_bad_config_still_stops_the_car_with_the_defaults(tmp_path: Path, monk
     bad.write_text("[picar_b]\nsteering_centre = 9000\n")
     board, world = Board(), I2CWorld()
     real = safestop.safe_stop
-    monkeypatch.setattr(safestop, "safe_stop", lambda config: real(config, gpio=FakeGPIO(board),
-                                                                    bus=SMBus(1, world=world)))
+    monkeypatch.setattr(safestop, "safe_stop", lambda sections: real(sections, gpio=FakeGPIO(board),
+                                                                      bus=SMBus(1, world=world)))
     assert main(["--config", str(bad)]) == 78
     err = capsys.readouterr().err
     assert "steering_centre" in err and "kit defaults" in err and len(err.strip().splitlines()) == 1
@@ -124,7 +124,7 @@ def test_without_rpi_gpio_the_servos_are_still_centred(monkeypatch, capsys) -> N
     monkeypatch.setitem(sys.modules, "RPi", None)
     monkeypatch.setitem(sys.modules, "RPi.GPIO", None)
     world = I2CWorld()
-    failures = safe_stop(PicarBConfig(), bus=SMBus(1, world=world), sleep=lambda s: None)
+    failures = stop_picar_b(PicarBConfig(), bus=SMBus(1, world=world), sleep=lambda s: None)
     assert len(failures) == 1 and "RPi.GPIO" in failures[0] and "\n" not in failures[0]
     assert world.chip().pulse_ticks(2) == 300
 
@@ -143,7 +143,7 @@ class LgpioLikeGPIO:
 
 def test_any_gpio_failure_still_centres_the_servos_and_says_what_to_do() -> None:
     world = I2CWorld()
-    failures = safe_stop(PicarBConfig(), gpio=LgpioLikeGPIO(), bus=SMBus(1, world=world), sleep=lambda s: None)
+    failures = stop_picar_b(PicarBConfig(), gpio=LgpioLikeGPIO(), bus=SMBus(1, world=world), sleep=lambda s: None)
     assert len(failures) == 1 and failures[0].startswith("motors NOT stopped") and "FileNotFoundError" in failures[0]
     assert [world.chip().pulse_ticks(ch) for ch in (2, 1, 0)] == [300, 300, 300]
 
@@ -161,8 +161,22 @@ def test_an_unreadable_default_config_stops_the_car_with_the_defaults(tmp_path: 
     monkeypatch.setattr(rover.core.config, "DEFAULT_CONFIG_PATH", Unreadable(tmp_path / "etc-rover" / "rover.toml"))
     board, world = Board(), I2CWorld()
     real = safestop.safe_stop
-    monkeypatch.setattr(safestop, "safe_stop", lambda config: real(config, gpio=FakeGPIO(board), bus=SMBus(1, world=world)))
+    monkeypatch.setattr(safestop, "safe_stop", lambda sections: real(sections, gpio=FakeGPIO(board), bus=SMBus(1, world=world)))
     assert main([]) == 78
     err = capsys.readouterr().err
     assert "rover.toml" in err and "kit defaults" in err and len(err.strip().splitlines()) == 1
     assert_safe(board, world.chip(), PicarBConfig())
+
+
+def test_safe_stop_takes_the_loaded_sections_and_stops_the_kit_they_name() -> None:
+    from tests.fakehw.RPi.GPIO import Board
+
+    board, world = Board(), I2CWorld()
+    config = PicarBConfig(steering_centre=320)
+    sections = {"drive": {"backend": "picar-b"}, "picar_b": config}
+    assert safe_stop(sections, gpio=FakeGPIO(board), bus=SMBus(1, world=world), sleep=lambda s: None) == []
+    assert world.chip().pulse_ticks(2) == 320
+    assert all(board.pin(pin).level == 0 for pin in config.motor_pins)
+    # a missing [drive] means the default backend, a missing kit section its defaults
+    assert safe_stop({}, gpio=FakeGPIO(board), bus=SMBus(1, world=world), sleep=lambda s: None) == []
+    assert world.chip().pulse_ticks(2) == 300

@@ -182,6 +182,26 @@ def test_devices_are_closed_but_for_the_hardware_each_service_drives(
     assert allowed == device_classes
 
 
+@pytest.mark.parametrize(("backend", "section"), [
+    ("picar-b", {}),
+    ("picar-b2", {}),
+    ("picar-b2", {"ultrasonic_enabled": False}),
+])
+def test_the_drive_sandbox_allows_what_each_backend_opens_and_its_groups(backend: str, section: dict) -> None:
+    from rover.hw.kits import KITS, devices_for
+
+    service = _unit("rover-drive.service")["Service"]
+    allowed = {line.split()[0]: line.split()[1] for line in service["DeviceAllow"]}
+    groups = set(" ".join(service["SupplementaryGroups"]).split())
+    needed = devices_for(backend, KITS[backend].config(**section))
+    assert "char-i2c" in needed  # both kits: the PCA9685 (on the 2024 kit it drives the motors)
+    for device in needed:
+        assert allowed.get(device) == "rw", f"{backend} opens {device}, the unit does not allow it"
+        assert ("i2c" if device == "char-i2c" else "gpio") in groups
+    # the safe-stop runs with the same sandbox and needs no more than the drive
+    assert all(line.startswith("/opt/rover/venv/bin/rover-safestop") for line in service["ExecStopPost"])
+
+
 def test_every_program_the_units_run_is_a_console_script_of_the_package() -> None:
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")

@@ -33,6 +33,7 @@ SECTION_CLASSES: dict[str, str] = {
     "stream": "rover.detector.config:StreamSection",
     "drive": "rover.drive.config:DriveConfig",
     "picar_b": "rover.hw.config:PicarBConfig",
+    "picar_b2": "rover.hw.config_b2:PicarB2Config",
     "view": "rover.view.config:ViewSection",
 }
 

@@ -26,7 +26,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/rover/rover.toml")
 
 #: Every top-level table a rover config file may have. A program validates
 #: the sections it owns and only checks that the others are known names.
-KNOWN_SECTIONS = ("detector", "camera", "stream", "drive", "picar_b", "view", "sim")
+KNOWN_SECTIONS = ("detector", "camera", "stream", "drive", "picar_b", "picar_b2", "view", "sim")
 
 T = TypeVar("T")
 

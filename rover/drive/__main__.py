@@ -11,6 +11,7 @@ READY=1. Every exit path (normal, SIGINT, SIGTERM, any exception) goes through
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -25,7 +26,7 @@ from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
 from rover.drive.sentinel import Sentinel
-from rover.hw import PicarBConfig, open_chassis
+from rover.hw import KIT_SECTIONS, open_chassis, section_for
 from rover.hw.chassis import Chassis
 
 log = logging.getLogger("rover.drive")
@@ -42,25 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--follow", metavar="LABEL", help="label to follow, e.g. person")
     parser.add_argument("--connect", metavar="ENDPOINT", help="detection stream endpoint (default ipc://detections, in rover's runtime directory)")
     parser.add_argument("--publish", metavar="ENDPOINT", help="drive status endpoint to bind (default ipc://drive, in rover's runtime directory; '' disables)")
-    parser.add_argument("--backend", metavar="NAME", help="chassis backend: picar-b (default) or log (dry run, prints commands)")
+    parser.add_argument("--backend", metavar="NAME", help="chassis backend: picar-b (default, 2019-23 kit), picar-b2 "
+                        "(kit sold since 2024) or log (dry run, prints commands)")
     parser.add_argument("--max-throttle", type=float, help="speed limit, fraction of full motor duty (0..1)")
     parser.add_argument("--max-age", dest="max_age_s", type=float, help="ignore detections older than this (seconds)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
 
-def load_config(args: argparse.Namespace) -> tuple[DriveConfig, PicarBConfig]:
-    """The [drive] section (with the flags applied) and the [picar_b] section."""
+def load_config(args: argparse.Namespace) -> tuple[DriveConfig, Any]:
+    """The [drive] section (with the flags applied) and the kit section its backend reads.
+
+    With ``bumper_m = 0`` the kit is opened without its ultrasonic sensor, so
+    its pins are not claimed (on the 2019-23 kit the echo pin may be SPI's).
+    """
     path = args.config
     if path is None:
         path = default_config_path()
-    loaded = load_sections(path, {"drive": DriveConfig, "picar_b": PicarBConfig})
+    loaded = load_sections(path, {"drive": DriveConfig, **KIT_SECTIONS})
     drive = with_overrides(loaded["drive"], follow=args.follow, connect=args.connect, publish=args.publish,
                            backend=args.backend, max_throttle=args.max_throttle, max_age_s=args.max_age_s)
-    return drive, loaded["picar_b"]
+    kit = loaded[section_for(drive.backend)]
+    if drive.bumper_m == 0 and kit.ultrasonic_enabled:
+        kit = dataclasses.replace(kit, ultrasonic_enabled=False)
+    return drive, kit
 
 
-def open_backend(name: str, config: PicarBConfig) -> Chassis:
+def open_backend(name: str, config: Any) -> Chassis:
     """:func:`open_chassis`, with whatever a vendor library raises while opening turned into a HardwareError."""
     try:
         return open_chassis(name, config)
@@ -95,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, backend_config = load_config(args)
         check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
         # Stops the car should this process die without its finally (kill -9): see rover.drive.sentinel.
-        sentinel = Sentinel.start({"drive": config, "picar_b": backend_config})
+        sentinel = Sentinel.start({"drive": config, section_for(config.backend): backend_config})
         signal.signal(signal.SIGCHLD, on_child)
         chassis = open_backend(config.backend, backend_config)  # HardwareError names --backend log
     except RoverError as exc:

@@ -28,7 +28,7 @@ class DriveConfig:
     follow: str = doc("label of the object to follow (a class name of the detector's model)", "person")
     connect: str = doc("ZeroMQ endpoint of the detector's detection stream", DEFAULT_CONNECT)
     publish: str = doc("ZeroMQ endpoint the drive binds to publish its status (topic `drive`); empty to disable", DEFAULT_PUBLISH)
-    backend: str = doc("chassis backend: `picar-b` (the car), `log` (prints commands, a dry run), `sim` (the simulator's car)", "picar-b")
+    backend: str = doc("chassis backend: `picar-b` (the 2019-23 kit, [picar_b]), `picar-b2` (the kit sold since 2024, [picar_b2]), `log` (prints commands, a dry run), `sim` (the simulator's car)", "picar-b")
     tick_s: float = doc("control period: the poll timeout of the loop, so timers run without messages (20 Hz)", 0.05)
     # Freshness and arming
     max_age_s: float = doc("a detection older than this (capture to receipt, monotonic clock of the same host) is stale and ignored", 0.5)

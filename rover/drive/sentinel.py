@@ -24,7 +24,7 @@ How it works:
   memory, so RPi.GPIO's software-PWM thread is dead and rpi-lgpio's line
   claims are free; it never fights a live drive for the pins. (Without a
   pidfd it falls back to the pipe's end of file, then polls until it has
-  been re-parented.) Then it calls :func:`rover.hw.safestop.safe_stop_backend`
+  been re-parented.) Then it calls :func:`rover.hw.safestop.safe_stop`
   with the drive's own config, retrying briefly if the pins are still busy.
 - Should the sentinel itself die while the drive runs, the drive stops the
   car and exits 1 (:meth:`Sentinel.exited`, checked on SIGCHLD).
@@ -46,7 +46,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, RoverError
-from rover.hw.safestop import safe_stop_backend  # imported before arming: nothing to load once the drive is dead
+from rover.hw.safestop import safe_stop  # imported before arming: nothing to load once the drive is dead
 
 PROG = "rover-drive sentinel"
 ARMED = b"armed\n"
@@ -185,7 +185,7 @@ def stop_car(sections: Mapping[str, Any], *, stop: Callable[[Mapping[str, Any]],
              attempts: int = ATTEMPTS, retry_s: float = RETRY_S, sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """The safe stop, retried while a part fails (a pin still busy); the last attempt's failures."""
     if stop is None:
-        stop = safe_stop_backend
+        stop = safe_stop
     failures: list[str] = []
     for attempt in range(attempts):
         failures = stop(sections)

@@ -11,24 +11,25 @@ from __future__ import annotations
 
 import atexit
 import logging
+from typing import Any
 
 from rover.core.errors import HardwareError
-from rover.hw.config import SERVO_NAMES, PicarBConfig
+from rover.hw.config import SERVO_NAMES
 from rover.hw.mapping import MotorCommand, checked, motor_command, servo_ticks
 
 log = logging.getLogger(__name__)
 
 
 class PicarBChassisBase:
-    """A chassis with the PiCar-B's outputs; ``name`` labels it in messages."""
+    """A chassis with the PiCar-B's outputs (either kit: ``config`` is its section); ``name`` labels it in messages."""
 
     name = "chassis"
 
-    def __init__(self, config: PicarBConfig) -> None:
+    def __init__(self, config: Any) -> None:
         self.config = config
         self._closed = False
         #: The last command applied to each output (what the car is doing).
-        self.motors: MotorCommand | None = None
+        self.motors: Any = None  # a MotorCommand (2019-23 kit) or a B2MotorCommand (2024 kit)
         self.servos: dict[str, int] = {}
         # A backstop for an interpreter exit without close(): the car still stops.
         atexit.register(self.close)
@@ -40,7 +41,7 @@ class PicarBChassisBase:
     # -- the Chassis protocol ------------------------------------------------
     def drive(self, throttle: float) -> None:
         """Rear motors: -1..1 of ``max_duty``, sign = direction; 0 stops."""
-        command = motor_command(checked("throttle", throttle), self.config)
+        command = self._motor_command(checked("throttle", throttle))
         self._check_open("drive")
         self._apply_motors(command)
         self.motors = command
@@ -96,6 +97,10 @@ class PicarBChassisBase:
         self.close()
 
     # -- for subclasses ------------------------------------------------------
+    def _motor_command(self, throttle: float) -> Any:
+        """What ``throttle`` means for this kit's motors (the 2019-23 kit's H-bridge pins by default)."""
+        return motor_command(throttle, self.config)
+
     def _apply_motors(self, command: MotorCommand) -> None:
         raise NotImplementedError
 
@@ -113,7 +118,7 @@ class PicarBChassisBase:
     def _safe_outputs(self) -> list[Exception]:
         errors: list[Exception] = []
         try:
-            command = motor_command(0.0, self.config)
+            command = self._motor_command(0.0)
             self._apply_motors(command)
             self.motors = command
         except Exception as exc:  # noqa: BLE001 - the servos must still be centred

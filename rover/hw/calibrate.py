@@ -1,13 +1,17 @@
 """``rover-calibrate``: move one servo so you can find your kit's trims.
 
-    python -m rover.hw.calibrate steering --ticks 310   # try a centre
-    python -m rover.hw.calibrate steering --position 1  # check the direction (should turn left)
+    python -m rover.hw.calibrate steering --ticks 310     # 2019-23 kit: try a centre in ticks
+    python -m rover.hw.calibrate steering --degrees 95    # 2024 kit (picar-b2): in degrees
+    python -m rover.hw.calibrate steering --position 1    # either: check the direction (should turn left)
 
-It writes one PCA9685 channel (waking the chip at the configured frequency
-if needed), leaves the servo there and prints the config line that makes
-this position the centre. Ticks outside the PCA9685's 0..4095 are refused
-(exit 78); ticks outside the configured ``<servo>_min``/``<servo>_max`` are
-sent with a warning, since finding the real limits is part of calibrating.
+The kit is ``[drive] backend`` of the config file (``--backend`` overrides):
+``picar-b`` servos are in ticks in ``[picar_b]``, ``picar-b2`` servos in
+degrees in ``[picar_b2]``. It writes one PCA9685 channel (waking the chip at
+the configured frequency if needed; on the 2024 kit the motor channels are
+written full off first), leaves the servo there and prints the config line
+that makes this position the centre. Values outside the chip's range are
+refused (exit 78); values outside the configured ``<servo>_min``/``_max``
+are sent with a warning, since finding the real limits is part of calibrating.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from typing import Any, Callable, Sequence
 
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
 from rover.core.errors import EXIT_OK, ConfigError, RoverError
-from rover.hw.config import SERVO_NAMES, TICKS_PER_PERIOD, PicarBConfig
+from rover.hw.config import SERVO_NAMES, TICKS_PER_PERIOD
+from rover.hw.config_b2 import PicarB2Config
+from rover.hw.kits import KITS, check_revision, read_backend
 from rover.hw.mapping import servo_ticks, ticks_to_ms
 from rover.hw.pca9685 import PCA9685
+from rover.hw.picar_b2 import stop_motor_channels
 from rover.hw.vendor import open_i2c
 
 PROG = "rover-calibrate"
@@ -30,9 +37,18 @@ PROG = "rover-calibrate"
 PLUS_ONE = {"steering": "the front wheels turned LEFT", "pan": "the head turned LEFT", "tilt": "the head tilted UP"}
 
 
-def target_ticks(config: PicarBConfig, name: str, ticks: int | None, position: float | None) -> int:
-    """The ticks to send: ``ticks`` as given (checked against 0..4095) or ``position`` mapped by the config."""
+def target_ticks(config: Any, name: str, ticks: int | None, position: float | None,
+                 degrees: float | None = None) -> int:
+    """The ticks to send: ``ticks`` as given (checked against 0..4095), ``degrees`` (2024 kit) or ``position``."""
+    if degrees is not None:
+        if not isinstance(config, PicarB2Config):
+            raise ConfigError("--degrees is for the 2024 kit (drive.backend = \"picar-b2\"); this kit's servos take --ticks")
+        if not 0.0 <= degrees <= config.servo_actuation_deg:
+            raise ConfigError(f"--degrees {degrees:g} is outside the servo's 0..{config.servo_actuation_deg:g}")
+        return config.degrees_to_ticks(degrees)
     if ticks is not None:
+        if isinstance(config, PicarB2Config):
+            raise ConfigError("the 2024 kit's servos are calibrated in degrees: use --degrees (90 is the middle)")
         if not 0 <= ticks < TICKS_PER_PERIOD:
             raise ConfigError(f"--ticks {ticks} is outside the PCA9685's 0..4095: servos sit near 150..450 at 50 Hz")
         return ticks
@@ -42,19 +58,28 @@ def target_ticks(config: PicarBConfig, name: str, ticks: int | None, position: f
     return servo_ticks(position, config.servo(name))
 
 
-def limit_warning(config: PicarBConfig, name: str, ticks: int) -> str | None:
+def limit_warning(config: Any, name: str, ticks: int) -> str | None:
     """A warning line when ``ticks`` is outside the configured min..max, else None."""
     servo = config.servo(name)
     if servo.min <= ticks <= servo.max:
         return None
+    if isinstance(config, PicarB2Config):
+        low, high = getattr(config, f"{name}_min_deg"), getattr(config, f"{name}_max_deg")
+        return (f"warning: {config.ticks_to_degrees(ticks):.0f} degrees is outside {name}_min_deg..{name}_max_deg "
+                f"({low:g}..{high:g}) of the config; the car never sends it. If the servo really travels that far, "
+                f"widen {name}_min_deg/{name}_max_deg")
     return (f"warning: {ticks} ticks is outside {name}_min..{name}_max ({servo.min}..{servo.max}) of the config; "
             f"the car never sends it. If the servo really travels that far, widen {name}_min/{name}_max")
 
 
-def calibrate(config: PicarBConfig, name: str, ticks: int, bus: Any, *,
+def calibrate(config: Any, name: str, ticks: int, bus: Any, *,
               sleep: Callable[[float], None] = time.sleep) -> None:
-    """Wake the PCA9685 if needed and put servo ``name`` at ``ticks``."""
+    """Wake the PCA9685 if needed and put servo ``name`` at ``ticks`` (2024 kit: motors off first)."""
+    backend = "picar-b2" if isinstance(config, PicarB2Config) else "picar-b"
+    check_revision(bus, backend, config.i2c_address, config.i2c_bus)
     chip = PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep)
+    if isinstance(config, PicarB2Config):
+        stop_motor_channels(chip, config)  # waking the chip must not restart a motor duty left in it
     chip.ensure(config.servo_hz)
     chip.set_pulse(config.servo(name).channel, ticks)
 
@@ -63,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Move one servo to find your kit's centre and direction.")
     parser.add_argument("servo", choices=SERVO_NAMES, help="which servo to move")
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--ticks", type=int, help="PCA9685 pulse in ticks (0..4095; about 300 is the centre)")
+    where.add_argument("--ticks", type=int, help="2019-23 kit: PCA9685 pulse in ticks (0..4095; about 300 is the centre)")
+    where.add_argument("--degrees", type=float, help="2024 kit (picar-b2): servo angle in degrees (90 is the middle)")
     where.add_argument("--position", type=float, help="position -1..1 through the config (checks the direction)")
     parser.add_argument("--config", type=Path, metavar="PATH",
                         help=f"rover config file (default {DEFAULT_CONFIG_PATH} if it exists, else the kit defaults)")
+    parser.add_argument("--backend", choices=tuple(KITS), help="which kit (default: drive.backend of the config)")
     return parser
 
 
@@ -78,8 +105,12 @@ def main(argv: Sequence[str] | None = None, *, bus: Any = None, sleep: Callable[
         path = default_config_path()
     owned = None
     try:
-        config = load_sections(path, {"picar_b": PicarBConfig})["picar_b"]
-        ticks = target_ticks(config, args.servo, args.ticks, args.position)
+        backend = args.backend or read_backend(path)
+        kit = KITS.get(backend)
+        if kit is None:
+            raise ConfigError(f"drive.backend = {backend!r} has no servos to calibrate: use --backend picar-b or picar-b2")
+        config = load_sections(path, {kit.section: kit.config})[kit.section]
+        ticks = target_ticks(config, args.servo, args.ticks, args.position, args.degrees)
         warning = limit_warning(config, args.servo, ticks)
         if warning:
             print(f"{PROG}: {warning}", file=sys.stderr)
@@ -93,14 +124,20 @@ def main(argv: Sequence[str] | None = None, *, bus: Any = None, sleep: Callable[
         if owned is not None:
             owned.close()
     servo = config.servo(args.servo)
+    b2 = isinstance(config, PicarB2Config)
+    angle = f", {config.ticks_to_degrees(ticks):.1f} degrees" if b2 else ""
     print(f"{args.servo} (PCA9685 channel {servo.channel}) now at {ticks} ticks "
-          f"({ticks_to_ms(ticks, config.servo_hz):.3f} ms at {config.servo_hz:g} Hz)")
+          f"({ticks_to_ms(ticks, config.servo_hz):.3f} ms at {config.servo_hz:g} Hz{angle})")
     if args.position is not None:
         print(f"position {args.position:+g} should have {PLUS_ONE[args.servo] if args.position > 0 else 'the opposite'}"
               f"{'' if args.position > 0 else ' of position +1'}; if not, set {args.servo}_direction = "
-              f"{-servo.direction} in [picar_b]")
-    print(f"if this is straight ahead, put this line in the [picar_b] section of {path or DEFAULT_CONFIG_PATH}:")
-    print(f"{args.servo}_centre = {ticks}")
+              f"{-servo.direction} in [{kit.section}]")
+    print(f"if this is straight ahead, put this line in the [{kit.section}] section of {path or DEFAULT_CONFIG_PATH}:")
+    if b2:
+        centre = args.degrees if args.degrees is not None else round(config.ticks_to_degrees(ticks), 1)
+        print(f"{args.servo}_centre_deg = {centre:g}")
+    else:
+        print(f"{args.servo}_centre = {ticks}")
     return EXIT_OK
 
 

@@ -79,16 +79,17 @@ class PicarBConfig:
     tilt_range: int = doc("tilt ticks from centre to fully up or down at tilt +-1", 200)
     tilt_min: int = doc("lowest tilt ticks ever sent", 100)
     tilt_max: int = doc("highest tilt ticks ever sent", 500)
-    tilt_direction: int = doc("-1: head up = centre - range (stock kit); 1 to flip", -1)
+    tilt_direction: int = doc("1: head up = centre + range (stock kit: the vendor's up() adds ticks); -1 to flip", 1)
     # Ultrasonic range finder (HC-SR04).
     ultrasonic_enabled: bool = doc("measure the ultrasonic range in a background thread (false: distance always unknown)", True)
     ultrasonic_trigger_pin: int = doc("HC-SR04 trigger (BCM)", 11)
     ultrasonic_echo_pin: int = doc("HC-SR04 echo (BCM)", 8)
-    ultrasonic_interval_s: float = doc("seconds between two range measurements (HC-SR04 needs >= 0.06)", 0.2)
+    ultrasonic_interval_s: float = doc("seconds between two range measurements (HC-SR04 needs >= 0.06)", 0.1)
     ultrasonic_timeout_s: float = doc("longest echo pulse waited for, in s (0.06 s = 10 m, beyond any valid reading)", 0.06)
     ultrasonic_retries: int = doc("attempts per measurement before the reading counts as missing (vendor: 5)", 3)
     ultrasonic_max_m: float = doc("readings above this many metres are invalid (vendor: 9)", 9.0)
     ultrasonic_stale_s: float = doc("a reading older than this many seconds is reported as unknown (None)", 1.0)
+    ultrasonic_samples: int = doc("distance = median of this many latest readings (odd; 1 = no filter): rejects a reading made late by load", 3)
 
     def __post_init__(self) -> None:
         motor_pins = {
@@ -108,8 +109,8 @@ class PicarBConfig:
                 raise ValueError(f"{key} and {seen[pin]} are both BCM {pin}: every pin needs its own number")
             seen[pin] = key
         for key in ("right_direction", "left_direction"):
-            _check_direction(key, getattr(self, key))
-        _check_positive("motor_pwm_hz", self.motor_pwm_hz)
+            check_direction(key, getattr(self, key))
+        check_positive("motor_pwm_hz", self.motor_pwm_hz)
         if not 0.0 < self.max_duty <= 100.0:
             raise ValueError(f"max_duty = {self.max_duty} must be in (0, 100] percent")
         if not 0.0 <= self.min_duty <= self.max_duty:
@@ -136,13 +137,8 @@ class PicarBConfig:
                 )
             if servo.range <= 0:
                 raise ValueError(f"{name}_range = {servo.range} must be a positive number of ticks")
-            _check_direction(f"{name}_direction", servo.direction)
-        _check_positive("ultrasonic_interval_s", self.ultrasonic_interval_s)
-        _check_positive("ultrasonic_timeout_s", self.ultrasonic_timeout_s)
-        _check_positive("ultrasonic_max_m", self.ultrasonic_max_m)
-        _check_positive("ultrasonic_stale_s", self.ultrasonic_stale_s)
-        if self.ultrasonic_retries < 1:
-            raise ValueError(f"ultrasonic_retries = {self.ultrasonic_retries} must be at least 1")
+            check_direction(f"{name}_direction", servo.direction)
+        check_ultrasonic(self)
 
     def servo(self, name: str) -> ServoConfig:
         """The ``steering``, ``pan`` or ``tilt`` servo's settings."""
@@ -165,11 +161,23 @@ class PicarBConfig:
                 self.left_in1_pin, self.left_in2_pin)
 
 
-def _check_direction(key: str, value: int) -> None:
+def check_ultrasonic(config: object) -> None:
+    """The ``ultrasonic_*`` keys every kit section shares."""
+    for key in ("ultrasonic_interval_s", "ultrasonic_timeout_s", "ultrasonic_max_m", "ultrasonic_stale_s"):
+        check_positive(key, getattr(config, key))
+    retries = getattr(config, "ultrasonic_retries")
+    if retries < 1:
+        raise ValueError(f"ultrasonic_retries = {retries} must be at least 1")
+    samples = getattr(config, "ultrasonic_samples")
+    if not (1 <= samples <= 9 and samples % 2 == 1):
+        raise ValueError(f"ultrasonic_samples = {samples} must be odd, 1..9 (the median of that many readings)")
+
+
+def check_direction(key: str, value: int) -> None:
     if value not in (1, -1):
         raise ValueError(f"{key} = {value} must be 1 or -1")
 
 
-def _check_positive(key: str, value: float) -> None:
+def check_positive(key: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{key} = {value} must be a positive number")

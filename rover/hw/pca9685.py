@@ -17,8 +17,11 @@ Datasheet facts this driver relies on:
   OFF_H; the output goes high at tick ON and low at tick OFF of each 4096-tick
   period. Bit 4 of ON_H is "full on", bit 4 of OFF_H "full off" (it wins).
   ALL_LED_OFF_H (0xFD) bit 4 turns every channel fully off at once.
+- MODE2 OCH (bit 3) clear: outputs change on the I2C STOP, so one block
+  write updates several channels together.
 - The chip keeps driving the last pulse after the process that set it has
-  died, which is why ``rover-safestop`` writes the centre pulses itself.
+  died, which is why ``rover-safestop`` writes the centre pulses itself, and
+  on the 2024 kit (motors on the chip) zero duty on the motor channels.
 """
 
 from __future__ import annotations
@@ -62,12 +65,24 @@ def frequency_for(prescale: int) -> float:
     return OSCILLATOR_HZ / (TICKS * (prescale + 1))
 
 
+#: ``ticks`` value meaning "high for the whole period" (bit 4 of ON_H), as a motor input needs.
+FULL_ON = TICKS
+
+
 def channel_bytes(ticks: int) -> list[int]:
-    """ON_L, ON_H, OFF_L, OFF_H for a pulse of ``ticks`` (0 = full off, 1..4095 = high from tick 0)."""
-    if not 0 <= ticks < TICKS:
-        raise ValueError(f"PCA9685 pulse must be 0..4095 ticks, not {ticks}")
+    """ON_L, ON_H, OFF_L, OFF_H for a pulse of ``ticks``.
+
+    0 = full off (bit 4 of OFF_H), 1..4095 = high from tick 0 to ``ticks``,
+    4096 (:data:`FULL_ON`) = full on (bit 4 of ON_H, OFF_H clear, since full
+    off wins over full on). The same encoding as Adafruit's PCA9685 driver
+    gives a 16-bit ``duty_cycle`` of 0, ``ticks << 4`` and 0xFFFF.
+    """
+    if not 0 <= ticks <= TICKS:
+        raise ValueError(f"PCA9685 pulse must be 0..4096 ticks, not {ticks}")
     if ticks == 0:
         return [0, 0, 0, FULL]
+    if ticks == FULL_ON:
+        return [0, FULL, 0, 0]
     return [0, 0, ticks & 0xFF, ticks >> 8]
 
 
@@ -121,6 +136,39 @@ class PCA9685:
             self._bus.write_i2c_block_data(self.address, LED0_ON_L + 4 * channel, data)
         except OSError as exc:
             raise self._error(exc) from None
+
+    def set_pulses(self, first_channel: int, ticks: list[int]) -> None:
+        """Channels ``first_channel``, ``first_channel + 1``, ... in ONE bus transaction (needs MODE1.AI).
+
+        With MODE2.OCH clear (what :meth:`configure` writes) the chip updates
+        its outputs on the transaction's STOP, so the channels change together:
+        a motor's two inputs never pass through a state neither end has.
+        """
+        if not (0 <= first_channel and first_channel + len(ticks) <= 16 and ticks):
+            raise ValueError(f"PCA9685 channels {first_channel}..{first_channel + len(ticks) - 1} are not within 0..15")
+        data = [byte for value in ticks for byte in channel_bytes(value)]
+        try:
+            self._bus.write_i2c_block_data(self.address, LED0_ON_L + 4 * first_channel, data)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def full_off(self, channel: int) -> None:
+        """``channel`` fully off with one byte (bit 4 of LEDn_OFF_H), whatever MODE1's AI or SLEEP.
+
+        Safe-stop uses it before waking the chip: a chip asleep with a motor
+        duty in its registers would drive that duty again once woken.
+        """
+        if not 0 <= channel <= 15:
+            raise ValueError(f"PCA9685 channel must be 0..15, not {channel}")
+        self._write(LED0_ON_L + 4 * channel + 3, FULL)
+
+    def answers(self) -> bool:
+        """True if a device acknowledges at this address (reads MODE1)."""
+        try:
+            self._bus.read_byte_data(self.address, MODE1)
+        except OSError:
+            return False
+        return True
 
     def all_off(self) -> None:
         """Every channel fully off at once (servos go limp)."""

@@ -19,10 +19,11 @@ from typing import Any, Callable
 from rover.core.errors import HardwareError
 from rover.hw.base import PicarBChassisBase
 from rover.hw.config import PicarBConfig
+from rover.hw.kits import check_revision
 from rover.hw.mapping import MotorCommand, MotorOutput
 from rover.hw.pca9685 import PCA9685
-from rover.hw.ultrasonic import HCSR04, UltrasonicRanger
-from rover.hw.vendor import DRY_RUN_HINT, import_gpio, open_i2c
+from rover.hw.ultrasonic import UltrasonicRanger, open_ranger
+from rover.hw.vendor import DRY_RUN_HINT, gpio_error, import_gpio, open_i2c
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 class _Motor:
     """One H-bridge channel: enable PWM plus two direction inputs."""
 
-    def __init__(self, gpio: Any, enable: int, in1: int, in2: int, pwm_hz: float) -> None:
+    def __init__(self, gpio: Any, enable: int, in1: int, in2: int, pwm_hz: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.gpio, self.enable, self.in1, self.in2 = gpio, enable, in1, in2
+        self.period_s = 1.0 / pwm_hz
+        self._sleep = sleep
         self.pwm = gpio.PWM(enable, pwm_hz)
         self.pwm.start(0)
         self.output = MotorOutput(0, 0, 0.0)
@@ -39,7 +43,10 @@ class _Motor:
     def apply(self, out: MotorOutput) -> None:
         reversing = out.turning != "stop" and self.output.turning not in ("stop", out.turning)
         if reversing:
-            self.pwm.ChangeDutyCycle(0)  # never swap the inputs under power
+            # Never swap the inputs under power. RPi.GPIO's PWM thread and lgpio's tx_pwm take a new
+            # duty only at the end of the current period, so zero duty is certain one period later.
+            self.pwm.ChangeDutyCycle(0)
+            self._sleep(self.period_s)
         self.gpio.output(self.in1, out.in1)
         self.gpio.output(self.in2, out.in2)
         self.pwm.ChangeDutyCycle(out.duty)
@@ -66,6 +73,7 @@ class PicarBChassis(PicarBChassisBase):
         self._pins: list[int] = []
         self._motors: list[_Motor] = []
         self._ranger: UltrasonicRanger | None = None
+        self._sleep = sleep
         try:
             self._open_gpio(clock)
             self._pca = PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep)
@@ -79,12 +87,18 @@ class PicarBChassis(PicarBChassisBase):
                 log.error("picar-b: undoing a failed open: %s", undo_error)
             if isinstance(exc, HardwareError):
                 raise HardwareError(f"{exc}; {DRY_RUN_HINT}") from None
+            if isinstance(exc, RuntimeError):  # RPi.GPIO at setup(): "No access to /dev/mem..."
+                raise gpio_error(exc, DRY_RUN_HINT) from None
             raise
         if self._ranger is not None:
             self._ranger.start()
 
     def _open_gpio(self, clock: Callable[[], float]) -> None:
         cfg, gpio = self.config, self._gpio
+        # RPi.GPIO warns "This channel is already in use" for a pin another run left as an output, which
+        # rover-safestop does on purpose after every stop; it cannot tell a live owner anyway (rpi-lgpio
+        # refuses a pin another process holds, with an error).
+        gpio.setwarnings(False)
         try:
             gpio.setmode(gpio.BCM)
         except ValueError as exc:  # "A different mode has already been set!"
@@ -93,18 +107,12 @@ class PicarBChassis(PicarBChassisBase):
             gpio.setup(pin, gpio.OUT, initial=gpio.LOW)
             self._pins.append(pin)
         self._motors = [
-            _Motor(gpio, cfg.right_enable_pin, cfg.right_in1_pin, cfg.right_in2_pin, cfg.motor_pwm_hz),
-            _Motor(gpio, cfg.left_enable_pin, cfg.left_in1_pin, cfg.left_in2_pin, cfg.motor_pwm_hz),
+            _Motor(gpio, cfg.right_enable_pin, cfg.right_in1_pin, cfg.right_in2_pin, cfg.motor_pwm_hz, self._sleep),
+            _Motor(gpio, cfg.left_enable_pin, cfg.left_in1_pin, cfg.left_in2_pin, cfg.motor_pwm_hz, self._sleep),
         ]
         if cfg.ultrasonic_enabled:
-            gpio.setup(cfg.ultrasonic_trigger_pin, gpio.OUT, initial=gpio.LOW)
-            self._pins.append(cfg.ultrasonic_trigger_pin)
-            gpio.setup(cfg.ultrasonic_echo_pin, gpio.IN)
-            self._pins.append(cfg.ultrasonic_echo_pin)
-            sensor = HCSR04(gpio, cfg.ultrasonic_trigger_pin, cfg.ultrasonic_echo_pin, clock=clock,
-                            timeout_s=cfg.ultrasonic_timeout_s, max_m=cfg.ultrasonic_max_m)
-            self._ranger = UltrasonicRanger(sensor, clock=clock, interval_s=cfg.ultrasonic_interval_s,
-                                            retries=cfg.ultrasonic_retries, stale_s=cfg.ultrasonic_stale_s)
+            self._ranger, pins = open_ranger(gpio, cfg, clock=clock)
+            self._pins.extend(pins)
 
     def distance_m(self) -> float | None:
         """Newest ultrasonic range in metres (never blocks), None if disabled, stale or closed."""
@@ -166,10 +174,11 @@ class PicarBChassis(PicarBChassisBase):
 def open_picar_b(config: PicarBConfig | None = None, *, gpio: Any = None, bus: Any = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> PicarBChassis:
-    """Open the car: import (or take) RPi.GPIO, open (or take) the I2C bus, centre everything.
+    """Open the car: open (or take) the I2C bus, check the kit revision, import (or take) RPi.GPIO, centre everything.
 
     Raises :class:`HardwareError` with one line when a library or device is
-    missing, naming ``--backend log`` for a dry run.
+    missing, naming ``--backend log`` for a dry run; :class:`ConfigError`
+    (exit 78) when this is the 2024 kit or SPI holds the echo pin.
     """
     config = config if config is not None else PicarBConfig()
     if gpio is None:
@@ -177,4 +186,10 @@ def open_picar_b(config: PicarBConfig | None = None, *, gpio: Any = None, bus: A
     owns_bus = bus is None
     if bus is None:
         bus = open_i2c(config.i2c_bus)
+    try:
+        check_revision(bus, "picar-b", config.i2c_address, config.i2c_bus)  # before any pin is touched
+    except BaseException:
+        if owns_bus:
+            bus.close()
+        raise
     return PicarBChassis(config, gpio, bus, owns_bus=owns_bus, clock=clock, sleep=sleep)

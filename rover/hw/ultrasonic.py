@@ -8,7 +8,15 @@ stuck echo costs at most a few milliseconds and never hangs.
 
 :class:`UltrasonicRanger` measures a few times per second in its own thread;
 the drive loop only calls :meth:`UltrasonicRanger.distance_m`, which returns
-the newest valid reading at once (or None when there is none recent enough).
+the median of the latest valid readings at once (or None when there are not
+enough recent ones).
+
+Why a median: the echo is timed by polling from Python, so the falling edge is
+seen late whenever this thread is not running (the GIL's 5 ms switch
+interval, the detector busy on every core): each millisecond late reads
+0.17 m farther, the unsafe side for a bumper. A late reading is an outlier
+against its neighbours; the median of ``samples`` readings drops it unless
+most of them are late. docs/hardware.md states the error that remains.
 """
 
 from __future__ import annotations
@@ -16,7 +24,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
+
+from rover.core.errors import ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +100,17 @@ class HCSR04:
 class UltrasonicRanger:
     """Measures with ``sensor`` every ``interval_s`` in a daemon thread; never blocks its reader."""
 
-    def __init__(self, sensor: HCSR04, *, clock: Callable[[], float] = time.monotonic, interval_s: float = 0.2,
-                 retries: int = 3, stale_s: float = 1.0, retry_gap_s: float = RETRY_GAP_S) -> None:
+    def __init__(self, sensor: HCSR04, *, clock: Callable[[], float] = time.monotonic, interval_s: float = 0.1,
+                 retries: int = 3, stale_s: float = 1.0, retry_gap_s: float = RETRY_GAP_S, samples: int = 3) -> None:
         self._sensor = sensor
         self._clock = clock
         self.interval_s = interval_s
         self.retries = retries
         self.stale_s = stale_s
         self.retry_gap_s = retry_gap_s
+        self.samples = samples
         self._lock = threading.Lock()
-        self._reading: tuple[float, float] | None = None  # (clock time, metres)
+        self._readings: deque[tuple[float, float]] = deque(maxlen=samples)  # (clock time, metres), newest last
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         #: Measurements that yielded no valid distance after every retry.
@@ -116,15 +128,23 @@ class UltrasonicRanger:
             self._thread.join(timeout_s)
 
     def distance_m(self) -> float | None:
-        """The newest valid distance in metres, or None if there is none younger than ``stale_s``."""
+        """Median of the latest ``samples`` valid readings younger than ``stale_s``, in metres.
+
+        None unless a majority of ``samples`` is that fresh, so one reading
+        (maybe a late one) never decides alone. With an even count the nearer
+        middle value is taken (the safe side).
+        """
+        now = self._clock()
         with self._lock:
-            reading = self._reading
-        if reading is None:
+            fresh = sorted(metres for taken, metres in self._readings if now - taken <= self.stale_s)
+        if len(fresh) < self.samples // 2 + 1:
             return None
-        taken, metres = reading
-        if self._clock() - taken > self.stale_s:
-            return None
-        return metres
+        return fresh[(len(fresh) - 1) // 2]
+
+    def add(self, metres: float) -> None:
+        """Record one valid reading (the thread does; tests may too)."""
+        with self._lock:
+            self._readings.append((self._clock(), metres))
 
     def read(self) -> float | None:
         """Up to ``retries`` measurements, ``retry_gap_s`` apart; the first valid one, else None."""
@@ -146,6 +166,61 @@ class UltrasonicRanger:
             if distance is None:
                 self.misses += 1
             else:
-                with self._lock:
-                    self._reading = (self._clock(), distance)
+                self.add(distance)
             self._stopping.wait(self.interval_s)
+
+
+#: BCM pins the kernel holds with ``dtparam=spi=on`` (SPI0 CE1, CE0); rpi-lgpio cannot claim them.
+SPI0_CHIP_SELECTS = {7: "SPI0 CE1", 8: "SPI0 CE0"}
+
+
+def open_ranger(gpio: Any, config: Any, *, clock: Callable[[], float] = time.monotonic) -> tuple[UltrasonicRanger, list[int]]:
+    """Set up the trigger (OUT, LOW) and echo (IN) pins of ``config`` and build the ranger (not started).
+
+    Returns the ranger and the pins claimed. A pin the GPIO library refuses
+    becomes one line: :class:`ConfigError` (exit 78) when it is an SPI chip
+    select the kernel holds, naming the two ways out; :class:`HardwareError`
+    when another process holds it.
+    """
+    pins: list[int] = []
+    try:
+        for pin, direction, kwargs in ((config.ultrasonic_trigger_pin, gpio.OUT, {"initial": gpio.LOW}),
+                                       (config.ultrasonic_echo_pin, gpio.IN, {})):
+            try:
+                gpio.setup(pin, direction, **kwargs)
+            except RuntimeError as exc:
+                if "/dev/mem" in str(exc) or "numbering mode" in str(exc):
+                    raise  # not this pin's fault: the caller names it
+                raise _pin_error(pin, "trigger" if pin == config.ultrasonic_trigger_pin else "echo", exc) from None
+            except Exception as exc:  # noqa: BLE001 - lgpio.error and the like: named below
+                raise _pin_error(pin, "trigger" if pin == config.ultrasonic_trigger_pin else "echo", exc) from None
+            pins.append(pin)
+    except BaseException:
+        if pins:
+            try:
+                gpio.cleanup(pins)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+        raise
+    sensor = HCSR04(gpio, config.ultrasonic_trigger_pin, config.ultrasonic_echo_pin, clock=clock,
+                    timeout_s=config.ultrasonic_timeout_s, max_m=config.ultrasonic_max_m)
+    ranger = UltrasonicRanger(sensor, clock=clock, interval_s=config.ultrasonic_interval_s,
+                              retries=config.ultrasonic_retries, stale_s=config.ultrasonic_stale_s,
+                              samples=config.ultrasonic_samples)
+    return ranger, pins
+
+
+def _pin_error(pin: int, role: str, exc: Exception) -> Exception:
+    text = str(exc).strip("'\"")
+    busy = "busy" in text.lower() or "not allocated" in text.lower()
+    if busy and pin in SPI0_CHIP_SELECTS:
+        return ConfigError(
+            f"the ultrasonic {role} pin BCM {pin} is {SPI0_CHIP_SELECTS[pin]}, held by the kernel's SPI driver "
+            f"(dtparam=spi=on, GPIO says {text!r}): disable SPI (sudo raspi-config, Interface Options, SPI, or "
+            f"remove dtparam=spi=on from /boot/firmware/config.txt and reboot), or set drive.bumper_m = 0 "
+            f"to drive without the bumper"
+        )
+    if busy:
+        return HardwareError(f"the ultrasonic {role} pin BCM {pin} is held by another process ({text}): "
+                             f"`gpioinfo` shows who; stop it (the vendor's server? another rover-drive?)")
+    return HardwareError(f"the ultrasonic {role} pin BCM {pin} cannot be set up ({type(exc).__name__}: {text})")

@@ -29,11 +29,8 @@ def import_gpio(hint: str | None = DRY_RUN_HINT) -> Any:
             "RPi.GPIO is not installed, so this machine cannot drive the PiCar-B's motors "
             f"(on the Pi: pip install 'rover[pi]', on a Pi 5: pip install 'rover[pi5]'){_hint(hint)}"
         ) from None
-    except RuntimeError as exc:  # RPi.GPIO: not a Raspberry Pi, or "No access to /dev/mem"
-        raise HardwareError(
-            f"RPi.GPIO cannot run here ({exc}): on a Raspberry Pi, add this user to the gpio group "
-            f"(sudo adduser $USER gpio){_hint(hint)}"
-        ) from None
+    except RuntimeError as exc:  # "This module can only be run on a Raspberry Pi!" (RPi.GPIO and rpi-lgpio)
+        raise gpio_error(exc, hint) from None
     except OSError as exc:  # lgpio (rpi-lgpio) creates its notify pipe in the working directory at import
         raise HardwareError(
             f"RPi.GPIO (rpi-lgpio) cannot start ({type(exc).__name__}: {exc}): lgpio needs a writable working "
@@ -44,6 +41,33 @@ def import_gpio(hint: str | None = DRY_RUN_HINT) -> Any:
             f"RPi.GPIO cannot be loaded ({type(exc).__name__}: {exc}): check the GPIO library install "
             f"(pip install 'rover[pi]', on a Pi 5 'rover[pi5]') and this user's gpio access{_hint(hint)}"
         ) from None
+
+
+def gpio_error(exc: BaseException, hint: str | None = DRY_RUN_HINT) -> HardwareError:
+    """One line for a RuntimeError of RPi.GPIO / rpi-lgpio, saying what its message really means.
+
+    - "This module can only be run on a Raspberry Pi!" (at import; rpi-lgpio
+      too, when /proc/device-tree/system/linux,revision is missing): not a Pi,
+      no group membership will help.
+    - "No access to /dev/mem.  Try running as root!" (RPi.GPIO at setup()):
+      /dev/gpiomem is missing or not readable to this user.
+    - "Cannot determine SOC peripheral base address" (RPi.GPIO on a Pi 5):
+      RPi.GPIO cannot drive that SoC; rpi-lgpio can.
+    """
+    text = str(exc)
+    if "only be run on a Raspberry Pi" in text:
+        return HardwareError(f"this machine is not a Raspberry Pi (RPi.GPIO: {text}){_hint(hint)}")
+    if "/dev/mem" in text:
+        return HardwareError(
+            f"RPi.GPIO has no access to the GPIO registers ({text}): /dev/gpiomem must exist and this user be in "
+            f"the gpio group (sudo adduser $USER gpio, then log in again); do not run as root{_hint(hint)}"
+        )
+    if "SOC peripheral base address" in text:
+        return HardwareError(
+            f"RPi.GPIO cannot drive this Pi ({text}); on a Raspberry Pi 5 use rpi-lgpio "
+            f"(pip install 'rover[pi5]'){_hint(hint)}"
+        )
+    return HardwareError(f"RPi.GPIO cannot run here ({text}){_hint(hint)}")
 
 
 def open_i2c(bus_number: int, hint: str | None = DRY_RUN_HINT) -> Any:

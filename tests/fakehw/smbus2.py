@@ -22,6 +22,7 @@ left, as the real chip keeps them.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import time
 from typing import Any, Callable, Iterable
@@ -101,13 +102,34 @@ class PCA9685Model:
             regs = self._device(state)["regs"]
             return 0 if 0xFA <= register <= 0xFD else regs[register]  # ALL_LED_* read back as 0
 
-    def write(self, register: int, value: int) -> None:
+    def write(self, register: int, value: int, txn: int | None = None) -> None:
+        """One register write; ``txn`` numbers the bus transaction it belonged to (one per SMBus call)."""
         t = self.world.clock()
         with self.world.store.transaction() as state:
             device = self._device(state)
             applied = self._apply(device, register, value, t)
         self.world.store.record({"t": t, "kind": "write", "bus": self.bus, "addr": self.address,
-                                 "reg": register, "value": value, "applied": applied})
+                                 "reg": register, "value": value, "applied": applied,
+                                 "txn": txn if txn is not None else next(_transactions)})
+
+    def transactions(self) -> list[list[dict]]:
+        """The register writes grouped by bus transaction, oldest first (the chip updates outputs at each STOP)."""
+        groups: dict[Any, list[dict]] = {}
+        for event in self.writes():
+            groups.setdefault((event["pid"], event["txn"]), []).append(event)
+        return list(groups.values())
+
+    def pulses_after_each_transaction(self, channels: Iterable[int]) -> list[tuple[int, ...]]:
+        """What ``channels`` drove after every transaction: what a scope on the outputs would show."""
+        regs = _power_on()
+        channels = list(channels)
+        seen = []
+        for group in self.transactions():
+            for event in group:
+                if event["applied"]:
+                    regs[event["reg"]] = event["value"]
+            seen.append(tuple(decode_pulse(regs, ch) for ch in channels))
+        return seen
 
     def _apply(self, device: dict, register: int, value: int, t: float) -> bool:
         regs = device["regs"]
@@ -201,12 +223,16 @@ class I2CWorld:
 
 
 _default_world: I2CWorld | None = None
+_transactions = itertools.count(1)
 
 
 def _world() -> I2CWorld:
     global _default_world
     if _default_world is None:
-        _default_world = I2CWorld(default_path())
+        # ROVER_FAKEHW_I2C="0x5f" puts the 2024 kit's chip on bus 1 instead of the 2019-23 kit's 0x40.
+        wanted = os.environ.get("ROVER_FAKEHW_I2C")
+        devices = {1: [int(a, 16) for a in wanted.split(",") if a]} if wanted is not None else None
+        _default_world = I2CWorld(default_path(), devices=devices)
     return _default_world
 
 
@@ -247,7 +273,7 @@ class SMBus:
         return self._chip(i2c_addr).read(_byte("register", register))
 
     def write_byte_data(self, i2c_addr: int, register: int, value: int, force: bool | None = None) -> None:
-        self._chip(i2c_addr).write(_byte("register", register), _byte("value", value))
+        self._chip(i2c_addr).write(_byte("register", register), _byte("value", value), next(_transactions))
 
     def read_i2c_block_data(self, i2c_addr: int, register: int, length: int, force: bool | None = None) -> list[int]:
         if length > 32:
@@ -264,8 +290,9 @@ class SMBus:
         if len(data) > 32:
             raise ValueError("Data length cannot exceed 32 bytes")
         chip, reg = self._chip(i2c_addr), _byte("register", register)
+        txn = next(_transactions)
         for value in data:
-            chip.write(reg, _byte("value", value))
+            chip.write(reg, _byte("value", value), txn)
             reg = chip.next_register(reg)
 
 

@@ -29,9 +29,28 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 try:  # imported as tests.fakehw.RPi.GPIO (in-process) or as RPi.GPIO (PYTHONPATH)
+    from .. import lgpio
     from ..fakehw_state import Store, default_path, pid_alive
 except ImportError:
+    import lgpio  # type: ignore[no-redef]
     from fakehw_state import Store, default_path, pid_alive  # type: ignore[no-redef]
+
+#: The two GPIO libraries with the RPi.GPIO API, and how they differ where rover cares
+#: (waveform80/rpi-lgpio docs/differences.rst):
+#:
+#: - ``RPi.GPIO``: register access; two processes may drive one pin; setup() of a pin that
+#:   another run left as an output warns "This channel is already in use".
+#: - ``rpi-lgpio``: a pin is claimed exclusively through /dev/gpiochip*; a pin another
+#:   live process holds, or one the kernel holds (SPI0's CE1/CE0, BCM 7/8, with
+#:   dtparam=spi=on), raises ``lgpio.error('GPIO busy')``; no "in use" warnings; the
+#:   lgpio library creates its notify FIFO ``.lgd-nfy<N>`` in the working directory
+#:   when it is imported (a read-only one fails the import).
+FLAVOURS = ("RPi.GPIO", "rpi-lgpio")
+#: Subprocesses pick the flavour, and the board's kernel-held pins, from the environment.
+FLAVOUR_ENV = "ROVER_FAKEHW_GPIO"
+SPI_ENV = "ROVER_FAKEHW_SPI"
+#: BCM pins the kernel's SPI driver holds with dtparam=spi=on (gpioinfo: "spi0 CS1", "spi0 CS0").
+SPI0_PINS = {7: "spi0 CS1", 8: "spi0 CS0"}
 
 VERSION = "0.7.1"
 RPI_INFO = {"P1_REVISION": 3, "REVISION": "c03111", "TYPE": "Pi 4 Model B (fake)", "RAM": "4G",
@@ -63,17 +82,58 @@ class PinView:
 
 
 def _new_state() -> dict:
-    return {"pins": {}, "dead": []}
+    return {"pins": {}, "dead": [], "claims": {}, "kernel": {}}
 
 
 class Board:
     """The Pi's GPIO pins as hardware: state, history, attached devices."""
 
     def __init__(self, state_path: str | os.PathLike[str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, spi: bool = False) -> None:
         self.clock = clock
         self.store = Store(state_path, "gpio", _new_state)
         self._devices: list[Any] = []
+        if spi:
+            self.hold_for_kernel(SPI0_PINS)
+
+    def hold_for_kernel(self, pins: dict[int, str]) -> None:
+        """The kernel holds these pins (``dtparam=spi=on``): rpi-lgpio cannot claim them."""
+        with self.store.transaction() as state:
+            state.setdefault("kernel", {}).update({str(pin): label for pin, label in pins.items()})
+
+    def duty_at(self, bcm: int, t: float) -> float | None:
+        """The duty (percent) the pin really carries at time ``t``.
+
+        RPi.GPIO's soft-PWM thread and lgpio's tx_pwm ("replaced by the new
+        settings at the end of the current cycle") take a new duty only at
+        the end of the period running when it was set, so each duty event
+        records when it takes effect.
+        """
+        duty = None
+        for event in self.history(bcm, "duty"):
+            if event.get("effective", event["t"]) <= t:
+                duty = event["value"]
+        return duty
+
+    # -- exclusive claims (rpi-lgpio) -------------------------------------------------
+    def claim(self, bcm: int, owner: str) -> None:
+        with self.store.transaction() as state:
+            self._reap(state)
+            kernel = state.setdefault("kernel", {}).get(str(bcm))
+            holder = state.setdefault("claims", {}).get(str(bcm))
+            if kernel is not None or (holder is not None and holder != owner):
+                raise lgpio.error(lgpio.error_text(lgpio.GPIO_BUSY))
+            state["claims"][str(bcm)] = owner
+
+    def release(self, bcm: int, owner: str) -> None:
+        with self.store.transaction() as state:
+            if state.setdefault("claims", {}).get(str(bcm)) == owner:
+                del state["claims"][str(bcm)]
+
+    def holder(self, bcm: int) -> str | None:
+        with self.store.transaction() as state:
+            self._reap(state)
+            return state.setdefault("claims", {}).get(str(bcm))
 
     # -- inspection (what tests assert on) ------------------------------------
     def pin(self, bcm: int) -> PinView:
@@ -106,8 +166,8 @@ class Board:
         return device
 
     # -- used by FakeGPIO ---------------------------------------------------------
-    def event(self, bcm: int, kind: str, value: Any) -> None:
-        self.store.record({"t": self.clock(), "pin": bcm, "kind": kind, "value": value})
+    def event(self, bcm: int, kind: str, value: Any, **extra: Any) -> None:
+        self.store.record({"t": self.clock(), "pin": bcm, "kind": kind, "value": value, **extra})
 
     def drive(self, bcm: int, level: int) -> None:
         with self.store.transaction() as state:
@@ -131,7 +191,11 @@ class Board:
         return 1 if pull == "up" else 0  # "off": a floating input reads low here
 
     def _reap(self, state: dict) -> None:
-        """Software PWMs whose owner process died stop toggling; the pin keeps its last level."""
+        """Software PWMs whose owner process died stop toggling; the pin keeps its last level. Claims end."""
+        claims = state.setdefault("claims", {})
+        for key, owner in list(claims.items()):
+            if owner in state["dead"] or not pid_alive(int(owner.split(":")[0])):
+                del claims[key]
         for key, pin in state["pins"].items():
             pwm = pin.get("pwm")
             if pwm is None:
@@ -151,8 +215,16 @@ class FakeGPIO:
     PUD_OFF, PUD_DOWN, PUD_UP, RISING, FALLING, BOTH = PUD_OFF, PUD_DOWN, PUD_UP, RISING, FALLING, BOTH
     HARD_PWM, SERIAL, I2C, SPI, UNKNOWN = HARD_PWM, SERIAL, I2C, SPI, UNKNOWN
 
-    def __init__(self, board: Board | None = None) -> None:
-        self.board = board if board is not None else Board(default_path())
+    def __init__(self, board: Board | None = None, *, flavour: str = "RPi.GPIO",
+                 workdir: str | os.PathLike[str] | None = None, gpiomem: bool = True) -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
+        self.flavour = flavour
+        self.gpiomem = gpiomem  # False: RPi.GPIO's setup() raises "No access to /dev/mem" (no /dev/gpiomem access)
+        self.fifo: str | None = None
+        if flavour == "rpi-lgpio":
+            self.fifo = _open_notify_fifo(workdir)
+        self.board = board if board is not None else Board(default_path(), spi=bool(os.environ.get(SPI_ENV)))
         self.owner = f"{os.getpid()}:{next(_serial)}"
         self._mode: int | None = None
         self._warnings = True
@@ -202,10 +274,15 @@ class FakeGPIO:
             raise ValueError("initial parameter is not valid for inputs")
         if pull_up_down not in _PULLS:
             raise ValueError("Invalid value for pull_up_down - should be either PUD_OFF, PUD_UP or PUD_DOWN")
+        if self.flavour == "rpi-lgpio":
+            self.board.claim(bcm, self.owner)  # lgpio.error('GPIO busy'): another process or the kernel has it
+        elif not self.gpiomem:
+            raise RuntimeError("No access to /dev/mem.  Try running as root!")
         with self.board.store.transaction() as state:
             self.board._reap(state)  # a dead process's PWM stopped before this process takes the pin
             pin = state["pins"].setdefault(str(bcm), {})
-            if self._warnings and pin.get("function") == "OUT" and bcm not in self._directions:
+            if (self.flavour == "RPi.GPIO" and self._warnings and pin.get("function") == "OUT"
+                    and bcm not in self._directions):
                 warnings.warn("This channel is already in use, continuing anyway.  Use GPIO.setwarnings(False) "
                               "to disable warnings.", RuntimeWarning, stacklevel=4)
             pin["function"] = "OUT" if direction == OUT else "IN"
@@ -253,6 +330,8 @@ class FakeGPIO:
                 pin = state["pins"].setdefault(str(bcm), {})
                 pin["function"], pin["pull"] = "IN", "off"
             del self._directions[bcm]
+            if self.flavour == "rpi-lgpio":
+                self.board.release(bcm, self.owner)
             self.board.event(bcm, "function", "IN")
         if channel is None:
             self._mode = None
@@ -262,7 +341,7 @@ class FakeGPIO:
         return _PWM(self, channel, frequency)
 
     def simulate_kill(self) -> None:
-        """This 'process' dies (SIGKILL): its PWM threads stop, pins keep their levels, no cleanup runs."""
+        """This 'process' dies (SIGKILL): its PWM threads stop, pins keep their levels, claims end, no cleanup."""
         with self.board.store.transaction() as state:
             state["dead"].append(self.owner)
             self.board._reap(state)
@@ -284,23 +363,32 @@ class _PWM:
             raise ValueError("frequency must be greater than 0.0")
         self._gpio, self._bcm, self._freq = gpio, bcm, float(frequency)
         self._running = False
+        self._started_at = 0.0
         gpio._pwms[bcm] = self
+
+    def _effective(self) -> float:
+        """When a duty set now takes effect: the end of the period running now."""
+        now = self._gpio.board.clock()
+        period = 1.0 / self._freq
+        periods = int((now - self._started_at) / period) + 1
+        return self._started_at + periods * period
 
     def start(self, dutycycle: float) -> None:
         _check_duty(dutycycle)
         if self._running:
             return  # the real library ignores a second start
         self._running = True
+        self._started_at = self._gpio.board.clock()
         self._set(duty=float(dutycycle))
         self._gpio.board.event(self._bcm, "pwm", "start")
         self._gpio.board.event(self._bcm, "freq", self._freq)
-        self._gpio.board.event(self._bcm, "duty", float(dutycycle))
+        self._gpio.board.event(self._bcm, "duty", float(dutycycle), effective=self._started_at)
 
     def ChangeDutyCycle(self, dutycycle: float) -> None:  # noqa: N802
         _check_duty(dutycycle)
         if self._running:
             self._set(duty=float(dutycycle))
-            self._gpio.board.event(self._bcm, "duty", float(dutycycle))
+            self._gpio.board.event(self._bcm, "duty", float(dutycycle), effective=self._effective())
 
     def ChangeFrequency(self, frequency: float) -> None:  # noqa: N802
         if frequency <= 0.0:
@@ -338,6 +426,23 @@ def _channels(channel: int | Iterable[int]) -> list[int]:
     return list(channel) if isinstance(channel, (list, tuple)) else [channel]  # type: ignore[list-item]
 
 
+def _open_notify_fifo(workdir: str | os.PathLike[str] | None) -> str:
+    """What importing lgpio does: a FIFO ``.lgd-nfy<N>`` in the working directory (``LG_WD`` overrides it).
+
+    lgpio's C side cannot make it in a read-only directory, and the Python
+    side's ``open('.lgd-nfy<N>')`` then fails with FileNotFoundError.
+    """
+    folder = os.fspath(workdir) if workdir is not None else os.environ.get("LG_WD") or os.getcwd()
+    handle = next(_serial) % 64
+    path = os.path.join(folder, f".lgd-nfy{handle}")
+    try:
+        if not os.path.exists(path):
+            os.mkfifo(path, 0o600)
+    except OSError:
+        raise FileNotFoundError(2, "No such file or directory", f".lgd-nfy-{abs(lgpio.GPIO_BUSY)}") from None
+    return path
+
+
 class FakeHCSR04:
     """An HC-SR04 wired to a :class:`Board`: a >= 10 us trigger pulse makes an echo pulse.
 
@@ -355,6 +460,13 @@ class FakeHCSR04:
         self.triggers = 0
         self._rose: float | None = None
         self._echo: tuple[float, float] | None = None
+        self._stall: tuple[Any, int, float] | None = None
+        self._stalled = 0
+
+    def stall_reader(self, clock: Any, every: int, seconds: float) -> None:
+        """Every ``every``-th echo, the reading thread is descheduled for ``seconds`` while the echo is
+        high (the GIL, a busy detector): ``clock`` (a TickClock) jumps, so it sees the falling edge late."""
+        self._stall = (clock, every, seconds)
 
     def on_output(self, pin: int, level: int, t: float) -> None:
         if level:
@@ -370,10 +482,20 @@ class FakeHCSR04:
         return pin == self.echo
 
     def level(self, pin: int, t: float) -> int:
-        return int(self._echo is not None and self._echo[0] <= t < self._echo[1])
+        high = self._echo is not None and self._echo[0] <= t < self._echo[1]
+        if high and self._stall is not None:
+            clock, every, seconds = self._stall
+            if self.triggers % every == 0 and self._stalled < self.triggers:
+                self._high_reads = getattr(self, "_high_reads", 0) + 1
+                if self._high_reads == 2:  # the rise was seen on the first one: now the reader is descheduled
+                    self._stalled, self._high_reads = self.triggers, 0
+                    clock.advance(seconds)
+        return int(high)
 
 
-_default = FakeGPIO()
+if os.environ.get("ROVER_FAKEHW_NOT_A_PI"):  # both libraries refuse to import off a Pi
+    raise RuntimeError("This module can only be run on a Raspberry Pi!")
+_default = FakeGPIO(flavour=os.environ.get(FLAVOUR_ENV) or "RPi.GPIO")
 setwarnings = _default.setwarnings
 setmode = _default.setmode
 getmode = _default.getmode
