@@ -174,7 +174,7 @@ def test_a_slow_loris_client_is_dropped_when_its_request_is_not_complete_in_time
 
 
 def test_connections_are_bounded_and_threads_with_them(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, max_clients=2, max_connections=5)
+    rig = Rig(tmp_path, max_clients=2, max_connections=5, head_grace_s=60.0)
     idle: list[socket.socket] = []
     try:
         baseline = threading.active_count()
@@ -194,5 +194,25 @@ def test_connections_are_bounded_and_threads_with_them(tmp_path: Path) -> None:
         assert rig.get("/").status == 200  # and the view serves again
     finally:
         for sock in idle:
+            sock.close()
+        rig.close()
+
+
+def test_when_slow_clients_hold_every_connection_a_real_request_takes_the_place_of_the_oldest(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, max_clients=2, max_connections=4, head_grace_s=0.2)
+    loris: list[socket.socket] = []
+    try:
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", rig.port), timeout=5)
+            sock.sendall(b"GET / HTTP/1.0\r\nX-Slow: a")  # and never more
+            loris.append(sock)
+        wait_until(lambda: rig.server.connections == 4)
+        time.sleep(0.3)  # all four have been sending their head for longer than head_grace_s
+        assert rig.get("/").status == 200  # not 503: the oldest unfinished request gave way
+        assert rig.server.head_evictions == 1 and rig.server.refused == 0
+        loris[0].settimeout(5)
+        assert loris[0].recv(100) == b""  # the oldest was closed, without an answer
+    finally:
+        for sock in loris:
             sock.close()
         rig.close()

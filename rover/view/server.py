@@ -18,7 +18,10 @@ ends its thread on the next write.
 Abuse, and what bounds it (one thread per connection, so every bound is a
 bound on threads too):
 
-- at most ``max_connections`` connections at once; one more gets a ``503``
+- at most ``max_connections`` connections at once. When all are taken, a
+  new connection takes the place of the one that has been sending its request
+  head longest (for :data:`HEAD_GRACE_S` or more: a browser sends its request
+  at once, a slow-loris client never finishes); without one, it gets a ``503``
   and is closed at once, without a thread;
 - the whole request head must arrive within :data:`CLIENT_TIMEOUT_S` (not
   each byte: a slow-loris client sending a byte a second is dropped, with a
@@ -63,6 +66,8 @@ CLIENT_TIMEOUT_S = 10.0
 STALL_S = 2.0
 #: Send buffer of a stream's socket (the kernel doubles it): small, so a stalled client blocks a write soon.
 STREAM_SNDBUF = 32 * 1024
+#: Seconds a connection may take to send its request head before a new connection may take its place when full.
+HEAD_GRACE_S = 1.0
 #: Longest request head read; a longer one is answered 431 (or 414 when its first line is too long).
 MAX_HEAD = 128 * 1024
 BOUNDARY = "roverframe"
@@ -84,9 +89,13 @@ SECURITY_HEADERS = {
 class ViewServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    #: listen() backlog: a page opens several connections at once, and socketserver's 5 drops the rest of a burst
+    #: (their clients retransmit seconds later); the connections beyond max_connections are refused after accept.
+    request_queue_size = 64
 
     def __init__(self, host: str, port: int, state: LiveState, frames: Latest, *, max_clients: int = 8,
-                 max_connections: int = 32, client_timeout_s: float = CLIENT_TIMEOUT_S, stall_s: float = STALL_S) -> None:
+                 max_connections: int = 32, client_timeout_s: float = CLIENT_TIMEOUT_S, stall_s: float = STALL_S,
+                 head_grace_s: float = HEAD_GRACE_S) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.client_timeout_s = client_timeout_s
         self.state = state
@@ -94,11 +103,15 @@ class ViewServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.streams = StreamSlots(max_clients, stall_s)
         self.max_connections = max(max_connections, 1)
+        self.head_grace_s = head_grace_s
         self._connections = 0
         self._connections_lock = threading.Lock()
         #: Connections refused because max_connections were open, and requests dropped unfinished (408).
         self.refused = 0
         self.timed_out = 0
+        #: Connections still reading their request head, and since when (monotonic); see process_request.
+        self._heads: dict[socket.socket, float] = {}
+        self.head_evictions = 0
         self.static = {path: (resources.files("rover.view").joinpath(name).read_bytes(), kind)
                        for path, (name, kind) in STATIC.items()}
         try:
@@ -126,10 +139,24 @@ class ViewServer(ThreadingHTTPServer):
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
         """A thread for the connection, or, beyond ``max_connections``, a 503 and no thread."""
+        victim = None
         with self._connections_lock:
             full = self._connections >= self.max_connections
+            if full:  # a connection still sending its request head after HEAD_GRACE_S gives way to this one
+                now = time.monotonic()
+                waiting = [(t, c) for c, t in self._heads.items() if now - t >= self.head_grace_s]
+                if waiting:
+                    victim = min(waiting, key=lambda pair: pair[0])[1]
+                    del self._heads[victim]
+                    full = False
             if not full:
                 self._connections += 1
+        if victim is not None:
+            self.head_evictions += 1
+            try:
+                victim.shutdown(socket.SHUT_RDWR)  # its handler's recv returns at once, and its thread ends
+            except OSError:
+                pass
         if full:
             self.refused += 1
             try:
@@ -198,6 +225,15 @@ class ViewHandler(BaseHTTPRequestHandler):
         handed on cut there, so the parser answers 414 for a long first line;
         any other is answered 431 here.
         """
+        with self.server._connections_lock:
+            self.server._heads[self.connection] = time.monotonic()
+        try:
+            return self._read_head_until_deadline()
+        finally:
+            with self.server._connections_lock:
+                self.server._heads.pop(self.connection, None)
+
+    def _read_head_until_deadline(self) -> bytes | None:
         deadline = time.monotonic() + self.server.client_timeout_s
         head = bytearray()
         while b"\r\n\r\n" not in head and b"\n\n" not in head and not head.startswith((b"\r\n", b"\n")):
@@ -217,6 +253,8 @@ class ViewHandler(BaseHTTPRequestHandler):
                 if head:
                     self._send_raw(_plain(HTTPStatus.REQUEST_TIMEOUT, b"request not complete in time\n"))
                 return None
+            except OSError:
+                return None  # shut down to make room for a newer connection (process_request), or reset
             if not chunk:
                 break  # the client closed its side: let the parser judge what came
             head += chunk
