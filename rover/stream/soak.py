@@ -46,6 +46,7 @@ from rover.stream.soakstats import Sample, deadman_times, read_proc, seq_gaps, u
 
 FAULTS = ("detector-sigstop", "detector-sigkill", "drive-sigkill", "view-abuse")
 DEADMAN_S = 0.5  #: the drive's default drive.deadman_s, the limit the soak holds the drive to (+ 0.1 s)
+MAX_AGE_S = 0.5  #: the drive's default drive.max_age_s: older detections are stale and do not hold off the dead-man
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -230,6 +231,11 @@ class Soak:
             viewer.join(10)
         return self._figures(time.monotonic() - start, exits, viewer)
 
+    def _after_warmup(self, samples: list[Sample]) -> list[Sample]:
+        """The samples from the end of the warm-up on (the system up, models loaded), or all if none."""
+        up = self._start_ns / 1e9 + self.warmup_s
+        return [s for s in samples if s.t >= up] or samples
+
     def _sample(self) -> None:
         for name, program in self.programs.items():
             pid = program.pid
@@ -263,9 +269,10 @@ class Soak:
             record = json.loads(line)
             message = record["message"]
             if record["topic"] == "detections":
-                detections.append(record["t_recv_ns"])
-                det_seqs.append(message["seq"])
                 frame = message.get("frame")
+                if frame is not None and record["t_recv_ns"] - frame["t_capture_ns"] <= MAX_AGE_S * 1e9:
+                    detections.append(record["t_recv_ns"])  # fresh, as the drive judges it: what feeds its dead-man
+                det_seqs.append(message["seq"])
                 if frame is not None:
                     if last_frame is not None and frame["seq"] > last_frame + 1:
                         skipped += frame["seq"] - last_frame - 1
@@ -289,7 +296,7 @@ class Soak:
                 fault.update({k: v for k, v in reaction.items() if k != "fault"})
         return {
             "seconds": round(elapsed_s, 1),
-            "processes": {name: {**usage(self.samples[name]),
+            "processes": {name: {**usage(self._after_warmup(self.samples[name])),
                                  "unexpected_exits": self.programs[name].unexpected_exits,
                                  "exit_code": exits.get(name)} for name in self.programs},
             "recording": {"lines": lines, "detections_seq": seq_gaps(det_seqs), "drive_seq": seq_gaps(drive_seqs),

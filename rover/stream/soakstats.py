@@ -1,12 +1,12 @@
 """The soak's figures, from its samples and its recording: pure functions, no processes or sockets.
 
 - :func:`usage`: RSS, file descriptors and threads of one program at the
-  start, the end and the peak of the run (a restart starts a new
+  start (the soak takes the first sample after its warm-up), the end and the peak of the run (a restart starts a new
   incarnation; the figures span all of them, and the count of restarts is given);
 - :func:`seq_gaps`: messages missing from a stream, by its ``seq``, within
   each run of the publisher (a ``seq`` going backwards is a restart, not a gap);
 - :func:`deadman_times`: after each fault that silenced the detector, the
-  time from the last detection message to the drive's first ``SAFE`` status
+  time from the last fresh detection message to the drive's first ``SAFE`` status
   (both on the recording host's monotonic clock), and until it armed again.
 """
 
