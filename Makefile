@@ -13,7 +13,7 @@ CONSTRAINTS := requirements/test-constraints.txt
 
 SCENARIO ?= straight
 
-.PHONY: demo test venv clean bench install browser
+.PHONY: demo test venv clean bench install browser soak
 
 $(CORE): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,16 @@ bench: $(TESTS)
 		--classes person --frames 120 --rounds 6
 	$(PY) -m rover.detector.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
 		--classes person --frames 240 --rounds 4 --preview
+
+## make soak: the whole system (detector, drive with the log backend, view, recorder) with faults
+## injected; prints RSS, fds and threads per program, seq gaps and dead-man times (docs/sim.md).
+## Minutes by default; hours with: make soak DURATION=2h
+DURATION ?= 5m
+SOAK_MODEL := .bench/models/ssd300_voc_int8.onnx
+$(SOAK_MODEL): | $(TESTS)
+	$(PY) -m export.demo --work-dir .bench --no-progress
+soak: $(CORE) $(SOAK_MODEL)
+	$(PY) -m rover.stream.soak $(DURATION) --model $(SOAK_MODEL)
 
 ## sudo make install: on the Pi, the two systemd services (systemd/install.sh)
 install:

@@ -251,10 +251,11 @@ def error_lines(text: str) -> list[str]:
     ],
 )
 def test_bad_input_gets_one_clear_line_and_its_exit_code(tmp_path, run_detector, contract_model, case, expect_code, expect_text):
-    from tests.fixtures_detector import make_contract_model
+    from tests.fixtures_detector import make_contract_model, write_video
 
     model = str(contract_model)
-    args: list[str] = ["--bind", f"ipc://{tmp_path}/d.sock", "--source", str(REPO / "README.md")]
+    # A real (tiny) video: the source is checked before the model, so the model cases need a good one.
+    args: list[str] = ["--bind", f"ipc://{tmp_path}/d.sock", "--source", str(write_video(tmp_path / "clip.avi", 3))]
     config = None
     if case == "missing_config":
         args += ["--config", str(tmp_path / "missing.toml")]

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 class Rig:
     """Publishers standing in for the detector and the drive, the reader and the server."""
 
-    def __init__(self, tmp_path: Path, max_clients: int = 8, client_timeout_s: float = 10.0) -> None:
+    def __init__(self, tmp_path: Path, max_clients: int = 8, client_timeout_s: float = 10.0, **server_options) -> None:
         self.ctx = zmq.Context()
         ep = {name: f"ipc://{tmp_path}/{name}.sock" for name in ("detections", "frames", "drive")}
         self.detections = DetectionPublisher(ep["detections"], context=self.ctx)
@@ -46,7 +46,7 @@ class Rig:
         self.reader = StreamReader(self.state, self.latest, detections=ep["detections"], frames_endpoint=ep["frames"],
                                    drive=ep["drive"]).start()
         self.server = ViewServer("127.0.0.1", 0, self.state, self.latest, max_clients=max_clients,
-                                 client_timeout_s=client_timeout_s)
+                                 client_timeout_s=client_timeout_s, **server_options)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.port = self.server.server_address[1]

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("rover.stream.listen", "print the detection stream, one line per message"),
     "record": ("rover.stream.record", "write the detection and drive streams to a JSON-lines file"),
     "replay": ("rover.stream.replay", "publish a recorded detection stream again, with its timing"),
+    "soak": ("rover.stream.soak", "run the whole system for minutes or hours with faults injected, and print its figures"),
 }
 
 

@@ -17,6 +17,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 #: Command-line usage error (argparse's own code).
 EXIT_USAGE = 2
+#: Input/output error (``EX_IOERR``): an output could not be written any more
+#: (disk full, device gone); what was written before is intact.
+EXIT_IOERR = 74
 #: Configuration error: bad config file, missing or non-conforming model.
 EXIT_CONFIG = 78
 
@@ -47,6 +50,12 @@ class CameraError(RoverError, OSError):
 
 class MessageError(RoverError, ValueError):
     """A message on a ZeroMQ stream is malformed or breaks its schema."""
+
+
+class OutputError(RoverError, OSError):
+    """An output file could not be written any more (disk full, device gone, I/O error)."""
+
+    exit_code = EXIT_IOERR
 
 
 class HardwareError(RoverError, OSError):

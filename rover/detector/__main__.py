@@ -3,7 +3,9 @@
 Reads ``[detector]``, ``[camera]`` and ``[stream]`` from the config file
 (``--config``, default /etc/rover/rover.toml), applies command-line flags on
 top, and runs :class:`~rover.detector.service.DetectorService` until SIGTERM
-or SIGINT. Exit codes: 0 stopped on request (or max frames / end of file
+or SIGINT. Cheap checks come first, so a mistake is reported at once: the
+config, then the frame source (a missing or undecodable file or folder),
+then the endpoints it binds; the model (seconds to load) comes last. Exit codes: 0 stopped on request (or max frames / end of file
 reached), 1 the camera failed for longer than ``camera.retry_timeout_s``
 (systemd restarts it), 78 a bad config or model (a restart cannot help).
 """
@@ -88,11 +90,38 @@ def load_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
-    from rover.detector.model import Detector
-    from rover.sources import make_source
+    from rover.detector.publisher import DetectionPublisher
+    from rover.sources import check_source, make_source
 
     detector_cfg, camera_cfg, stream_cfg = load_config(args)
     view_cfg = load_preview(args)
+    check_source(camera_cfg)  # milliseconds: a wrong path is reported before the model's seconds of loading
+    source = make_source(camera_cfg)
+    with contextlib.ExitStack() as stack:
+        publisher = stack.enter_context(DetectionPublisher(
+            stream_cfg.bind,
+            lan_bind=stream_cfg.lan_bind,
+            local_bind=stream_cfg.local_bind,
+            server_secret_key=stream_cfg.server_secret_key,
+            client_keys_dir=stream_cfg.client_keys_dir,
+            allow_insecure_lan=stream_cfg.allow_insecure_lan,
+            send_hwm=stream_cfg.send_hwm,
+        ))
+        preview = None
+        if view_cfg.preview:
+            from rover.detector.preview import PreviewPublisher
+
+            preview = stack.enter_context(PreviewPublisher(
+                view_cfg.frames, width=view_cfg.width, max_fps=view_cfg.max_fps, jpeg_quality=view_cfg.jpeg_quality))
+            log.info("preview frames on %s: %d px wide, at most %g fps", preview.address, view_cfg.width, view_cfg.max_fps)
+        detector = load_detector(detector_cfg)
+        return _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop, publisher, preview)
+
+
+def load_detector(detector_cfg):
+    """The model, checked against the contract: the slow step of the start (about 2 s), so the last one."""
+    from rover.detector.model import Detector
+
     detector = Detector(
         detector_cfg.model,
         intra_op_threads=detector_cfg.intra_op_threads,
@@ -104,33 +133,15 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     info = detector.info
     log.info("model %s: %s %s, input %dx%d, %d classes", detector_cfg.model, info.architecture, info.precision,
              info.input_width, info.input_height, info.num_classes)
-    source = make_source(camera_cfg)
-    with contextlib.ExitStack() as stack:
-        preview = None
-        if view_cfg.preview:
-            from rover.detector.preview import PreviewPublisher
-
-            preview = stack.enter_context(PreviewPublisher(
-                view_cfg.frames, width=view_cfg.width, max_fps=view_cfg.max_fps, jpeg_quality=view_cfg.jpeg_quality))
-            log.info("preview frames on %s: %d px wide, at most %g fps", preview.address, view_cfg.width, view_cfg.max_fps)
-        return _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop, preview)
+    return detector
 
 
-def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threading.Event, preview) -> int:
-    """Publish detections of ``source`` until stopped (``preview``: a PreviewPublisher or None)."""
-    from rover.detector.publisher import DetectionPublisher
+def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threading.Event, publisher, preview) -> int:
+    """Publish detections of ``source`` on ``publisher`` until stopped (``preview``: a PreviewPublisher or None)."""
     from rover.detector.service import DetectorService
     from rover.sources.grabber import FrameGrabber
 
-    with Notifier() as notifier, DetectionPublisher(
-        stream_cfg.bind,
-        lan_bind=stream_cfg.lan_bind,
-        local_bind=stream_cfg.local_bind,
-        server_secret_key=stream_cfg.server_secret_key,
-        client_keys_dir=stream_cfg.client_keys_dir,
-        allow_insecure_lan=stream_cfg.allow_insecure_lan,
-        send_hwm=stream_cfg.send_hwm,
-    ) as publisher:
+    with Notifier() as notifier:
         lan = publisher.lan_address and f", for other machines on {publisher.lan_address}" + (
             " (CURVE)" if publisher.lan_encrypted else "")
         lan += publisher.local_address and f", for other local programs on {publisher.local_address}"
@@ -150,7 +161,8 @@ def _serve(detector, source, detector_cfg, camera_cfg, stream_cfg, stop: threadi
         try:
             return service.run()
         finally:
-            grabber.stop(timeout=1.0)
+            # A read in flight returns within the capture timeout: wait that long for a clean close.
+            grabber.stop(timeout=camera_cfg.capture_timeout_s + 1.0)
             log.info("stopped after %d frames (%d skipped), %d messages", service.processed, grabber.skipped, publisher.sent)
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 from rover.core.config import doc
 from rover.core.endpoints import DETECTIONS, check_exposure, check_lan_bind, check_local_bind
+from rover.core.messages import MAX_ITEMS, MAX_STRING
 
 DEFAULT_MODEL = Path("/var/lib/rover/models/detector.onnx")
 DEFAULT_BIND = DETECTIONS
@@ -30,7 +31,7 @@ class DetectorSection:
     intra_op_threads: int = doc("onnxruntime intra-op threads; 0 = one per core", 0)
     score_threshold: float = doc("minimum class score (softmax probability) to report a detection", 0.5)
     nms_iou: float = doc("IoU above which a lower-scored box of the same class is suppressed", 0.45)
-    top_k: int = doc("at most this many detections per frame, highest score first", 20)
+    top_k: int = doc(f"at most this many detections per frame, highest score first (1..{MAX_ITEMS}, the schema's limit)", 20)
     classes: list[str] = doc("label names to report (e.g. [\"person\"]); empty = every class", [])
     max_frames: int = doc("stop after this many processed frames; 0 = run until stopped", 0)
     summary_interval_s: float = doc("seconds between two summary log lines (fps, latencies, skipped frames)", 5.0)
@@ -40,8 +41,19 @@ class DetectorSection:
             raise ValueError(f"detector.score_threshold must be in [0, 1], not {self.score_threshold}")
         if not 0.0 < self.nms_iou <= 1.0:
             raise ValueError(f"detector.nms_iou must be in (0, 1], not {self.nms_iou}")
+        # Every limit of the message schema is a limit here: a message beyond one
+        # is refused by every subscriber, so the config must not allow it.
         if self.top_k < 1:
             raise ValueError(f"detector.top_k must be at least 1, not {self.top_k}")
+        if self.top_k > MAX_ITEMS:
+            raise ValueError(f"detector.top_k must be at most {MAX_ITEMS} (a detection message carries at most "
+                             f"{MAX_ITEMS} detections; every subscriber refuses more), not {self.top_k}")
+        if len(self.classes) > MAX_ITEMS:
+            raise ValueError(f"detector.classes lists {len(self.classes)} labels; a model has at most {MAX_ITEMS}")
+        long = next((name for name in self.classes if len(name) > MAX_STRING), None)
+        if long is not None:
+            raise ValueError(f"detector.classes has a label of {len(long)} characters ({long[:20]!r}...); "
+                             f"a label has at most {MAX_STRING}")
         if self.intra_op_threads < 0:
             raise ValueError(f"detector.intra_op_threads must be 0 (all cores) or more, not {self.intra_op_threads}")
         if self.max_frames < 0:

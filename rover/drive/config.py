@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rover.core import endpoints
 from rover.core.config import doc
+from rover.core.messages import MAX_STRING
 
 #: The detector's default endpoint (its ``[stream]`` section).
 DEFAULT_CONNECT = endpoints.DETECTIONS
@@ -96,5 +97,7 @@ class DriveConfig:
             raise ValueError(f"tick_s ({self.tick_s}) must be shorter than deadman_s ({self.deadman_s})")
         if not self.follow.strip():
             raise ValueError("follow must name a label, e.g. \"person\"")
+        if len(self.follow) > MAX_STRING:  # the drive status schema's limit, as a model's labels
+            raise ValueError(f"follow is {len(self.follow)} characters long; a label has at most {MAX_STRING}")
         if self.bumper_m < 0:
             raise ValueError(f"bumper_m must be 0 (off) or a distance in metres, not {self.bumper_m}")

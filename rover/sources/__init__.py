@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from rover.sources.base import Frame, FrameSource, SourceEnded
 
-__all__ = ["Frame", "FrameSource", "SourceEnded", "SourceSpec", "parse_source", "make_source"]
+__all__ = ["Frame", "FrameSource", "SourceEnded", "SourceSpec", "check_source", "parse_source", "make_source"]
 
 Kind = Literal["picamera2", "device", "url", "folder", "file"]
 _URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
@@ -68,3 +68,20 @@ def make_source(
     from rover.sources.opencv import VideoFileSource
 
     return VideoFileSource(spec.target, pace=camera.pace, loop=camera.loop, clock=clock, sleep=sleep)
+
+
+def check_source(camera: Any) -> None:
+    """Refuse at once a ``camera.source`` that cannot work: ConfigError naming it and the fix.
+
+    A video file or an image folder is opened and closed again (milliseconds:
+    a missing, undecodable or empty one is a configuration error). A camera
+    or a stream is left to the grabber, which retries it: it may be plugged
+    in or come up later, within ``camera.retry_timeout_s``.
+    """
+    if parse_source(camera.source).kind not in ("file", "folder"):
+        return
+    source = make_source(camera)
+    try:
+        source.open()
+    finally:
+        source.close()

@@ -7,12 +7,17 @@ status stream (topic ``drive``) and writes every message as one JSON line::
 
 ``t_recv_ns`` is ``time.monotonic_ns()`` of the recording host when the
 message arrived and ``t_recv`` the wall clock (unix seconds); ``message`` is
-the message's JSON exactly as published. Lines are flushed one by one, so a
-recorder stopped by a signal or a power cut leaves a readable file.
+the message's JSON exactly as published. Each line is handed to the kernel
+as it arrives and the file is ``fsync``-ed every ``--fsync`` seconds (1 by
+default; :mod:`rover.stream.journal`), so a recorder that is killed loses
+nothing and a power cut at most the last second. On a full disk (or any
+write error) the file is cut back to its last whole line and the recorder
+stops with one line naming the file and the cause.
 ``rover replay`` plays the detections back. Exit codes: 0 stopped (Ctrl-C,
-SIGTERM, ``--duration`` or ``--count``), 78 a bad endpoint or an output that
-cannot be written (endpoints are checked first, so a typo never truncates
-an existing file).
+SIGTERM, ``--duration`` or ``--count``), 74 the output could not be written
+any more (disk full, I/O error: every line before is whole), 78 a bad
+endpoint or an output that cannot be opened (endpoints are checked first,
+so a typo never truncates an existing file).
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence
 
 import zmq
 
 from rover.core.endpoints import DETECTIONS, DRIVE_STATUS, resolve
-from rover.core.errors import EXIT_CONFIG, EXIT_OK, ConfigError
+from rover.core.errors import EXIT_CONFIG, EXIT_OK, ConfigError, OutputError
+from rover.stream.journal import FSYNC_S, LineFile
 
 TOPICS = ("detections", "drive")
 _POLL_MS = 100
@@ -67,8 +73,11 @@ class Recorder:
         self.count = 0
         self.stop_requested = False
 
-    def run(self, out: TextIO, duration_s: float = 0.0, count: int = 0) -> int:
-        """Record until stopped, ``duration_s`` passed (0: no limit) or ``count`` lines (0: no limit)."""
+    def run(self, out: LineFile, duration_s: float = 0.0, count: int = 0) -> int:
+        """Record until stopped, ``duration_s`` passed (0: no limit) or ``count`` lines (0: no limit).
+
+        OutputError when ``out`` cannot take a line any more (its earlier lines stay whole).
+        """
         start = self._clock_ns()
         while not self.stop_requested:
             if duration_s and (self._clock_ns() - start) / 1e9 >= duration_s:
@@ -79,8 +88,7 @@ class Recorder:
                 continue
             line = to_line(self._socket.recv(), self._clock_ns(), self._wall())
             if line is not None:
-                out.write(line + "\n")
-                out.flush()
+                out.write_line(line)
                 self.count += 1
         return self.count
 
@@ -102,6 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"drive status stream to subscribe to (default {DRIVE_STATUS}); '' to skip it")
     parser.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N messages (default: no limit)")
+    parser.add_argument("--fsync", type=float, default=FSYNC_S, metavar="S",
+                        help=f"fsync the file every S seconds: what a power cut can lose (default {FSYNC_S:g}; 0 = never, "
+                             "leaving it to the kernel's writeback, about 30 s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rover record: bad endpoint in {', '.join(endpoints)}: {exc}; use e.g. ipc://detections or tcp://127.0.0.1:5555", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        out = args.out.open("w", encoding="utf-8")
+        out = LineFile(args.out, fsync_s=max(0.0, args.fsync))
     except OSError as exc:
         recorder.close()
         print(f"rover record: cannot write {args.out}: {exc.strerror or exc}; choose a writable --out", file=sys.stderr)
@@ -128,8 +139,13 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    with recorder, out:
-        recorder.run(out, args.duration, args.count)
+    try:
+        with recorder, out:
+            recorder.run(out, args.duration, args.count)
+    except OutputError as exc:
+        print(f"rover record: cannot write {exc} after {recorder.count} messages; those are whole lines in "
+              f"{args.out} (free some space or choose another --out)", file=sys.stderr)
+        return exc.exit_code
     print(f"rover record: {recorder.count} messages written to {args.out}", file=sys.stderr)
     return EXIT_OK
 

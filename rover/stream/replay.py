@@ -18,6 +18,10 @@ Every message is validated against schema v1 before it is sent.
 The stream has no keys, so ``--publish`` must stay on this host (loopback or
 ``ipc://``) unless ``--allow-insecure-lan`` is given.
 
+A recording whose last line was cut short (a power cut, or a disk that
+filled under another program) is replayed up to that line, with one warning
+naming it; a broken line anywhere else is refused.
+
 Exit codes: 0 done, 1 the file cannot be read, 78 a malformed record (its
 line number is named), a bad endpoint or a network endpoint without
 ``--allow-insecure-lan``.
@@ -38,6 +42,7 @@ import zmq
 from rover.core import endpoints, messages
 from rover.core.endpoints import DETECTIONS, is_local_endpoint
 from rover.core.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ConfigError, MessageError
+from rover.stream.journal import Lines, read_lines
 
 
 @dataclass(frozen=True)
@@ -48,15 +53,17 @@ class Recorded:
     message: dict[str, Any]
 
 
-def load(path: Path) -> list[Recorded]:
+def load(path: Path, on_cut: Callable[[str], object] | None = None) -> list[Recorded]:
     """The detection messages of a record file, in file order.
 
     Raises OSError when the file cannot be read and MessageError naming the
-    line when a line is not a record or its message breaks schema v1.
+    line when a line is not a record or its message breaks schema v1. A last
+    line cut short (no newline) is left out, and ``on_cut`` is told once.
     """
     out = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    lines = Lines(path)
+    try:
+        for number, line in read_lines(path, lines):
             if not line.strip():
                 continue
             try:
@@ -71,6 +78,11 @@ def load(path: Path) -> list[Recorded]:
             except MessageError as exc:
                 raise MessageError(f"{path}:{number}: {exc}") from None
             out.append(Recorded(t_recv_ns, message))
+    except UnicodeDecodeError as exc:
+        raise MessageError(f"{path} is not a record file: not UTF-8 text ({exc.reason})") from None
+    if lines.cut is not None and on_cut is not None:
+        on_cut(f"{path}:{lines.cut} is cut short (no newline: the recording stopped mid-line, e.g. a power cut "
+               f"or a full disk); replaying the {len(out)} detection messages before it")
     return out
 
 
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
               "publish on tcp://127.0.0.1:PORT or ipc://, or pass --allow-insecure-lan", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        records = load(args.file)
+        records = load(args.file, on_cut=lambda warning: print(f"rover replay: WARNING {warning}", file=sys.stderr))
     except OSError as exc:
         print(f"rover replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE

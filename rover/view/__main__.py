@@ -60,7 +60,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     state = LiveState(cfg.offline_after_s, drive_enabled=bool(cfg.drive))
     frames = Latest()
     with Notifier() as notifier:
-        server = ViewServer(cfg.host, cfg.port, state, frames, max_clients=cfg.max_clients)
+        server = ViewServer(cfg.host, cfg.port, state, frames, max_clients=cfg.max_clients,
+                            max_connections=cfg.max_connections)
         reader = StreamReader(state, frames, detections=cfg.detections, frames_endpoint=cfg.frames, drive=cfg.drive,
                               on_tick=notifier.watchdog if notifier.watchdog_interval else None)
         serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.25}, name="view-http",

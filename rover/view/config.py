@@ -35,7 +35,10 @@ class ViewSection:
     drive: str = doc("ZeroMQ endpoint of the drive status stream (the drive's drive.publish); empty: no drive panel",
                      DRIVE_STATUS)
     offline_after_s: float = doc("a stream silent for this long is shown as offline", 2.0)
-    max_clients: int = doc("at most this many open video or event streams at once (others get 503)", 8)
+    max_clients: int = doc("at most this many open video or event streams at once; when all are taken, a new viewer "
+                           "takes the slot of a stream that stopped reading, else gets 503", 8)
+    max_connections: int = doc("at most this many connections at once, streams included (one thread each); "
+                               "more are refused with 503", 32)
 
     def __post_init__(self) -> None:
         if not 16 <= self.width <= 4096:
@@ -50,6 +53,9 @@ class ViewSection:
             raise ValueError(f"view.offline_after_s must be positive, not {self.offline_after_s}")
         if self.max_clients < 1:
             raise ValueError(f"view.max_clients must be at least 1, not {self.max_clients}")
+        if self.max_connections <= self.max_clients:
+            raise ValueError(f"view.max_connections ({self.max_connections}) must be more than view.max_clients "
+                             f"({self.max_clients}): the page and its files need connections beside the streams")
         if not self.frames or not self.detections:
             raise ValueError("view.frames and view.detections must be ZeroMQ endpoints, e.g. tcp://127.0.0.1:5557")
         if not self.host:
