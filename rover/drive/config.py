@@ -42,7 +42,7 @@ class DriveConfig:
     # Target lock
     lock_min_iou: float = doc("a detection continues the locked target when its box overlaps the last one at least this much (IoU) ...", 0.2)
     lock_max_jump: float = doc("... or when its centre moved less than this (fraction of the frame diagonal)", 0.15)
-    lock_max_size_ratio: float = doc("... and only when its height is within this factor of the last one's (1.5: 1/1.5 to 1.5 times), so a person nearer or farther is not the target", 1.5)
+    lock_max_size_ratio: float = doc("... and only when its height is within this factor of the last one's (1.3: 1/1.3 to 1.3 times), so a person nearer or farther is not the target", 1.3)
     lock_frames: int = doc("a new target is locked only after this many consecutive fresh messages show it (boxes continuing each other), so a one-frame false box never starts the car", 3)
     relock_after_s: float = doc("a different target may be locked only after the old one has been unseen this long", 1.0)
     track_max_boxes: int = doc("boxes of the followed label matched per message: the best scores and those nearest the target (bounds the cost of a 1000-box message)", 16)
@@ -56,17 +56,19 @@ class DriveConfig:
     # Speed: the target's speed along the line of sight plus a damped correction of the range error
     follow_distance_m: float = doc("distance (camera to the person) the car keeps; at least stop_distance_m + travel_bound_m", 2.5)
     stop_distance_m: float = doc("never drive towards a person nearer than this (metres)", 1.0)
-    range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 0.8)
+    range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 1.2)
     top_speed_mps: float = doc("the car's speed at throttle 1 (the [picar_b] max_duty; with min_duty at the motors' dead band, speed is linear in throttle); measure it on your kit", 1.2)
     max_throttle: float = doc("speed limit: largest forward throttle (fraction of the motors' maximum duty)", 1.0)
     allow_reverse: bool = doc("back away when the person is nearer than follow_distance_m - reverse_margin_m", False)
     reverse_margin_m: float = doc("range below follow_distance_m before reversing (only with allow_reverse)", 0.5)
     max_reverse: float = doc("largest reverse throttle magnitude (only with allow_reverse)", 0.3)
-    accel_per_s: float = doc("acceleration ramp: throttle may grow at most this much per second", 1.5)
+    accel_per_s: float = doc("acceleration ramp: throttle may grow at most this much per second", 2.5)
     decel_per_s: float = doc("braking ramp while following (limits, dead-man, stop distance and exits cut at once)", 2.0)
     # Steering from bearing (left > 0) and bearing rate
-    steer_gain: float = doc("steering per radian of bearing to the person (bearing off the car's heading, head pan included)", 2.0)
-    steer_rate_gain: float = doc("steering per radian per second of bearing rate (damping and lead)", 0.3)
+    steer_gain: float = doc("turn rate wanted per radian of bearing to the person (1/s; bearing off the car's heading, head pan included)", 1.5)
+    steer_rate_gain: float = doc("share of the person's own bearing rate (as seen from the car's odometry frame) added to the turn rate: 1 turns with them", 0.7)
+    wheelbase_m: float = doc("distance between the axles (metres; turn rate = speed x tan(wheel angle) / wheelbase)", 0.14)
+    max_steer_deg: float = doc("front wheel angle at full steering (degrees; the kit's linkage)", 30.0)
     steer_deadband_deg: float = doc("bearings smaller than this give no steering (degrees)", 2.0)
     steer_rate_per_s: float = doc("steering may change at most this much per second (full lock to centre in 0.25 s at 4)", 4.0)
     # Camera head
@@ -84,7 +86,7 @@ class DriveConfig:
         positive = ("tick_s", "max_age_s", "max_age_min_s", "deadman_s", "deadman_min_s", "travel_bound_m",
                     "relock_after_s", "steer_rate_per_s", "accel_per_s", "decel_per_s", "lost_coast_s", "search_s",
                     "person_height_m", "camera_hfov_deg", "camera_vfov_deg", "camera_height_m", "pan_range_deg",
-                    "follow_distance_m", "stop_distance_m", "top_speed_mps", "range_gain")
+                    "follow_distance_m", "stop_distance_m", "top_speed_mps", "range_gain", "wheelbase_m", "max_steer_deg")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be greater than 0, not {getattr(self, name)}")
@@ -128,8 +130,8 @@ REMOVED_KEYS = {
     "latency_nominal_s": "travel_bound_m (the speed limit now follows the stream's measured rate and latency)",
     "latency_min_scale": "travel_bound_m (the speed limit now follows the stream's measured rate and latency)",
     "latency_smoothing": "travel_bound_m (the speed limit now follows the stream's measured rate and latency)",
-    "steer_kp": "steer_gain (steering per radian of bearing)",
-    "steer_kd": "steer_rate_gain (steering per radian per second of bearing rate)",
+    "steer_kp": "steer_gain (turn rate per radian of bearing, 1/s)",
+    "steer_kd": "steer_rate_gain (share of the person's bearing rate added to the turn rate)",
     "steer_ki": "nothing: steering on the bearing needs no integral; delete the key",
     "steer_deadband": "steer_deadband_deg (degrees of bearing)",
     "pan_gain": "nothing: with pan_follow the head points at the estimated bearing; delete the key",

@@ -27,15 +27,20 @@ to *now* (which compensates the age of the detection):
   backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
   band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
   every cap applies at once.
-- When the person's own speed exceeds the car's limit the car drives at the
-  limit and :attr:`Controller.faster` says so (cleared below 90 % of it).
+- When the person's own speed exceeds the car's limit for a second the car
+  drives at the limit and :attr:`Controller.faster` says so (cleared below
+  90 % of it).
 - Once the newest capture of the person is older than the information
   horizon (freshness limit + dead-man), the throttle is 0 at once: together
   with the speed limit, the car stops within ``travel_bound_m`` of where it
   was at that capture, whether the person vanished or the detector died.
-- Steering: ``steer_gain`` x bearing + ``steer_rate_gain`` x bearing rate,
-  after a dead-band, rate-limited; with ``pan_follow`` the head points at the
-  estimated bearing.
+- Steering: a turn rate ``steer_gain`` x bearing + ``steer_rate_gain`` x
+  the person's bearing rate (in the odometry frame, so the car's own turning
+  is not mistaken for theirs), turned into a wheel angle by the bicycle model
+  (``atan(rate x wheelbase / speed)``), after a dead-band, rate-limited. A
+  wheel angle, not a bearing, sets the turn rate, and the PiCar-B's short
+  wheelbase turns fast: 0.4 of steering at 1 m/s is ~100 deg/s. With
+  ``pan_follow`` the head points at the estimated bearing.
 """
 
 from __future__ import annotations
@@ -51,14 +56,16 @@ from rover.drive.limits import Limits
 from rover.drive.states import EPSILON_S, State
 
 #: Filter tuning (not config: properties of walking people and of box noise).
-RANGE_ACCEL_PSD = 1.5  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
+RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
 BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
 RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
 BEARING_NOISE_RAD = 0.02
 MAX_PERSON_SPEED_MPS = 3.0
 MAX_BEARING_RATE = 2.0  # rad/s
 MAX_EXTRAPOLATION_S = 1.0
+MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
 FASTER_CLEAR = 0.9
+FASTER_AFTER_S = 1.0  # the person's speed must exceed the limit this long before the flag is raised
 
 
 def clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
@@ -110,24 +117,25 @@ class Odometer:
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
-        self.history: deque[tuple[float, float, float]] = deque()  # (t, distance m, pan)
+        self.history: deque[tuple[float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad)
         self.distance = 0.0
+        self.yaw = 0.0
 
     def record(self, t: float, pan: float) -> None:
-        self.history.append((t, self.distance, pan))
+        self.history.append((t, self.distance, pan, self.yaw))
         while len(self.history) > 2 and self.history[1][0] < t - self.keep_s:
             self.history.popleft()
 
-    def at(self, t: float) -> tuple[float, float]:
-        """Distance and pan at time ``t`` (the nearest record at or before it)."""
+    def at(self, t: float) -> tuple[float, float, float]:
+        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
         if not self.history:
-            return self.distance, 0.0
+            return self.distance, 0.0, self.yaw
         best = self.history[0]
         for row in self.history:
             if row[0] > t:
                 break
             best = row
-        return best[1], best[2]
+        return best[1], best[2], best[3]
 
 
 class Controller:
@@ -146,16 +154,17 @@ class Controller:
         self.estimate: Estimate | None = None
         self.speed_limit_mps = 0.0
         self.faster = False
+        self._faster_since: float | None = None
         self._search_started: float | None = None
         self._search_direction = 1.0
 
     def observe(self, box: tuple[float, float, float, float], t_capture: float) -> None:
         """A fresh detection of the locked target, captured at ``t_capture``."""
-        driven, pan = self.odometer.at(t_capture)
+        driven, pan, yaw = self.odometer.at(t_capture)
         obs = observe(box, self.camera, self.config.person_height_m, pan)
         sigma = RANGE_NOISE * max(obs.range_m, 0.3)
         self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
-        self.bearing_f.update(obs.bearing_rad, BEARING_NOISE_RAD ** 2, t_capture)
+        self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
         self.target_capture = t_capture if self.target_capture is None else max(self.target_capture, t_capture)
 
     def target_missing(self) -> None:
@@ -167,7 +176,7 @@ class Controller:
         self.bearing_f.reset()
         self.target_capture = None
         self.estimate = None
-        self.faster = False
+        self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self._search_started = None
@@ -179,7 +188,8 @@ class Controller:
         t_range = min(now, self.range_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
         position, speed = self.range_f.predict(t_range)
         t_bearing = min(now, self.bearing_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
-        bearing, bearing_rate = self.bearing_f.predict(t_bearing)
+        world_bearing, bearing_rate = self.bearing_f.predict(t_bearing)
+        bearing = world_bearing - self.odometer.yaw
         car_speed = self.current.throttle * self.config.top_speed_mps * math.cos(bearing)
         return Estimate(position - self.odometer.distance, bearing, speed - car_speed, bearing_rate, speed)
 
@@ -193,9 +203,10 @@ class Controller:
         self.speed_limit_mps = v_limit
         own = estimate.target_speed_mps
         if own > v_limit:
-            self.faster = True
+            self._faster_since = now if self._faster_since is None else self._faster_since
+            self.faster = self.faster or now - self._faster_since >= FASTER_AFTER_S
         elif own < FASTER_CLEAR * v_limit:
-            self.faster = False
+            self.faster, self._faster_since = False, None
         speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
         cap_speed = min(v_limit, self.safe_speed(estimate.range_m, limits))
         speed = min(speed, cap_speed)
@@ -203,7 +214,9 @@ class Controller:
             speed = max(0.0, speed)
         throttle = clamp(speed / cfg.top_speed_mps, -cfg.max_reverse, cfg.max_throttle)
         bearing = apply_deadband(estimate.bearing_rad, math.radians(cfg.steer_deadband_deg))
-        steering = clamp(cfg.steer_gain * bearing + cfg.steer_rate_gain * estimate.bearing_rate_rad_s)
+        turn_rate = cfg.steer_gain * bearing + cfg.steer_rate_gain * estimate.bearing_rate_rad_s
+        wheel = math.atan(turn_rate * cfg.wheelbase_m / max(abs(speed), MIN_STEER_SPEED_MPS))
+        steering = clamp(wheel / math.radians(cfg.max_steer_deg))
         if throttle < 0:
             steering = 0.0  # backing away straight
         pan = clamp(estimate.bearing_rad / math.radians(cfg.pan_range_deg)) if cfg.pan_follow else 0.0
@@ -229,7 +242,7 @@ class Controller:
         else:
             self._search_started = None
         if state not in (State.FOLLOWING, State.LOST):
-            self.faster = False
+            self.faster, self._faster_since = False, None
         throttle = ramp_throttle(self.current.throttle, self.wanted.throttle, dt, cfg.accel_per_s, cfg.decel_per_s)
         if cap is not None and throttle > cap:
             throttle = cap  # limits, stop distance and old information cut at once
@@ -241,7 +254,9 @@ class Controller:
         pan = self.wanted.pan if state is not State.STOPPED else 0.0
         self.current = Commands(throttle, steering, pan)
         bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
-        self.odometer.distance += throttle * cfg.top_speed_mps * math.cos(bearing) * dt
+        speed = throttle * cfg.top_speed_mps
+        self.odometer.distance += speed * math.cos(bearing) * dt
+        self.odometer.yaw += speed * math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m * dt
         self.odometer.record(now, pan)
         return self.current
 

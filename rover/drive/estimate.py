@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 Box = tuple[float, float, float, float]
 
-#: A box edge this close to the frame's edge is taken as cut by it.
-EDGE = 0.01
+#: A box edge this close to the frame's edge is taken as cut by it (box edges jitter by a few per cent).
+EDGE = 0.05
 
 
 @dataclass(frozen=True)
