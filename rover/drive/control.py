@@ -23,7 +23,9 @@ to *now* (which compensates the age of the detection):
   (:class:`rover.drive.limits.Limits`), the ``max_throttle`` cap, nor
   ``(range - stop_distance_m) / (horizon + stop_time)``, the speed from
   which the car still stops outside the stop distance if the information
-  stops now. Throttle = speed / ``top_speed_mps`` (linear, since the
+  stops now, and 0 while the newest box has the person's head cut by the
+  frame's top (they are nearer than ~2 m: a fact of the pixels that no wrong
+  assumption about height or focal length can move). Throttle = speed / ``top_speed_mps`` (linear, since the
   backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
   band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
   every cap applies at once.
@@ -151,6 +153,7 @@ class Controller:
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self.target_capture: float | None = None  # capture time of the newest frame showing the target
+        self.head_cut = False  # the newest box of the target has its top edge cut: too near to approach
         self.estimate: Estimate | None = None
         self.speed_limit_mps = 0.0
         self.faster = False
@@ -165,6 +168,8 @@ class Controller:
         sigma = RANGE_NOISE * max(obs.range_m, 0.3)
         self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
         self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
+        if self.target_capture is None or t_capture >= self.target_capture:
+            self.head_cut = obs.head_cut
         self.target_capture = t_capture if self.target_capture is None else max(self.target_capture, t_capture)
 
     def target_missing(self) -> None:
@@ -175,6 +180,7 @@ class Controller:
         self.range_f.reset()
         self.bearing_f.reset()
         self.target_capture = None
+        self.head_cut = False
         self.estimate = None
         self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
@@ -208,7 +214,7 @@ class Controller:
         elif own < FASTER_CLEAR * v_limit:
             self.faster, self._faster_since = False, None
         speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
-        cap_speed = min(v_limit, self.safe_speed(estimate.range_m, limits))
+        cap_speed = 0.0 if self.head_cut else min(v_limit, self.safe_speed(estimate.range_m, limits))
         speed = min(speed, cap_speed)
         if not (cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m):
             speed = max(0.0, speed)

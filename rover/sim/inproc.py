@@ -173,16 +173,29 @@ def _locked(states: list[tuple[float, str]]) -> bool:
     return any(s == "FOLLOWING" for _, s in states)
 
 
-def skewed(drive: DriveConfig, picar: PicarBConfig, factor: float) -> tuple[DriveConfig, PicarBConfig]:
-    """The follower's assumptions ``factor`` off the world's truth (0.15: 15 %), each in its unsafe direction.
+ASSUMPTIONS = ("person_height", "focal_length", "top_speed", "dead_band")
 
-    Person height and focal length too high (the range comes out ``factor``
-    too long: the car drives closer than it thinks), top speed too low (the
-    car is faster than it believes: it travels farther than the limit says),
-    motor dead band too low (small throttles do not move the car).
+
+def skewed(drive: DriveConfig, picar: PicarBConfig, factor: float,
+           which: tuple[str, ...] = ASSUMPTIONS) -> tuple[DriveConfig, PicarBConfig]:
+    """The follower's assumptions ``which`` ``factor`` off the world's truth (0.15: 15 %).
+
+    A positive factor errs in the unsafe direction: person height and focal
+    length too high (the range comes out too long: the car drives nearer than
+    it thinks), top speed too low (the car is faster than it believes, so it
+    travels farther than the limit says), motor dead band too low (small
+    throttles do not move the car). A negative factor errs the other way.
     """
-    hfov = 2 * math.degrees(math.atan(math.tan(math.radians(drive.camera_hfov_deg) / 2) / (1 + factor)))
-    vfov = 2 * math.degrees(math.atan(math.tan(math.radians(drive.camera_vfov_deg) / 2) / (1 + factor)))
-    return (dataclasses.replace(drive, person_height_m=drive.person_height_m * (1 + factor), camera_hfov_deg=hfov,
-                                camera_vfov_deg=vfov, top_speed_mps=drive.top_speed_mps * (1 - factor)),
-            dataclasses.replace(picar, min_duty=picar.min_duty * (1 - factor)))
+    unknown = set(which) - set(ASSUMPTIONS)
+    if unknown:
+        raise ValueError(f"unknown assumption {sorted(unknown)[0]!r}: choose from {', '.join(ASSUMPTIONS)}")
+    changes: dict[str, float] = {}
+    if "person_height" in which:
+        changes["person_height_m"] = drive.person_height_m * (1 + factor)
+    if "focal_length" in which:
+        for name in ("camera_hfov_deg", "camera_vfov_deg"):
+            changes[name] = 2 * math.degrees(math.atan(math.tan(math.radians(getattr(drive, name)) / 2) / (1 + factor)))
+    if "top_speed" in which:
+        changes["top_speed_mps"] = drive.top_speed_mps * (1 - factor)
+    duty = picar.min_duty * (1 - factor) if "dead_band" in which else picar.min_duty
+    return dataclasses.replace(drive, **changes), dataclasses.replace(picar, min_duty=duty)
