@@ -40,7 +40,10 @@ def test_deadband_and_ramps() -> None:
 def test_feed_forward_matches_a_walkers_speed_at_the_follow_distance() -> None:
     ctl = Controller(CFG)
     # the person keeps 2.5 m ahead of a car that drives as commanded: gap = 2.5 + (walked - driven)
-    walked = lambda t: 1.0 * t  # noqa: E731
+
+    def walked(t: float) -> float:
+        return 1.0 * t
+
     t, next_frame, latency = 0.0, 0.0, 0.33
     while t < 12.0:
         if t >= next_frame + latency - 1e-9:

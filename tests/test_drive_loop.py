@@ -434,3 +434,26 @@ def test_detector_starting_or_briefly_without_frame_leaves_it_to_the_deadman() -
     rig.run_until(last + 1.0)
     safe_at = next(t for t, state in rig.states if t > last and state is State.SAFE)
     assert safe_at == pytest.approx(last + rig.loop.limits.deadman_s)  # the dead-man, as without the message
+
+
+def test_a_stream_that_slows_down_mid_run_slows_the_car_without_a_deadman_trip() -> None:
+    rig = Rig()
+    start, t = rig.clock.now, 0.0
+    segments = []
+    for fps in (10, 5, 3, 2):  # the detector slows down, one step a second and a half
+        stop = t + 1.5
+        last = rig.play(lambda _t: [person(0.5, 0.1)], t, stop, fps=fps, latency_s=1 / fps)  # far: full speed wanted
+        t = last - start + 1 / fps
+        segments.append((fps, last))
+    limits = []
+    for fps, last in segments:
+        rig.run_until(last + 0.01)
+        status = rig.status()
+        assert status["state"] == "FOLLOWING", (fps, status["state"])
+        assert status["estimate"] is not None and status["estimate"]["range_m"] > 5
+        jsonschema.validate(status, SCHEMA)  # the estimate, the limits and target_faster are in the drive schema
+        assert decode_status(rig.published[-1]).estimate is not None
+        limits.append(status["limits"]["speed_limit_mps"])
+        assert rig.chassis.throttle * DriveConfig().top_speed_mps <= status["limits"]["speed_limit_mps"] + 1e-9
+    assert State.SAFE not in [s for when, s in rig.states if when > start + 1.0]  # armed once, never tripped
+    assert limits[-1] < limits[0] and limits == sorted(limits, reverse=True)

@@ -26,7 +26,7 @@ RATES = (2.0, 3.0, 5.0, 10.0)
 CFG = DriveConfig()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def summary(kind: str, speed: float, fps: float, seed: int, off: float = 0.0, which: tuple[str, ...] = ASSUMPTIONS) -> dict:
     drive, picar = drive_config_for(), PicarBConfig(min_duty=15.0)
     if off:

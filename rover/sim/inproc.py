@@ -106,8 +106,8 @@ class WorldStream:
             if done and not self.dead:
                 frame = done[-1]  # conflate: the newest
                 self.published.append(Frame(frame.seq, frame.t_capture, world.t, frame.detections))
-                capture_ns = int(round((_T0 + frame.t_capture) * 1e9))
-                msg = frame_message(frame, capture_ns, 1.7e9 + frame.t_capture, int(round((_T0 + world.t) * 1e9)),
+                capture_ns = round((_T0 + frame.t_capture) * 1e9)
+                msg = frame_message(frame, capture_ns, 1.7e9 + frame.t_capture, round((_T0 + world.t) * 1e9),
                                     world.camera, world.detector)
                 return messages.encode(msg)
         return None
@@ -188,7 +188,7 @@ def skewed(drive: DriveConfig, picar: PicarBConfig, factor: float,
     """
     unknown = set(which) - set(ASSUMPTIONS)
     if unknown:
-        raise ValueError(f"unknown assumption {sorted(unknown)[0]!r}: choose from {', '.join(ASSUMPTIONS)}")
+        raise ValueError(f"unknown assumption {min(unknown)!r}: choose from {', '.join(ASSUMPTIONS)}")
     changes: dict[str, float] = {}
     if "person_height" in which:
         changes["person_height_m"] = drive.person_height_m * (1 + factor)

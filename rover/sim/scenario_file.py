@@ -61,7 +61,7 @@ def load(path: Path) -> tuple[Scenario, DetectorModel, int]:
         raise ValueError(f"--scenario-file {path} is not valid TOML: {exc}") from None
     unknown = set(data) - _TOP
     if unknown:
-        raise ValueError(f"{path}: unknown key {sorted(unknown)[0]!r}: known keys are {', '.join(sorted(_TOP))}")
+        raise ValueError(f"{path}: unknown key {min(unknown)!r}: known keys are {', '.join(sorted(_TOP))}")
     people = data.get("person")
     if not isinstance(people, list) or not people:
         raise ValueError(f"{path}: at least one [[person]] is needed (the first is the one followed)")
