@@ -155,7 +155,7 @@ def test_a_1000_box_message_costs_a_bounded_number_of_comparisons() -> None:
     target = (0.40, 0.30, 0.50, 0.70)
     costs = {}
     for n in (10, 1000):
-        tracker = CountingTracker(lock_frames=1, max_boxes=16)
+        tracker = CountingTracker(lock_frames=1)  # the default max_boxes, 16
         tracker.update([(target, 0.6)], now=0.0)
         others = crowd(n)
         tracker.update([*others, (target, 0.6)], now=0.1)  # the previous message's boxes become "others"
