@@ -52,3 +52,28 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert (config.follow, config.max_throttle) == ("dog", 0.3)
     config = with_overrides(config, follow="person", max_throttle=None, backend="log")
     assert (config.follow, config.max_throttle, config.backend) == ("person", 0.3, "log")
+
+
+@pytest.mark.parametrize(("key", "replacement"), [("target_height = 0.6", "follow_distance_m"),
+                                                  ("speed_gain = 1.5", "range_gain"),
+                                                  ("steer_kp = 1.2", "steer_gain"),
+                                                  ("latency_nominal_s = 0.15", "travel_bound_m")])
+def test_an_old_config_key_is_refused_naming_its_replacement(tmp_path: Path, key: str, replacement: str) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "rover.toml"
+    path.write_text(f"[drive]\n{key}\n")
+    with pytest.raises(ConfigError, match=f"was removed: use {replacement}"):
+        load_sections(path, {"drive": DriveConfig})
+    done = subprocess.run([sys.executable, "-m", "rover.drive", "--config", str(path), "--backend", "log"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 78
+    assert done.stderr.strip().count("\n") == 0 and replacement in done.stderr
+
+
+def test_the_follow_distance_keeps_a_stop_on_old_information_outside_the_stop_distance(tmp_path: Path) -> None:
+    path = tmp_path / "rover.toml"
+    path.write_text("[drive]\nfollow_distance_m = 2.0\nstop_distance_m = 1.0\ntravel_bound_m = 1.5\n")
+    with pytest.raises(ConfigError, match="follow_distance_m .* at least stop_distance_m \\+ travel_bound_m"):
+        load_sections(path, {"drive": DriveConfig})

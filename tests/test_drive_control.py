@@ -1,155 +1,129 @@
-"""The control law with plain numbers: steering sign, dead-band, PD, speed law, ramps, latency scaling."""
+"""The control law with plain numbers: feed-forward speed, stop distance, limits, old information, steering, head."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 from rover.drive.config import DriveConfig
-from rover.drive.control import (
-    Controller,
-    LatencyScale,
-    SteeringPD,
-    apply_deadband,
-    horizontal_offset,
-    ramp_throttle,
-    speed_from_height,
-)
+from rover.drive.control import Controller, apply_deadband, ramp_throttle
+from rover.drive.limits import Limits
 from rover.drive.states import State
+from tests.test_drive_estimate import box_of
 
 CFG = DriveConfig()
+LIMITS = Limits(max_age_s=0.45, deadman_s=0.55, stop_time_s=0.2, travel_bound_m=1.5)  # ~3 frames/s
+DT = 0.05
 
 
-def test_offset_is_positive_for_a_target_left_of_centre() -> None:
-    assert horizontal_offset(0.25) == pytest.approx(0.5)
-    assert horizontal_offset(0.75) == pytest.approx(-0.5)
-    assert horizontal_offset(0.5) == 0.0
+def follow(ctl: Controller, distance, seconds: float, fps: float = 3.0, latency: float = 0.33,
+           state: State = State.FOLLOWING, u: float = 0.5, limits: Limits = LIMITS, t0: float = 0.0) -> float:
+    """Tick the controller at 20 Hz for ``seconds``; frames of a person at ``distance(t)`` arrive ``latency`` late."""
+    t, next_frame = t0, t0
+    while t < t0 + seconds - 1e-9:
+        if t >= next_frame + latency - 1e-9:
+            ctl.observe(box_of(distance(next_frame), u=u), next_frame)
+            next_frame += 1 / fps
+        ctl.output(state, t, DT, limits)
+        t += DT
+    return t
 
 
-def test_deadband_ignores_small_offsets_and_has_no_step() -> None:
-    assert apply_deadband(0.04, 0.05) == 0.0
-    assert apply_deadband(-0.05, 0.05) == 0.0
-    assert apply_deadband(0.0501, 0.05) == pytest.approx(0.0001 / 0.95)
-    assert apply_deadband(-1.0, 0.05) == -1.0
+def test_deadband_and_ramps() -> None:
+    assert apply_deadband(0.01, 0.05) == 0.0 and apply_deadband(0.07, 0.05) == pytest.approx(0.02)
+    assert ramp_throttle(0.0, 1.0, 0.1, 1.0, 2.0) == pytest.approx(0.1)
+    assert ramp_throttle(0.5, 0.0, 0.1, 1.0, 2.0) == pytest.approx(0.3)
 
 
-def test_person_left_of_centre_steers_left_and_right_steers_right() -> None:
-    pd = SteeringPD(kp=1.2, kd=0.0, ki=0.0, deadband=0.05)
-    assert pd.update(horizontal_offset(0.3), t=0.0) > 0
-    pd.reset()
-    assert pd.update(horizontal_offset(0.7), t=0.0) < 0
-
-
-def test_derivative_damps_an_offset_that_is_shrinking() -> None:
-    pd = SteeringPD(kp=1.0, kd=0.2, ki=0.0, deadband=0.0)
-    pd.update(0.6, t=0.0)
-    damped = pd.update(0.4, t=0.1)  # moving towards centre at 2/s
-    assert damped == pytest.approx(0.4 - 0.2 * 2.0)
-
-
-def test_integral_accumulates_and_resets_when_the_target_is_lost() -> None:
-    pd = SteeringPD(kp=0.0, kd=0.0, ki=0.5, deadband=0.0)
-    pd.update(0.2, t=0.0)
-    for i in range(1, 11):
-        out = pd.update(0.2, t=0.1 * i)
-    assert out == pytest.approx(0.5 * 0.2 * 1.0)
-    pd.reset()
-    assert pd.update(0.2, t=5.0) == 0.0  # no memory left after reset
-
-
-def test_far_target_gives_forward_throttle_close_target_gives_zero() -> None:
-    assert speed_from_height(0.2, CFG) == pytest.approx(min(1.5 * (0.6 - 0.2) / 0.6, 0.6))
-    assert 0 < speed_from_height(0.5, CFG) < speed_from_height(0.3, CFG)
-    assert speed_from_height(0.6, CFG) == 0.0
-    assert speed_from_height(0.95, CFG) == 0.0  # never reverse unless configured
-
-
-def test_reverse_only_when_configured_and_limited() -> None:
-    cfg = dataclasses.replace(CFG, allow_reverse=True, max_reverse=0.3)
-    assert speed_from_height(0.7, cfg) == 0.0  # within the margin: just stop
-    assert speed_from_height(0.99, cfg) == pytest.approx(-min(1.5 * (0.99 - 0.75) / 0.6, 0.3))
-
-
-def test_throttle_ramps_up_slowly_and_brakes_faster() -> None:
-    up = ramp_throttle(0.0, 0.6, dt=0.05, accel_per_s=1.0, decel_per_s=2.0)
-    assert up == pytest.approx(0.05)
-    down = ramp_throttle(0.6, 0.0, dt=0.05, accel_per_s=1.0, decel_per_s=2.0)
-    assert down == pytest.approx(0.5)
-    reverse = ramp_throttle(0.05, -0.5, dt=0.05, accel_per_s=1.0, decel_per_s=2.0)
-    assert reverse == pytest.approx(-0.05)  # through zero at the braking rate
-
-
-def test_latency_scale_lowers_gains_for_a_slow_model() -> None:
-    scale = LatencyScale(nominal_s=0.15, min_scale=0.25, smoothing=1.0)
-    assert scale.update(0.1) == 1.0
-    assert scale.update(0.3) == pytest.approx(0.5)
-    assert scale.update(5.0) == 0.25  # bounded below
-
-
-def test_controller_is_gentler_with_a_slow_model() -> None:
-    fast, slow = Controller(CFG), Controller(CFG)
-    for i in range(5):
-        fast.observe(centre_x=0.2, height=0.1, t_capture=0.1 * i, latency_s=0.05)
-        slow.observe(centre_x=0.2, height=0.1, t_capture=0.1 * i, latency_s=0.6)
-    assert slow.scale < fast.scale == 1.0
-    assert 0 < slow.wanted.steering < fast.wanted.steering
-    assert 0 < slow.wanted.throttle < fast.wanted.throttle
-    for _ in range(40):  # two seconds of ticks: both reach their speed limit
-        fast.output(State.FOLLOWING, 0.0, 0.05)
-        slow.output(State.FOLLOWING, 0.0, 0.05)
-    assert slow.current.throttle == pytest.approx(CFG.max_throttle * slow.scale)
-    assert fast.current.throttle == pytest.approx(CFG.max_throttle)
-
-
-def test_steering_is_rate_limited() -> None:
+def test_feed_forward_matches_a_walkers_speed_at_the_follow_distance() -> None:
     ctl = Controller(CFG)
-    ctl.observe(centre_x=0.0, height=0.3, t_capture=0.0, latency_s=0.05)
-    assert ctl.wanted.steering == 1.0
-    out = ctl.output(State.FOLLOWING, 0.0, 0.05)
-    assert out.steering == pytest.approx(CFG.steer_rate_per_s * 0.05)
+    # the person keeps 2.5 m ahead of a car that drives as commanded: gap = 2.5 + (walked - driven)
+
+    def walked(t: float) -> float:
+        return 1.0 * t
+
+    t, next_frame, latency = 0.0, 0.0, 0.33
+    while t < 12.0:
+        if t >= next_frame + latency - 1e-9:
+            ctl.observe(box_of(2.5 + walked(next_frame) - ctl.odometer.at(next_frame)[0]), next_frame)
+            next_frame += 1 / 3
+        ctl.output(State.FOLLOWING, t, DT, LIMITS)
+        t += DT
+    speed = ctl.current.throttle * CFG.top_speed_mps
+    assert speed == pytest.approx(1.0, abs=0.1)
+    assert ctl.estimate is not None and ctl.estimate.target_speed_mps == pytest.approx(1.0, abs=0.1)
+    assert ctl.estimate.range_m == pytest.approx(2.5, abs=0.35)
+    assert not ctl.faster
 
 
-def test_lost_coasts_with_neutral_steering_and_slowing() -> None:
+def test_never_drives_towards_a_person_nearer_than_the_stop_distance() -> None:
     ctl = Controller(CFG)
-    ctl.observe(centre_x=0.3, height=0.2, t_capture=0.0, latency_s=0.05)
-    for _ in range(30):
-        ctl.output(State.FOLLOWING, 0.0, 0.05)
-    moving = ctl.current
-    ctl.target_missing()
-    coast = ctl.output(State.LOST, 0.0, 0.05)
-    assert 0 < coast.throttle < moving.throttle
-    assert abs(coast.steering) < abs(moving.steering)
-    for _ in range(20):
-        coast = ctl.output(State.LOST, 0.0, 0.05)
-    assert coast.throttle == 0.0 and coast.steering == 0.0
+    follow(ctl, lambda t: 0.9, 3.0)
+    assert ctl.current.throttle == 0.0
+    assert ctl.safe_speed(0.9, LIMITS) == 0.0
+    assert ctl.safe_speed(2.5, LIMITS) == pytest.approx(1.5 / (LIMITS.horizon_s + 0.2))
 
 
-def test_safe_drops_to_neutral_at_once() -> None:
+def test_a_person_faster_than_the_car_gives_the_speed_limit_and_the_flag() -> None:
     ctl = Controller(CFG)
-    ctl.observe(centre_x=0.1, height=0.1, t_capture=0.0, latency_s=0.05)
-    for _ in range(30):
-        ctl.output(State.FOLLOWING, 0.0, 0.05)
+    slow = Limits(0.6, 1.0, 0.2, 1.5)  # 2 frames/s: limit 1.5 / 1.8 = 0.83 m/s
+    t, next_frame = 0.0, 0.0
+    while t < 8.0:
+        if t >= next_frame + 0.5 - 1e-9:
+            ctl.observe(box_of(3.0 + 1.3 * next_frame - ctl.odometer.at(next_frame)[0]), next_frame)
+            next_frame += 0.5
+        ctl.output(State.FOLLOWING, t, DT, slow)
+        t += DT
+    assert ctl.faster
+    assert ctl.current.throttle * CFG.top_speed_mps == pytest.approx(slow.speed_limit_mps, rel=1e-6)
+
+
+def test_old_information_stops_the_car_within_the_travel_bound() -> None:
+    ctl = Controller(CFG)
+    limits = Limits(0.6, 1.0, 0.2, 1.5)  # 2 frames/s: 0.83 m/s
+    t = follow(ctl, lambda t: 6.0 + 1.0 * t, 6.0, fps=2.0, latency=0.5, limits=limits)  # far, walking away: at the limit
+    assert ctl.current.throttle * CFG.top_speed_mps == pytest.approx(limits.speed_limit_mps, rel=1e-6)
+    last = ctl.target_capture
+    start = ctl.odometer.at(last)[0]
+    while t < last + limits.horizon_s + 0.5:  # no more frames of the person (LOST, or the detector died)
+        ctl.output(State.LOST, t, DT, limits)
+        t += DT
+    assert ctl.current.throttle == 0.0
+    stopped = next(row[0] for row in ctl.odometer.history if row[0] > last and row[1] == ctl.odometer.distance)
+    assert stopped <= last + limits.horizon_s + DT
+    travelled = ctl.odometer.distance - start + ctl.current.throttle * CFG.top_speed_mps * limits.stop_time_s
+    assert travelled + limits.speed_limit_mps * limits.stop_time_s <= limits.travel_bound_m + 1e-6
+
+
+def test_steers_towards_the_bearing_and_the_head_points_at_the_person() -> None:
+    ctl = Controller(CFG)  # pan_follow on by default
+    follow(ctl, lambda t: 3.0, 2.0, u=0.3)  # left of centre
+    assert ctl.current.steering > 0 and ctl.current.pan > 0
+    assert ctl.estimate is not None and ctl.estimate.bearing_rad > 0
+    right = Controller(dataclasses.replace(CFG, pan_follow=False))
+    follow(right, lambda t: 3.0, 2.0, u=0.8)
+    assert right.current.steering < 0 and right.current.pan == 0.0
+
+
+def test_steering_is_rate_limited_and_safe_is_neutral_at_once() -> None:
+    ctl = Controller(dataclasses.replace(CFG, pan_follow=False))
+    ctl.observe(box_of(3.0, u=0.02), 0.0)
+    out = ctl.output(State.FOLLOWING, 0.0, DT, LIMITS)
+    assert out.steering == pytest.approx(CFG.steer_rate_per_s * DT)
+    follow(ctl, lambda t: 5.0, 2.0)
     assert ctl.current.throttle > 0
     ctl.reset()
-    assert ctl.output(State.SAFE, 0.0, 0.05) == ctl.output(State.SAFE, 0.0, 0.05)
+    assert ctl.output(State.SAFE, 3.0, DT, LIMITS) == ctl.output(State.SAFE, 3.05, DT, LIMITS)
     assert ctl.current.throttle == 0.0 and ctl.current.steering == 0.0
 
 
 def test_bumper_blocks_forward_without_ramp() -> None:
     ctl = Controller(CFG)
-    ctl.observe(centre_x=0.5, height=0.1, t_capture=0.0, latency_s=0.05)
-    for _ in range(30):
-        ctl.output(State.FOLLOWING, 0.0, 0.05)
-    assert ctl.output(State.FOLLOWING, 0.0, 0.05, forward_blocked=True).throttle == 0.0
-
-
-def test_pan_follow_turns_the_head_towards_the_target_and_steering_follows() -> None:
-    ctl = Controller(dataclasses.replace(CFG, pan_follow=True))
-    for _ in range(5):
-        ctl.observe(centre_x=0.3, height=0.3, t_capture=0.0, latency_s=0.05)
-        out = ctl.output(State.FOLLOWING, 0.0, 0.05)
-    assert out.pan > 0 and out.steering > 0
+    t = follow(ctl, lambda t: 5.0, 2.0)
+    assert ctl.current.throttle > 0
+    assert ctl.output(State.FOLLOWING, t, DT, LIMITS, forward_blocked=True).throttle == 0.0
 
 
 def test_search_sweeps_the_head_within_its_limit_with_the_car_stopped() -> None:
@@ -157,8 +131,9 @@ def test_search_sweeps_the_head_within_its_limit_with_the_car_stopped() -> None:
     ctl = Controller(cfg)
     pans = []
     for i in range(200):  # 10 s
-        out = ctl.output(State.SEARCH, 0.05 * i, 0.05)
+        out = ctl.output(State.SEARCH, 0.05 * i, 0.05, LIMITS)
         assert out.throttle == 0.0
         pans.append(out.pan)
     assert max(pans) == pytest.approx(0.8) and min(pans) == pytest.approx(-0.8)
     assert all(abs(b - a) <= 0.5 * 0.05 + 1e-9 for a, b in zip(pans, pans[1:]))
+    assert math.isfinite(sum(pans))

@@ -127,3 +127,53 @@ def test_a_one_frame_ghost_after_the_loss_does_not_relock_consistent_frames_do()
     assert tracker.update([(back[1], 0.8)], now=3.25) is None
     target = tracker.update([(back[2], 0.8)], now=3.5)
     assert target is not None and target.box == back[2] and tracker.locked
+
+
+class CountingTracker(TargetTracker):
+    """Counts box comparisons: the matching cost, without timing anything."""
+
+    comparisons = 0
+
+    def change(self, last: Box, box: Box) -> float | None:
+        self.comparisons += 1
+        return super().change(last, box)
+
+
+def crowd(n: int, seed: int = 1) -> list[tuple[Box, float]]:
+    """``n`` person boxes scattered over the frame, scores 0.5-0.99."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        x, y, h = rng.uniform(0, 0.9), rng.uniform(0, 0.5), rng.uniform(0.1, 0.5)
+        out.append(((x, y, x + h / 3, y + h), rng.uniform(0.5, 0.99)))
+    return out
+
+
+def test_a_1000_box_message_costs_a_bounded_number_of_comparisons() -> None:
+    target = (0.40, 0.30, 0.50, 0.70)
+    costs = {}
+    for n in (10, 1000):
+        tracker = CountingTracker(lock_frames=1)  # the default max_boxes, 16
+        tracker.update([(target, 0.6)], now=0.0)
+        others = crowd(n)
+        tracker.update([*others, (target, 0.6)], now=0.1)  # the previous message's boxes become "others"
+        tracker.comparisons = 0
+        seen = tracker.update([*crowd(n, seed=2), ((0.41, 0.30, 0.51, 0.70), 0.55)], now=0.2)
+        assert seen is not None and seen.box == (0.41, 0.30, 0.51, 0.70)  # the target is still found among them
+        costs[n] = tracker.comparisons
+    # 16 kept boxes against the target and 16 kept others: at most 16 + 16 * 16 + 16 comparisons, whatever n
+    assert costs[1000] <= 16 + 16 * 16 + 16, costs
+
+
+def test_prefilter_keeps_the_best_scores_and_the_boxes_near_the_target() -> None:
+    from rover.drive.tracker import prefilter
+
+    target = (0.40, 0.30, 0.50, 0.70)
+    near = ((0.41, 0.30, 0.51, 0.70), 0.51)  # lowest score of all, but where the target is
+    best = ((0.0, 0.0, 0.05, 0.2), 0.999)
+    boxes = [*crowd(500), near, best]
+    kept = prefilter(boxes, [target], 8)
+    assert len(kept) == 8 and near in kept and best in kept
+    assert prefilter(boxes[:5], [target], 8) == boxes[:5]

@@ -14,6 +14,7 @@ import pytest
 from rover.core import messages
 from rover.core.errors import EXIT_CONFIG, MessageError
 from rover.sim.chassis import ENV_ENDPOINT
+from rover.sim.noise import DetectorModel
 from rover.sim.runner import Endpoints, run
 from rover.sim.scenarios import PersonPath, Scenario
 from rover.stream.record import to_line
@@ -115,7 +116,7 @@ def test_record_a_simulated_run_replay_it_and_the_drive_sees_the_same_sequence(t
         return subprocess.Popen([sys.executable, "-m", "rover.stream.record", "--out", str(original),
                                  "--detections", ends.detections, "--drive", ends.status])
 
-    run(SHORT, tmp_path / "sim", seed=0, record=recorder)
+    run(SHORT, tmp_path / "sim", seed=0, record=recorder, detector=DetectorModel(fps=4.0))  # 4 frames/s: enough messages in 5.5 s
     recorded = _lines(original)
     detections = [r["message"] for r in recorded if r["topic"] == "detections"]
     drive_before = [r["message"] for r in recorded if r["topic"] == "drive"]

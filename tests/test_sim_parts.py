@@ -152,8 +152,11 @@ def test_the_picture_shows_both_paths_and_the_lost_moment() -> None:
 
     plain = render(trace, people, [], None, "t")
     marked = render(trace, people, [2.0], None, "t")
-    assert plain.shape == (800, 800, 3) and plain.dtype == np.uint8
-    assert has(plain, GREEN) and has(plain, BLUE)
+    assert plain.shape == (800 + 260, 800, 3) and plain.dtype == np.uint8
+    assert has(plain[:800], GREEN) and has(plain[:800], BLUE)
     red_plain = np.all(plain == np.array(RED, np.uint8), axis=-1).sum()
     red_marked = np.all(marked == np.array(RED, np.uint8), axis=-1).sum()
     assert red_marked > red_plain + 20  # two crosses: on the car's and the person's path
+    with_band = render(trace, people, [], None, "t", band=(2.0, 3.5), stop_m=1.0)
+    strip = with_band[800:]
+    assert has(strip, (215, 240, 215)) and has(strip, RED) and has(strip, BLUE)  # band, stop distance, throttle

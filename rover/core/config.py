@@ -95,7 +95,10 @@ def from_dict(cls: type[T], data: Any, prefix: str, where: str = "") -> T:
         raise ConfigError(f"{prefix} must be a table{where}, not {_type_name(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    removed = getattr(cls, "REMOVED_KEYS", {})
     for key in data:
+        if key not in fields and key in removed:
+            raise ConfigError(f"{prefix}.{key}{where} was removed: use {removed[key]}")
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown key {prefix}.{key}{where}: known keys are {known}")

@@ -1,134 +1,94 @@
-"""The control law: steering, speed and head commands from the locked target.
+"""The control law: speed, steering and head commands from the estimated target.
 
-All pure arithmetic on plain floats (units as in ``rover.hw.chassis``: steering
--1 right .. +1 left, throttle -1 .. +1, pan -1 right .. +1 left).
+Pure arithmetic on plain floats; time passed in (seconds of the loop's
+clock). Units as in ``rover.hw.chassis``: steering -1 right .. +1 left,
+throttle -1 .. +1, pan -1 right .. +1 left.
 
-- Steering: PD (optional I) on the target's horizontal offset, ``+1`` when the
-  target's centre is at the left edge of the frame, so a target on the left
-  steers left. A dead-band ignores small offsets; the integral is reset
-  whenever the target is lost; the command is rate-limited.
-- Speed: the box height is the distance proxy. Below ``target_height`` the car
-  approaches, proportionally to the relative height error, up to the speed
-  limit; at or above it the car stops; it reverses only if configured. The
-  throttle follows an acceleration ramp.
-- Latency scaling: detections that arrive late describe the past. The gains
-  and the speed limit are multiplied by ``nominal / latency`` (at most 1, at
-  least ``latency_min_scale``), so a slow model gives a slower, stable car
-  instead of an oscillating one.
+Estimation (:meth:`Controller.observe`, once per fresh detection of the
+locked target): the box becomes a range and bearing
+(:mod:`rover.drive.estimate`, with the head's pan at the capture time). Two
+constant-velocity Kalman filters over the capture times
+(:mod:`rover.drive.kalman`) follow the bearing (in the car's frame) and the
+person's position along the line of sight *in the car's odometry frame*
+(range plus the distance the car had driven towards them by that capture,
+from the commanded speeds), so the range filter's rate is the person's own
+speed along the line of sight, not the difference of two moving things.
+
+Control (:meth:`Controller.output`, every tick), on the estimate predicted
+to *now* (which compensates the age of the detection):
+
+- speed wanted = the person's speed along the line of sight
+  + ``range_gain`` x (range - ``follow_distance_m``) (feed-forward plus a
+  damped correction), never more than the speed limit of the stream
+  (:class:`rover.drive.limits.Limits`), the ``max_throttle`` cap, nor
+  ``(range - stop_distance_m) / (horizon + stop_time)``, the speed from
+  which the car still stops outside the stop distance if the information
+  stops now, and 0 while the newest box has the person's head cut by the
+  frame's top (they are nearer than ~2 m: a fact of the pixels that no wrong
+  assumption about height or focal length can move). Throttle = speed / ``top_speed_mps`` (linear, since the
+  backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
+  band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
+  every cap applies at once.
+- When the person's own speed exceeds the car's limit for a second the car
+  drives at the limit and :attr:`Controller.faster` says so (cleared below
+  90 % of it).
+- Once the newest capture of the person is older than the information
+  horizon (freshness limit + dead-man), the throttle is 0 at once: together
+  with the speed limit, the car stops within ``travel_bound_m`` of where it
+  was at that capture, whether the person vanished or the detector died.
+- Steering: a turn rate ``steer_gain`` x bearing + ``steer_rate_gain`` x
+  the person's bearing rate (in the odometry frame, so the car's own turning
+  is not mistaken for theirs), turned into a wheel angle by the bicycle model
+  (``atan(rate x wheelbase / speed)``), after a dead-band, rate-limited. A
+  wheel angle, not a bearing, sets the turn rate, and the PiCar-B's short
+  wheelbase turns fast: 0.4 of steering at 1 m/s is ~100 deg/s. With
+  ``pan_follow`` the head points at the estimated bearing.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from rover.drive.config import DriveConfig
-from rover.drive.states import State
+from rover.drive.estimate import CameraGeometry, observe
+from rover.drive.kalman import CVFilter
+from rover.drive.limits import Limits
+from rover.drive.states import EPSILON_S, State
+
+#: Filter tuning (not config: properties of walking people and of box noise).
+RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
+BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
+RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
+BEARING_NOISE_RAD = 0.02
+MAX_PERSON_SPEED_MPS = 3.0
+MAX_BEARING_RATE = 2.0  # rad/s
+MAX_EXTRAPOLATION_S = 1.0
+MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
+FASTER_CLEAR = 0.9
+FASTER_AFTER_S = 1.0  # the person's speed must exceed the limit this long before the flag is raised
 
 
 def clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
     return max(low, min(high, value))
 
 
-def horizontal_offset(centre_x: float) -> float:
-    """Offset of a box centre from the frame centre: +1 left edge .. -1 right edge."""
-    return clamp((0.5 - centre_x) * 2.0)
-
-
-def apply_deadband(error: float, band: float) -> float:
-    """Zero inside ``band``, then continuous (no step at the band's edge)."""
-    size = abs(error)
-    if size <= band:
+def apply_deadband(value: float, deadband: float) -> float:
+    """Zero inside the dead-band, continuous outside it (no step at the edge)."""
+    if abs(value) <= deadband:
         return 0.0
-    return math.copysign((size - band) / (1.0 - band), error) if band < 1.0 else 0.0
+    return value - math.copysign(deadband, value)
 
 
-def rate_limit(current: float, target: float, max_step: float) -> float:
-    """Move ``current`` towards ``target`` by at most ``max_step``."""
-    return current + clamp(target - current, -max_step, max_step)
+def rate_limit(current: float, wanted: float, max_step: float) -> float:
+    return current + clamp(wanted - current, -max_step, max_step)
 
 
-def ramp_throttle(current: float, target: float, dt: float, accel_per_s: float, decel_per_s: float) -> float:
-    """Throttle ramp: speeding up at ``accel_per_s``, slowing down at ``decel_per_s``.
-
-    A change of direction first slows to 0 at the braking rate.
-    """
-    speeding_up = abs(target) > abs(current) and (current == 0.0 or math.copysign(1, target) == math.copysign(1, current))
-    return rate_limit(current, target, (accel_per_s if speeding_up else decel_per_s) * dt)
-
-
-class LatencyScale:
-    """Smoothed detection latency (seconds) and the gain scale it allows.
-
-    ``scale = clamp(nominal / latency, min_scale, 1)``: a model twice as slow
-    as the nominal latency halves the gains and the speed limit.
-    """
-
-    def __init__(self, nominal_s: float, min_scale: float, smoothing: float) -> None:
-        self.nominal_s = nominal_s
-        self.min_scale = min_scale
-        self.smoothing = smoothing
-        self.latency_s: float | None = None
-
-    def update(self, latency_s: float) -> float:
-        latency_s = max(0.0, latency_s)
-        if self.latency_s is None:
-            self.latency_s = latency_s
-        else:
-            self.latency_s += self.smoothing * (latency_s - self.latency_s)
-        return self.scale
-
-    @property
-    def scale(self) -> float:
-        if self.latency_s is None or self.latency_s <= self.nominal_s:
-            return 1.0
-        return clamp(self.nominal_s / self.latency_s, self.min_scale, 1.0)
-
-
-class SteeringPD:
-    """PD (plus optional I) on the horizontal offset, updated once per detection.
-
-    The derivative uses the capture times of consecutive detections (seconds),
-    so a slow model does not inflate it; the integral is clamped so its term
-    never exceeds full lock, and :meth:`reset` clears both memories.
-    """
-
-    def __init__(self, kp: float, kd: float, ki: float, deadband: float) -> None:
-        self.kp, self.kd, self.ki, self.deadband = kp, kd, ki, deadband
-        self.integral = 0.0
-        self._last: tuple[float, float] | None = None  # (time, error)
-
-    def reset(self) -> None:
-        self.integral = 0.0
-        self._last = None
-
-    def update(self, offset: float, t: float, scale: float = 1.0) -> float:
-        error = apply_deadband(offset, self.deadband)
-        derivative = 0.0
-        if self._last is not None and t > self._last[0]:
-            dt = t - self._last[0]
-            derivative = (error - self._last[1]) / dt
-            if self.ki > 0:
-                self.integral = clamp(self.integral + error * dt, -1.0 / self.ki, 1.0 / self.ki)
-        self._last = (t, error)
-        return clamp(scale * (self.kp * error + self.kd * derivative) + self.ki * self.integral)
-
-
-def speed_from_height(height: float, config: DriveConfig, scale: float = 1.0) -> float:
-    """Throttle wanted for a target box ``height`` (fraction of the frame).
-
-    Far (small box): forward, ``speed_gain * (target - h) / target``, capped at
-    ``max_throttle * scale``. Close enough (``h >= target_height``): 0. Much
-    closer than ``target_height + reverse_margin``: reverse, only with
-    ``allow_reverse``.
-    """
-    target = config.target_height
-    if height < target:
-        return min(config.speed_gain * (target - height) / target, config.max_throttle * scale)
-    if config.allow_reverse and height > target + config.reverse_margin:
-        excess = (height - target - config.reverse_margin) / target
-        return -min(config.speed_gain * excess, config.max_reverse * scale)
-    return 0.0
+def ramp_throttle(current: float, wanted: float, dt: float, accel_per_s: float, decel_per_s: float) -> float:
+    """Move ``current`` towards ``wanted``: slowly when speeding up, faster when slowing down."""
+    speeding_up = abs(wanted) > abs(current) and (current == 0.0 or math.copysign(1.0, wanted) == math.copysign(1.0, current))
+    return rate_limit(current, wanted, (accel_per_s if speeding_up else decel_per_s) * dt)
 
 
 @dataclass(frozen=True)
@@ -143,68 +103,167 @@ class Commands:
 NEUTRAL = Commands()
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """The target now: range (m), bearing (rad, left > 0), their rates, the person's own speed along the line of sight."""
+
+    range_m: float
+    bearing_rad: float
+    range_rate_mps: float
+    bearing_rate_rad_s: float
+    target_speed_mps: float
+
+
+class Odometer:
+    """Distance driven towards the target and head pan over time, from the commands (for the capture times)."""
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self.history: deque[tuple[float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad)
+        self.distance = 0.0
+        self.yaw = 0.0
+
+    def record(self, t: float, pan: float) -> None:
+        self.history.append((t, self.distance, pan, self.yaw))
+        while len(self.history) > 2 and self.history[1][0] < t - self.keep_s:
+            self.history.popleft()
+
+    def at(self, t: float) -> tuple[float, float, float]:
+        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
+        if not self.history:
+            return self.distance, 0.0, self.yaw
+        best = self.history[0]
+        for row in self.history:
+            if row[0] > t:
+                break
+            best = row
+        return best[1], best[2], best[3]
+
+
 class Controller:
-    """Turns target observations and the state into ramped chassis commands."""
+    """Turns target observations, the state and the limits into ramped chassis commands."""
 
     def __init__(self, config: DriveConfig) -> None:
         self.config = config
-        self.pd = SteeringPD(config.steer_kp, config.steer_kd, config.steer_ki, config.steer_deadband)
-        self.latency = LatencyScale(config.latency_nominal_s, config.latency_min_scale, config.latency_smoothing)
+        self.camera = CameraGeometry(config.camera_hfov_deg, config.camera_vfov_deg, config.camera_height_m,
+                                     config.camera_tilt_deg, config.pan_range_deg)
+        self.range_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)
+        self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
+        self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
+        self.target_capture: float | None = None  # capture time of the newest frame showing the target
+        self.head_cut = False  # the newest box of the target has its top edge cut: too near to approach
+        self.estimate: Estimate | None = None
+        self.speed_limit_mps = 0.0
+        self.faster = False
+        self._faster_since: float | None = None
         self._search_started: float | None = None
         self._search_direction = 1.0
 
-    @property
-    def scale(self) -> float:
-        return self.latency.scale
-
-    def observe(self, centre_x: float, height: float, t_capture: float, latency_s: float) -> None:
-        """A fresh detection of the locked target (capture time and latency in seconds)."""
-        scale = self.latency.update(latency_s)
-        offset = horizontal_offset(centre_x)
-        throttle = speed_from_height(height, self.config, scale)
-        if self.config.pan_follow:
-            pan = clamp(self.current.pan + self.config.pan_gain * scale * offset)
-            steering = clamp(self.config.pan_to_steer * pan)
-        else:
-            pan = 0.0
-            steering = self.pd.update(offset, t_capture, scale)
-        self.wanted = Commands(throttle, steering, pan)
+    def observe(self, box: tuple[float, float, float, float], t_capture: float) -> None:
+        """A fresh detection of the locked target, captured at ``t_capture``."""
+        driven, pan, yaw = self.odometer.at(t_capture)
+        obs = observe(box, self.camera, self.config.person_height_m, pan)
+        sigma = RANGE_NOISE * max(obs.range_m, 0.3)
+        self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
+        self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
+        if self.target_capture is None or t_capture >= self.target_capture:
+            self.head_cut = obs.head_cut
+        self.target_capture = t_capture if self.target_capture is None else max(self.target_capture, t_capture)
 
     def target_missing(self) -> None:
-        """The target was not in a fresh message: forget the PD memory, coast."""
-        self.pd.reset()
-        self.wanted = Commands(0.0, 0.0, self.current.pan)
+        """A fresh message without the target: the estimate coasts on its prediction (see :meth:`output`)."""
 
     def reset(self) -> None:
-        """Back to SAFE: everything neutral at once, memories cleared."""
-        self.pd.reset()
+        """Back to SAFE: everything neutral at once, the estimate forgotten."""
+        self.range_f.reset()
+        self.bearing_f.reset()
+        self.target_capture = None
+        self.head_cut = False
+        self.estimate = None
+        self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self._search_started = None
 
-    def output(self, state: State, now: float, dt: float, forward_blocked: bool = False) -> Commands:
+    def predict(self, now: float) -> Estimate | None:
+        """The target's estimate extrapolated to ``now``; None without one."""
+        if not (self.range_f.ready and self.bearing_f.ready):
+            return None
+        t_range = min(now, self.range_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
+        position, speed = self.range_f.predict(t_range)
+        t_bearing = min(now, self.bearing_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
+        world_bearing, bearing_rate = self.bearing_f.predict(t_bearing)
+        bearing = world_bearing - self.odometer.yaw
+        car_speed = self.current.throttle * self.config.top_speed_mps * math.cos(bearing)
+        return Estimate(position - self.odometer.distance, bearing, speed - car_speed, bearing_rate, speed)
+
+    def _follow(self, now: float, limits: Limits) -> tuple[Commands, float]:
+        """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
+        cfg = self.config
+        estimate = self.estimate
+        if estimate is None or self.target_capture is None or now - self.target_capture >= limits.horizon_s - EPSILON_S:
+            return Commands(0.0, 0.0, self.current.pan), 0.0  # information too old: stop at once
+        v_limit = min(limits.speed_limit_mps, cfg.max_throttle * cfg.top_speed_mps)
+        self.speed_limit_mps = v_limit
+        own = estimate.target_speed_mps
+        if own > v_limit:
+            self._faster_since = now if self._faster_since is None else self._faster_since
+            self.faster = self.faster or now - self._faster_since >= FASTER_AFTER_S
+        elif own < FASTER_CLEAR * v_limit:
+            self.faster, self._faster_since = False, None
+        speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
+        cap_speed = 0.0 if self.head_cut else min(v_limit, self.safe_speed(estimate.range_m, limits))
+        speed = min(speed, cap_speed)
+        if not (cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m):
+            speed = max(0.0, speed)
+        throttle = clamp(speed / cfg.top_speed_mps, -cfg.max_reverse, cfg.max_throttle)
+        bearing = apply_deadband(estimate.bearing_rad, math.radians(cfg.steer_deadband_deg))
+        turn_rate = cfg.steer_gain * bearing + cfg.steer_rate_gain * estimate.bearing_rate_rad_s
+        wheel = math.atan(turn_rate * cfg.wheelbase_m / max(abs(speed), MIN_STEER_SPEED_MPS))
+        steering = clamp(wheel / math.radians(cfg.max_steer_deg))
+        if throttle < 0:
+            steering = 0.0  # backing away straight
+        pan = clamp(estimate.bearing_rad / math.radians(cfg.pan_range_deg)) if cfg.pan_follow else 0.0
+        return Commands(throttle, steering, pan), max(0.0, cap_speed / cfg.top_speed_mps)
+
+    def safe_speed(self, range_m: float, limits: Limits) -> float:
+        """The fastest speed from which the car stops outside ``stop_distance_m`` if the information stops now."""
+        return max(0.0, range_m - self.config.stop_distance_m) / (limits.horizon_s + limits.stop_time_s)
+
+    def output(self, state: State, now: float, dt: float, limits: Limits, forward_blocked: bool = False) -> Commands:
         """The commands for this tick of ``dt`` seconds in ``state``."""
         cfg = self.config
+        self.estimate = self.predict(now) if state in (State.FOLLOWING, State.LOST) else None
+        cap = None  # a throttle cap that applies without a ramp
         if state in (State.SAFE, State.ARMED, State.STOPPED):
             self.wanted = NEUTRAL
             if state is not State.STOPPED:
                 self.current = NEUTRAL  # not moving yet / dead-man: no ramp
-        if state is State.LOST:
-            self.wanted = Commands(0.0, 0.0, self.current.pan)
+        elif state in (State.FOLLOWING, State.LOST):
+            self.wanted, cap = self._follow(now, limits)
         if state is State.SEARCH:
             self.wanted = Commands(0.0, 0.0, self._sweep(now, dt))
         else:
             self._search_started = None
+        if state not in (State.FOLLOWING, State.LOST):
+            self.faster, self._faster_since = False, None
         throttle = ramp_throttle(self.current.throttle, self.wanted.throttle, dt, cfg.accel_per_s, cfg.decel_per_s)
-        if state is State.STOPPED:
-            throttle = 0.0  # STOPPED means stopped; LOST already slowed down
+        if cap is not None and throttle > cap:
+            throttle = cap  # limits, stop distance and old information cut at once
+        if state in (State.STOPPED, State.SEARCH):
+            throttle = 0.0
         if forward_blocked and throttle > 0:
             throttle = 0.0  # the bumper does not ramp
         steering = rate_limit(self.current.steering, self.wanted.steering, cfg.steer_rate_per_s * dt)
         pan = self.wanted.pan if state is not State.STOPPED else 0.0
         self.current = Commands(throttle, steering, pan)
+        bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
+        speed = throttle * cfg.top_speed_mps
+        self.odometer.distance += speed * math.cos(bearing) * dt
+        self.odometer.yaw += speed * math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m * dt
+        self.odometer.record(now, pan)
         return self.current
 
     def _sweep(self, now: float, dt: float) -> float:

@@ -23,9 +23,10 @@ from rover.core.sdnotify import Notifier
 from rover.drive.config import DriveConfig
 from rover.drive.control import Commands, Controller
 from rover.drive.labels import check_label
+from rover.drive.limits import StreamTiming
 from rover.drive.receiver import MessageGate, Received
-from rover.drive.states import State, StateMachine
-from rover.drive.status import DriveStatus, TargetInfo, encode
+from rover.drive.states import MOVING_STATES, State, StateMachine
+from rover.drive.status import DriveStatus, EstimateInfo, LimitsInfo, TargetInfo, encode
 from rover.drive.tracker import TargetTracker
 from rover.hw.chassis import Chassis
 
@@ -67,7 +68,10 @@ class DriveLoop:
         now = clock()
         self.gate = MessageGate(config.max_age_s)
         self.tracker = TargetTracker(config.lock_min_iou, config.lock_max_jump, config.relock_after_s,
-                                     config.lock_max_size_ratio, config.lock_frames)
+                                     config.lock_max_size_ratio, config.lock_frames, config.track_max_boxes)
+        self.timing = StreamTiming(config.max_age_min_s, config.max_age_s, config.deadman_min_s, config.deadman_s,
+                                   config.stop_time_s, config.travel_bound_m)
+        self.limits = self.timing.limits()
         self.machine = StateMachine(config.arm_count, config.deadman_s, config.lost_coast_s, config.search, config.search_s, now)
         self.controller = Controller(config)
         self.stop_requested = False
@@ -90,8 +94,13 @@ class DriveLoop:
 
     def step(self) -> Commands:
         """One control tick; returns the commands in force after it."""
+        self._update_limits()
         timeout = self.config.tick_s
         deadline = self.machine.next_deadline()
+        info = self.controller.target_capture
+        if info is not None and self.machine.state in MOVING_STATES and info + self.limits.horizon_s > self.clock():
+            info_deadline = info + self.limits.horizon_s  # the throttle goes to 0 then (rover.drive.control)
+            deadline = info_deadline if deadline is None else min(deadline, info_deadline)
         if deadline is not None:
             timeout = max(0.0, min(timeout, deadline - self.clock()))
         raw = self.receiver.recv(timeout)
@@ -106,6 +115,7 @@ class DriveLoop:
             self._reconnect_if_silent()
         if raw is not None:
             self._handle(self.gate.classify(raw, now), now)
+            self._update_limits()
         state = self.machine.tick(now)
         if state is State.SAFE and timed is not State.SAFE:
             self._forget_target()  # disarmed by a detector status
@@ -113,7 +123,7 @@ class DriveLoop:
         blocked = self.config.bumper_m > 0 and distance is not None and distance < self.config.bumper_m
         # A stalled loop must not turn its whole gap into one ramp step.
         dt = min(max(0.0, now - self._last_tick), 2 * self.config.tick_s)
-        commands = self.controller.output(state, now, dt, blocked)
+        commands = self.controller.output(state, now, dt, self.limits, blocked)
         self._last_tick = now
         self._apply(state, commands)
         self._publish(now, commands, distance)
@@ -124,13 +134,21 @@ class DriveLoop:
         """After the dead-man: a receiver that heard nothing at all gets a new socket now (see receiver)."""
         reconnect = getattr(self.receiver, "reconnect_if_silent", None)
         if reconnect is not None:
-            reconnect(self.config.deadman_s)
+            reconnect(self.machine.deadman_s)  # the dead-man in force (it follows the stream's rate)
+
+    def _update_limits(self) -> None:
+        """Freshness and dead-man follow the measured stream (rover.drive.limits), within the config's bounds."""
+        self.limits = self.timing.limits()
+        self.gate.max_age_s = self.limits.max_age_s
+        self.machine.deadman_s = self.limits.deadman_s
 
     def _forget_target(self) -> None:
         self.tracker.reset()
         self.controller.reset()
 
     def _handle(self, received: Received, now: float) -> None:
+        if received.kind in ("fresh", "stale") and received.age_s is not None:
+            self.timing.frame(now, received.age_s)
         if received.kind != "fresh":
             self.machine.not_fresh()
             if received.kind == "status" and received.message is not None and received.message.status in BLIND_STATUSES:
@@ -157,7 +175,7 @@ class DriveLoop:
         if target is None:
             self.controller.target_missing()
         else:
-            self.controller.observe(target.centre_x, target.height, self._last_capture, received.age_s)
+            self.controller.observe(target.box, self._last_capture)
 
     def _check_label(self, message: object) -> None:
         if self._label_checked:
@@ -187,6 +205,7 @@ class DriveLoop:
         if self.publisher is None:
             return
         target = self.tracker.target
+        estimate = self.controller.estimate
         status = DriveStatus(
             seq=self._seq,
             t_ns=max(0, int(now * 1e9)),
@@ -195,12 +214,19 @@ class DriveLoop:
             throttle=commands.throttle,
             steering=commands.steering,
             pan=commands.pan,
-            scale=self.controller.scale,
+            scale=min(1.0, self.limits.speed_limit_mps / max(1e-9, self.config.max_throttle * self.config.top_speed_mps)),
             target=None if target is None else TargetInfo(target.box, target.score),
             detection_age_ms=None if self._last_capture is None else max(0.0, (now - self._last_capture) * 1000),
-            latency_ms=None if self.controller.latency.latency_s is None else self.controller.latency.latency_s * 1000,
+            latency_ms=None if self.timing.latency.mean is None else self.timing.latency.mean * 1000,
             obstacle_m=distance if distance is not None and math.isfinite(distance) and distance >= 0 else None,
             counters=dict(self.gate.counters),
+            estimate=None if estimate is None else EstimateInfo(
+                estimate.range_m, math.degrees(estimate.bearing_rad), estimate.range_rate_mps,
+                math.degrees(estimate.bearing_rate_rad_s), estimate.target_speed_mps),
+            target_faster=self.controller.faster,
+            limits=LimitsInfo(self.limits.max_age_s * 1000, self.limits.deadman_s * 1000,
+                              min(self.limits.speed_limit_mps, self.config.max_throttle * self.config.top_speed_mps),
+                              self.config.travel_bound_m),
         )
         self._seq += 1
         self.publisher.send(encode(status))

@@ -13,7 +13,13 @@ units of ``rover.hw.chassis``), ``detection_age_ms`` (age of the last fresh
 detection now, ``null`` before any), ``latency_ms`` (smoothed capture-to-receipt
 latency, ``null`` before any), ``scale`` (gain and speed scale from latency,
 0..1), ``obstacle_m`` (ultrasonic range, ``null`` when unknown) and
-``counters`` (messages ``fresh``, ``stale``, ``invalid``, ``status``-only).
+``counters`` (messages ``fresh``, ``stale``, ``invalid``, ``status``-only),
+``estimate`` (``null`` or the target now: ``range_m``, ``bearing_deg`` left
+> 0, ``range_rate_mps``, ``bearing_rate_dps``, ``target_speed_mps`` the
+person's own speed along the line of sight), ``target_faster`` (true while
+the person walks faster than the car's speed limit: the car drives at the
+limit) and ``limits`` (``max_age_ms``, ``deadman_ms``, ``speed_limit_mps``,
+``travel_bound_m``: the limits in force, which follow the stream).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ TOPIC = "drive"
 TOPIC_BYTES = TOPIC.encode()
 COUNTERS = ("fresh", "stale", "invalid", "status")
 _KEYS = {"v", "seq", "t_ns", "state", "follow", "target", "throttle", "steering", "pan",
-         "detection_age_ms", "latency_ms", "scale", "obstacle_m", "counters"}
+         "detection_age_ms", "latency_ms", "scale", "obstacle_m", "counters", "estimate", "target_faster", "limits"}
+_ESTIMATE_KEYS = ("range_m", "bearing_deg", "range_rate_mps", "bearing_rate_dps", "target_speed_mps")
+_LIMITS_KEYS = ("max_age_ms", "deadman_ms", "speed_limit_mps", "travel_bound_m")
 _MAX_INT = 2**63 - 1
 
 
@@ -40,6 +48,26 @@ _MAX_INT = 2**63 - 1
 class TargetInfo:
     box: tuple[float, float, float, float]
     score: float
+
+
+@dataclass(frozen=True)
+class EstimateInfo:
+    range_m: float
+    bearing_deg: float
+    range_rate_mps: float
+    bearing_rate_dps: float
+    target_speed_mps: float
+
+
+@dataclass(frozen=True)
+class LimitsInfo:
+    max_age_ms: float
+    deadman_ms: float
+    speed_limit_mps: float
+    travel_bound_m: float
+
+
+_NO_LIMITS = LimitsInfo(0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,9 @@ class DriveStatus:
     latency_ms: float | None = None
     obstacle_m: float | None = None
     counters: dict[str, int] = field(default_factory=lambda: {name: 0 for name in COUNTERS})
+    estimate: EstimateInfo | None = None
+    target_faster: bool = False
+    limits: LimitsInfo = _NO_LIMITS
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +127,15 @@ def from_dict(data: Any) -> DriveStatus:
         target = TargetInfo(tuple(_num(v, "target.box", 0.0, 1.0) for v in box), _num(target["score"], "target.score", 0.0, 1.0))
     counters = data["counters"]
     _keys(counters, "counters", set(COUNTERS))
+    estimate = data["estimate"]
+    if estimate is not None:
+        _keys(estimate, "estimate", set(_ESTIMATE_KEYS))
+        estimate = EstimateInfo(_num(estimate["range_m"], "estimate.range_m", 0.0),
+                                *(_num(estimate[k], f"estimate.{k}") for k in _ESTIMATE_KEYS[1:]))
+    limits = data["limits"]
+    _keys(limits, "limits", set(_LIMITS_KEYS))
+    if type(data["target_faster"]) is not bool:
+        raise MessageError("target_faster must be true or false")
     return DriveStatus(
         seq=_int(data["seq"], "seq"),
         t_ns=_int(data["t_ns"], "t_ns"),
@@ -110,6 +150,9 @@ def from_dict(data: Any) -> DriveStatus:
         latency_ms=_opt(data["latency_ms"], "latency_ms"),
         obstacle_m=_opt(data["obstacle_m"], "obstacle_m"),
         counters={name: _int(counters[name], f"counters.{name}") for name in COUNTERS},
+        estimate=estimate,
+        target_faster=data["target_faster"],
+        limits=LimitsInfo(*(_num(limits[k], f"limits.{k}", 0.0) for k in _LIMITS_KEYS)),
     )
 
 

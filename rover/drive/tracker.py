@@ -17,11 +17,19 @@ a continuation of the target is accepted; a different target is locked only
 after the old one has been unseen for ``relock_after_s`` (its run may already
 count during that time); until then the car coasts as LOST.
 
+Matching cost is bounded: a message may carry up to 1000 boxes (the
+schema's limit) and matching compares boxes pairwise, so :func:`prefilter`
+first keeps at most ``max_boxes`` of them: the best scores and the boxes
+nearest the locked target and the newcomer (the only boxes that can continue
+them). One message then costs O(n log k) for the selection plus
+O(max_boxes^2) comparisons, whatever n is.
+
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -67,6 +75,26 @@ def size_ratio(a: Box, b: Box) -> float:
     return max(ha, hb) / min(ha, hb) if min(ha, hb) > 0 else math.inf
 
 
+def prefilter(boxes: Sequence[tuple[Box, float]], anchors: Sequence[Box], max_boxes: int) -> list[tuple[Box, float]]:
+    """At most ``max_boxes`` of ``boxes``: half by score, the rest nearest the ``anchors``.
+
+    The kept boxes are the ones that can matter: a box far from the locked
+    target (and from a newcomer) with a low score can neither continue the
+    target nor start a lock before the better-scoring ones. Order is kept.
+    """
+    if len(boxes) <= max_boxes:
+        return list(boxes)
+    keep = set(heapq.nlargest(max(1, max_boxes // 2), range(len(boxes)), key=lambda i: boxes[i][1]))
+    if anchors:
+        near = (i for i in heapq.nsmallest(max_boxes, range(len(boxes)),
+                                           key=lambda i: min(centre_distance(a, boxes[i][0]) for a in anchors)))
+        for i in near:
+            if len(keep) >= max_boxes:
+                break
+            keep.add(i)
+    return [boxes[i] for i in sorted(keep)]
+
+
 class TargetTracker:
     """Keeps the lock on one target across messages.
 
@@ -74,16 +102,18 @@ class TargetTracker:
     detection continues a box; ``lock_frames`` is how many consecutive fresh
     messages must show a new target before it is locked (1: at once);
     ``relock_after_s`` is how long the target must have been unseen before
-    another one may be locked.
+    another one may be locked; ``max_boxes`` bounds the boxes matched per
+    message (:func:`prefilter`).
     """
 
     def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0,
-                 max_size_ratio: float = 1.5, lock_frames: int = 3) -> None:
+                 max_size_ratio: float = 1.5, lock_frames: int = 3, max_boxes: int = 16) -> None:
         self.min_iou = min_iou
         self.max_jump = max_jump
         self.relock_after_s = relock_after_s
         self.max_size_ratio = max_size_ratio
         self.lock_frames = lock_frames
+        self.max_boxes = max_boxes
         self.target: Target | None = None
         self._last_seen: float | None = None
         self._others: list[Box] = []  # the previous message's boxes that were not the target
@@ -113,7 +143,8 @@ class TargetTracker:
         it is not in view (the lock is kept until ``relock_after_s``) or a new
         target is not confirmed yet.
         """
-        boxes: Sequence[tuple[Box, float]] = list(candidates)
+        anchors = [t.box for t in (self.target, self._newcomer) if t is not None]
+        boxes: Sequence[tuple[Box, float]] = prefilter(list(candidates), anchors, self.max_boxes)
         if self.target is not None and self._last_seen is not None and now - self._last_seen >= self.relock_after_s:
             self.target = None  # lost for long enough: another target may be locked
         seen = None

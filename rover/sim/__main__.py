@@ -9,6 +9,7 @@ value (unknown scenario, impossible frame rate).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -23,10 +24,13 @@ from rover.sim.runner import StatusLine, run
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rover.sim", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("--scenario", default="straight", help=f"one of: {', '.join(scenarios.SCENARIOS)} (default straight)")
+    parser.add_argument("--scenario", default="straight", help=f"one of: {', '.join(scenarios.SCENARIOS)}, or a walk at a speed: "
+                        f"{'|'.join(scenarios.WALK_KINDS)}@M/S, e.g. straight@1.0 (default straight)")
+    parser.add_argument("--scenario-file", type=Path, default=None, help="a scenario of your own (TOML, see docs/sim.md); its fps and seed apply unless given")
+    parser.add_argument("--in-process", action="store_true", help="run the drive loop in this process on a simulated clock (fast, no sockets)")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    parser.add_argument("--fps", default="pi4", help=f"detector frame rate: a number or a preset ({', '.join(f'{k}={v:g}' for k, v in FPS_PRESETS.items())}); default pi4")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the world (noise, misses, false boxes); default 0")
+    parser.add_argument("--fps", default=None, help=f"detector frame rate: a number or a preset ({', '.join(f'{k}={v:g}' for k, v in FPS_PRESETS.items())}); default pi4")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of the world (noise, misses, false boxes); default 0")
     parser.add_argument("--out", type=Path, default=Path("sim-out"), help="folder for the picture, summary and logs (default ./sim-out)")
     parser.add_argument("--drive-config", type=Path, default=None, help="TOML config passed to the drive as --config")
     parser.add_argument("--quiet", action="store_true", help="no live status line")
@@ -54,8 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<15} {s.duration_s:4.1f} s  {s.summary}")
         return EXIT_OK
     try:
-        scenario = scenarios.get(args.scenario)
-        detector = DetectorModel(fps=parse_fps(args.fps))
+        if args.scenario_file is not None:
+            from rover.sim.scenario_file import load
+
+            scenario, detector, seed = load(args.scenario_file)
+        else:
+            scenario, detector, seed = scenarios.named(args.scenario), DetectorModel(fps=parse_fps("pi4")), 0
+        if args.fps is not None:
+            detector = dataclasses.replace(detector, fps=parse_fps(args.fps))
+        args.seed = seed if args.seed is None else args.seed
     except ValueError as exc:
         print(f"rover.sim: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -64,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     print(f"rover.sim: scenario {scenario.name!r} ({scenario.summary}), {detector.fps:g} fps, seed {args.seed}")
     drive_args = ("--config", str(args.drive_config)) if args.drive_config else ()
+    if args.in_process:
+        return _in_process(scenario, detector, args)
     signal.signal(signal.SIGTERM, _interrupt)  # so the runner's cleanup stops the drive and the publisher
     try:
         result = run(scenario, args.out, seed=args.seed, detector=detector, drive_args=drive_args,
@@ -78,6 +91,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"rover.sim: picture {result.picture}")
     print(f"rover.sim: summary {result.summary_path}")
     print(f"rover.sim: drive log {result.drive_log}")
+    return EXIT_OK
+
+
+def _in_process(scenario: scenarios.Scenario, detector: DetectorModel, args: argparse.Namespace) -> int:
+    """The run on a simulated clock (rover.sim.inproc): summary, picture, no drive log."""
+    from rover.sim import plot
+    from rover.sim.inproc import run_inprocess
+    from rover.sim.summary import lost_moments
+
+    if args.drive_config is not None:
+        from rover.core.config import load_sections
+        from rover.drive.config import DriveConfig
+        from rover.hw.config import PicarBConfig
+
+        try:
+            loaded = load_sections(args.drive_config, {"drive": DriveConfig, "picar_b": PicarBConfig})
+        except RoverError as exc:
+            print(f"rover.sim: {exc}", file=sys.stderr)
+            return exc.exit_code
+        result = run_inprocess(scenario, seed=args.seed, detector=detector, drive=loaded["drive"], picar=loaded["picar_b"])
+        drive = loaded["drive"]
+    else:
+        from rover.drive.config import DriveConfig
+
+        result = run_inprocess(scenario, seed=args.seed, detector=detector)
+        drive = DriveConfig()
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = scenario.name.replace("@", "-")
+    summary_path = args.out / f"{name}.json"
+    summary_path.write_text(json.dumps(result.summary, indent=2) + "\n")
+    band = (drive.follow_distance_m - 0.5, drive.follow_distance_m + 1.0)
+    image = plot.render(result.trace, result.people, lost_moments(result.published), scenario.kill_detector_at,
+                        f"{scenario.name} (seed {args.seed}, {detector.fps:g} fps, in process)", band, drive.stop_distance_m)
+    picture = plot.write_png(args.out / f"{name}.png", image)
+    print(json.dumps(result.summary, indent=2))
+    print(f"rover.sim: picture {picture}")
+    print(f"rover.sim: summary {summary_path}")
     return EXIT_OK
 
 

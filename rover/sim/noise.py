@@ -9,7 +9,9 @@ farther one they overlap, and now and then a false box appears.
 
 Timing: the detector of a Pi runs one frame at a time, so a frame is captured,
 processed for about one frame period, published, and the next frame is then
-captured. ``fps`` sets both; a Pi 4 running SSD300 is ~4 frames/s, a Pi 5 ~10.
+captured. ``fps`` sets both. The presets are projections of published
+figures (docs/sim.md, "Pi frame rates"): SSD300-ResNet-50 (9.6 GMAC a frame)
+runs at ~2 frames/s on a Pi 4 and ~5 on a Pi 5 with the CPU alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from rover.sim.camera import Box
 
 #: Frame rates of the documented targets (frames per second).
-FPS_PRESETS = {"pi4": 4.0, "pi5": 10.0}
+FPS_PRESETS = {"pi4": 2.0, "pi5": 5.0}
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,8 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
     result = RunResult(summary, trace, people, published, drive_states, drive_log=drive_log)
     result.summary_path = out_dir / f"{scenario.name}.json"
     result.summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    image = plot.render(trace, people, lost_moments(published), scenario.kill_detector_at, f"{scenario.name} (seed {seed}, {world.detector.fps:g} fps)")
+    image = plot.render(trace, people, lost_moments(published), scenario.kill_detector_at, f"{scenario.name} (seed {seed}, {world.detector.fps:g} fps)",
+                        criteria.band_m, criteria.stop_distance_m)
     result.picture = plot.write_png(out_dir / f"{scenario.name}.png", image)
     return result
 

@@ -122,3 +122,54 @@ def get(name: str) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise ValueError(f"unknown scenario {name!r}: choose one of {', '.join(SCENARIOS)}") from None
+
+
+#: The walks of the sweep (``python -m rover.sim.sweep``): each at any speed.
+WALK_KINDS = ("straight", "turn", "stop_and_go", "crossing", "leave_view", "detector_dies")
+#: Walking speeds of the sweep (m/s): a stroll, a normal walk, a brisk walk.
+WALK_SPEEDS = (0.6, 1.0, 1.3)
+_STAND_S = 2.0  # time for the drive to arm and lock at 2 frames/s (3 + 3 messages)
+
+
+def walk(kind: str, speed: float) -> Scenario:
+    """The walk ``kind`` (one of :data:`WALK_KINDS`) at ``speed`` m/s, named ``kind@speed``."""
+    s, stand = speed, ("stand", _STAND_S)
+    name = f"{kind}@{speed:g}"
+    if kind == "straight":
+        return Scenario(name, f"walks straight away at {s:g} m/s", 12.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 10.0))),), expect=("follow",))
+    if kind == "turn":
+        return Scenario(name, f"walks at {s:g} m/s, turns 90 degrees left along a 4 s arc, walks on", 12.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 2.0), ("turn", s, 4.0, 90.0), ("walk", s, 4.0))),),
+                        expect=("follow",))
+    if kind == "stop_and_go":
+        return Scenario(name, f"walks at {s:g} m/s, stops for 2.5 s, walks on", 12.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 3.0), ("stand", 2.5), ("walk", s, 4.5))),),
+                        expect=("follow",))
+    if kind == "crossing":
+        cross_x = _AHEAD[0] + s * (5.5 - _STAND_S) + 2.0  # 2 m behind the followed person when crossing their path
+        return Scenario(name, f"walks at {s:g} m/s; a second person crosses 2 m behind them, right to left, at 1.0 m/s", 12.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 10.0))),
+                         PersonPath((cross_x, -5.5), 90.0, (("walk", 1.0, 12.0),))), expect=("follow", "lock"))
+    if kind == "leave_view":
+        return Scenario(name, f"walks at {s:g} m/s, steps sideways out of view and through a door", 9.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 3.0), ("face", 90.0), ("walk", 1.6, 4.0)),
+                                    hidden_from=_STAND_S + 3.8),), expect=("stop",))
+    if kind == "detector_dies":
+        return Scenario(name, f"walks at {s:g} m/s; the detector process dies mid-run", 9.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 7.0))),), kill_detector_at=6.0, expect=("stop",))
+    raise ValueError(f"unknown walk {kind!r}: choose one of {', '.join(WALK_KINDS)}")
+
+
+def named(name: str) -> Scenario:
+    """A scenario by name: one of :data:`SCENARIOS`, or ``kind@speed`` for a walk (``straight@1.0``)."""
+    if "@" in name:
+        kind, _, speed = name.partition("@")
+        try:
+            value = float(speed)
+        except ValueError:
+            raise ValueError(f"scenario {name!r}: the speed after @ must be a number in m/s") from None
+        if not 0.0 < value <= 3.0:
+            raise ValueError(f"scenario {name!r}: walking speed must be in (0, 3] m/s")
+        return walk(kind, value)
+    return get(name)

@@ -29,17 +29,17 @@ _COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 class Criteria:
     """The closed-loop pass marks (metres, seconds, fractions).
 
-    ``band_m``: the drive's default ``target_height`` (0.6 of the frame) puts
-    the car at rest ~3.0 m from the person with the default camera; the band
-    runs from 0.5 m inside that to 1.5 m beyond, the lag a follower may have
-    while the person walks. ``stop_distance_m``: nearer than this is a
-    near-collision for a car that brakes in ~0.2 s.
+    ``band_m``: the drive's ``follow_distance_m`` (2.5 m by default) from
+    0.5 m inside to 1.0 m beyond, the lag a follower may have while the
+    person walks. ``stop_distance_m``: the drive's; nearer than this is a
+    near-collision. ``travel_bound_m``: the drive's bound on the distance
+    travelled after the capture of the last fresh detection it acted on.
     """
 
-    band_m: tuple[float, float] = (2.5, 4.5)
+    band_m: tuple[float, float] = (2.0, 3.5)
     stop_distance_m: float = 1.0
-    vanish_stop_s: float = 0.5
-    detector_stop_s: float = 0.6
+    travel_bound_m: float = 1.5
+    follow_distance_m: float = 2.5
 
 
 def _held_from(t: np.ndarray, ok: np.ndarray, start: float) -> float | None:
@@ -88,7 +88,12 @@ def summarise(trace: np.ndarray, people: np.ndarray, published: Sequence[Frame],
             follow_distance_max_m=round(float(d.max()), 3),
             in_band_share=round(float(((d >= lo) & (d <= hi)).mean()), 3),
             in_view_share=round(float(in_view[walk].mean()), 3),
+            range_error_mean_m=round(float(np.abs(d - criteria.follow_distance_m).mean()), 3),
         )
+        steer = trace[walk, _COL["steering_cmd"]]
+        signs = np.sign(steer[np.abs(steer) > 0.05])
+        span = float(t[walk][-1] - t[walk][0]) if walk.sum() > 1 else 0.0
+        out["steer_sign_changes_per_s"] = round(float((np.diff(signs) != 0).sum()) / span, 3) if span > 0 else 0.0
     nearest = trace[:, _COL["min_distance"]]
     out["closest_approach_m"] = round(float(nearest[np.isfinite(nearest)].min()), 3) if np.isfinite(nearest).any() else None
     out["distance_travelled_m"] = round(float(np.hypot(np.diff(trace[:, _COL["car_x"]]), np.diff(trace[:, _COL["car_y"]])).sum()), 3)
@@ -102,6 +107,15 @@ def summarise(trace: np.ndarray, people: np.ndarray, published: Sequence[Frame],
         out["last_detection_t"] = last
         reason = "target_vanished" if not people_present[-1, 0] or not in_view[-1] else None
     out["stop_reason"] = reason
+    last_capture = None
+    if reason is not None and last is not None:
+        frames = [f for f in published if f.t_publish == last]
+        last_capture = frames[0].t_capture if frames else None
+    if last_capture is not None:
+        after = t >= last_capture
+        xy = trace[after][:, [_COL["car_x"], _COL["car_y"]]]
+        out["travel_after_last_capture_m"] = round(float(np.hypot(*np.diff(xy, axis=0).T).sum()), 3) if len(xy) > 1 else 0.0
+        out["travel_bound_m"] = criteria.travel_bound_m
     if reason is not None and last is not None:
         throttle = np.abs(trace[:, _COL["throttle_cmd"]])
         for key, ok in (("motors_off_s", throttle < deadband_duty), ("stop_command_s", throttle == 0.0),

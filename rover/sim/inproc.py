@@ -1,0 +1,201 @@
+"""One scenario in a single process, on a simulated clock: the real drive loop, no sockets.
+
+The unchanged :class:`rover.drive.loop.DriveLoop` (message gate, tracker,
+limits, state machine, control law) runs against the world of
+:mod:`rover.sim.world`: its detection source advances the world's physics
+(100 Hz) up to the loop's poll timeout or the next published frame, and
+hands over that frame encoded as the detector would (schema v1, through the
+same decoder); its chassis applies every command to the world with the
+PiCar-B backend's throttle-to-duty mapping. Time is the world's time, so a
+10 s scenario takes a fraction of a second and a seed gives the same run
+every time. What the real processes add (sockets, scheduling) is tested by
+:mod:`rover.sim.runner`; the control logic is the same object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rover.core import messages
+from rover.drive.config import DriveConfig
+from rover.drive.loop import DriveLoop
+from rover.drive.states import State
+from rover.hw.config import PicarBConfig
+from rover.hw.mapping import motor_command
+from rover.sim.camera import CameraModel
+from rover.sim.car import CarModel, Command
+from rover.sim.noise import DetectorModel
+from rover.sim.scenarios import Scenario
+from rover.sim.summary import Criteria, summarise
+from rover.sim.wire import frame_message
+from rover.sim.world import Frame, World
+
+STEP_S = 0.01
+_T0 = 100.0  # the loop's clock at scenario time 0 (monotonic seconds are positive)
+
+
+class SimClock:
+    """The loop's clock: scenario time plus an offset."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def __call__(self) -> float:
+        return _T0 + self.world.t
+
+
+class WorldChassis:
+    """A :class:`rover.hw.chassis.Chassis` whose commands go straight to the world."""
+
+    def __init__(self, world: World, config: PicarBConfig) -> None:
+        self.world, self.config = world, config
+        self.command = Command()
+        self.history: list[tuple[float, Command]] = []
+
+    def _set(self, **values: float) -> None:
+        command = dataclasses.replace(self.command, **{k: max(-1.0, min(1.0, float(v))) for k, v in values.items()})
+        motors = motor_command(command.throttle, self.config)
+        duty = motors.right.duty / 100.0
+        self.command = dataclasses.replace(command, duty=duty if motors.throttle >= 0 else -duty)
+        self.world.apply(self.command)
+        self.history.append((self.world.t, self.command))
+
+    def drive(self, throttle: float) -> None:
+        self._set(throttle=throttle)
+
+    def steer(self, steering: float) -> None:
+        self._set(steering=steering)
+
+    def pan(self, position: float) -> None:
+        self._set(pan=position)
+
+    def tilt(self, position: float) -> None:
+        self._set(tilt=position)
+
+    def distance_m(self) -> float | None:
+        return None
+
+    def safe(self) -> None:
+        self._set(throttle=0.0, steering=0.0, pan=0.0, tilt=0.0)
+
+    def close(self) -> None:
+        self.safe()
+
+
+class WorldStream:
+    """The drive's detection source: advances the world until a frame is published or the timeout ends."""
+
+    def __init__(self, world: World, scenario: Scenario) -> None:
+        self.world, self.scenario = world, scenario
+        self.published: list[Frame] = []
+        self.dead = False
+
+    def recv(self, timeout_s: float) -> bytes | None:
+        world = self.world
+        end = world.t + max(0.001, timeout_s)  # the subscriber polls in whole milliseconds, and time passes
+        while world.t < end - 1e-12:
+            done = world.step(min(STEP_S, end - world.t))
+            kill = self.scenario.kill_detector_at
+            if kill is not None and world.t >= kill:
+                self.dead = True
+            if done and not self.dead:
+                frame = done[-1]  # conflate: the newest
+                self.published.append(Frame(frame.seq, frame.t_capture, world.t, frame.detections))
+                capture_ns = round((_T0 + frame.t_capture) * 1e9)
+                msg = frame_message(frame, capture_ns, 1.7e9 + frame.t_capture, round((_T0 + world.t) * 1e9),
+                                    world.camera, world.detector)
+                return messages.encode(msg)
+        return None
+
+
+@dataclass
+class InProcessResult:
+    summary: dict[str, Any]
+    trace: np.ndarray
+    people: np.ndarray
+    published: list[Frame]
+    drive_states: list[tuple[float, str]] = field(default_factory=list)
+    faster_s: float = 0.0
+    deadman_trips: int = 0
+
+
+def drive_config_for(scenario_follow: DriveConfig | None = None, **changes: Any) -> DriveConfig:
+    """The drive's config for a simulated run: the defaults (or ``scenario_follow``) with ``changes``."""
+    return dataclasses.replace(scenario_follow or DriveConfig(), backend="sim", **changes)
+
+
+def run_inprocess(scenario: Scenario, *, seed: int = 0, detector: DetectorModel | None = None,
+                  car: CarModel | None = None, camera: CameraModel | None = None,
+                  drive: DriveConfig | None = None, picar: PicarBConfig | None = None) -> InProcessResult:
+    """Run ``scenario`` to its end on the simulated clock and summarise it."""
+    car = car or CarModel()
+    world = World(scenario, car, camera or CameraModel(), detector or DetectorModel(), seed)
+    drive = drive or drive_config_for()
+    picar = picar or PicarBConfig(min_duty=car.deadband_duty * 100)
+    chassis = WorldChassis(world, picar)
+    stream = WorldStream(world, scenario)
+    loop = DriveLoop(drive, chassis, stream, None, clock=SimClock(world))
+    chassis.safe()
+    states: list[tuple[float, str]] = []
+    faster_s, trips, last_state = 0.0, 0, State.SAFE
+    while world.t < scenario.duration_s:
+        before = world.t
+        loop.step()
+        if loop.state is not last_state:
+            if loop.state is State.SAFE and last_state is not State.SAFE:
+                trips += 1
+            states.append((world.t, loop.state.value))
+            last_state = loop.state
+        if loop.controller.faster:
+            faster_s += world.t - before
+    chassis.close()
+    world.step(STEP_S)
+    trace, people = world.trace_array(), world.people_array()
+    criteria = Criteria(band_m=(drive.follow_distance_m - 0.5, drive.follow_distance_m + 1.0),
+                        stop_distance_m=drive.stop_distance_m, travel_bound_m=drive.travel_bound_m,
+                        follow_distance_m=drive.follow_distance_m)
+    summary = {"scenario": scenario.name, "seed": seed, "fps": world.detector.fps,
+               **summarise(trace, people, stream.published, kill_at=scenario.kill_detector_at,
+                           deadband_duty=car.deadband_duty, criteria=criteria)}
+    summary["deadman_trips"] = max(0, trips - (1 if scenario.kill_detector_at is not None else 0))
+    summary["target_faster_s"] = round(faster_s, 2)
+    summary["locked"] = _locked(states)
+    return InProcessResult(summary, trace, people, stream.published, states, faster_s, trips)
+
+
+def _locked(states: list[tuple[float, str]]) -> bool:
+    """Whether the drive followed at some point and never fell back to SAFE while the stream was alive."""
+    return any(s == "FOLLOWING" for _, s in states)
+
+
+ASSUMPTIONS = ("person_height", "focal_length", "top_speed", "dead_band")
+
+
+def skewed(drive: DriveConfig, picar: PicarBConfig, factor: float,
+           which: tuple[str, ...] = ASSUMPTIONS) -> tuple[DriveConfig, PicarBConfig]:
+    """The follower's assumptions ``which`` ``factor`` off the world's truth (0.15: 15 %).
+
+    A positive factor errs in the unsafe direction: person height and focal
+    length too high (the range comes out too long: the car drives nearer than
+    it thinks), top speed too low (the car is faster than it believes, so it
+    travels farther than the limit says), motor dead band too low (small
+    throttles do not move the car). A negative factor errs the other way.
+    """
+    unknown = set(which) - set(ASSUMPTIONS)
+    if unknown:
+        raise ValueError(f"unknown assumption {min(unknown)!r}: choose from {', '.join(ASSUMPTIONS)}")
+    changes: dict[str, float] = {}
+    if "person_height" in which:
+        changes["person_height_m"] = drive.person_height_m * (1 + factor)
+    if "focal_length" in which:
+        for name in ("camera_hfov_deg", "camera_vfov_deg"):
+            changes[name] = 2 * math.degrees(math.atan(math.tan(math.radians(getattr(drive, name)) / 2) / (1 + factor)))
+    if "top_speed" in which:
+        changes["top_speed_mps"] = drive.top_speed_mps * (1 - factor)
+    duty = picar.min_duty * (1 - factor) if "dead_band" in which else picar.min_duty
+    return dataclasses.replace(drive, **changes), dataclasses.replace(picar, min_duty=duty)

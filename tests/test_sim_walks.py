@@ -1,0 +1,98 @@
+"""Walking pace at a Pi's frame rates: the real drive loop in process on the simulated clock (rover.sim.inproc).
+
+Safety properties for every seed 0-4 and every rate (2, 3, 5, 10 frames/s,
+the detector's processing delay one frame period): never nearer anyone than
+the stop distance, no dead-man trip while the detector is alive, and after
+the person vanishes or the detector dies the car stops within the travel
+bound of the last capture it acted on. The in-band share is asserted for the
+fixed seeds 0-4 at 1.0 m/s and 3 frames/s. The same runs with the follower's
+assumptions 15 % off the world. The sweep itself is ``python -m rover.sim.sweep``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from rover.drive.config import DriveConfig
+from rover.hw.config import PicarBConfig
+from rover.sim.inproc import ASSUMPTIONS, drive_config_for, run_inprocess, skewed
+from rover.sim.noise import FPS_PRESETS, DetectorModel
+from rover.sim.scenarios import walk
+
+SEEDS = range(5)
+RATES = (2.0, 3.0, 5.0, 10.0)
+CFG = DriveConfig()
+
+
+@functools.cache
+def summary(kind: str, speed: float, fps: float, seed: int, off: float = 0.0, which: tuple[str, ...] = ASSUMPTIONS) -> dict:
+    drive, picar = drive_config_for(), PicarBConfig(min_duty=15.0)
+    if off:
+        drive, picar = skewed(drive, picar, off, which)
+    return run_inprocess(walk(kind, speed), seed=seed, detector=DetectorModel(fps=fps), drive=drive, picar=picar).summary
+
+
+@pytest.mark.parametrize("fps", RATES)
+@pytest.mark.parametrize("kind", ["straight", "stop_and_go", "leave_view", "detector_dies"])
+def test_safety_holds_for_every_seed_at_a_normal_and_a_brisk_walk(kind: str, fps: float) -> None:
+    for speed in (1.0, 1.3):
+        for seed in SEEDS:
+            s = summary(kind, speed, fps, seed)
+            assert s["closest_approach_m"] >= CFG.stop_distance_m, s
+            assert s["deadman_trips"] == 0, s  # at 2 frames/s too: the dead-man follows the stream
+            assert s["locked"], s
+            if kind in ("leave_view", "detector_dies"):
+                # the car's speed is the motors' +-3 % noise off what the drive commands
+                assert s["travel_after_last_capture_m"] <= CFG.travel_bound_m * 1.05, s
+                assert s["stop_command_s"] <= CFG.max_age_s + CFG.deadman_s, s
+
+
+def test_a_normal_walk_at_3_fps_stays_in_the_band() -> None:
+    for kind, share in (("straight", 0.9), ("turn", 0.85), ("stop_and_go", 0.8)):
+        for seed in SEEDS:
+            s = summary(kind, 1.0, 3.0, seed)
+            assert s["in_band_share"] >= share, s
+            assert s["closest_approach_m"] >= CFG.stop_distance_m, s
+
+
+def test_a_person_faster_than_the_car_is_kept_locked_and_flagged() -> None:
+    for seed in SEEDS:
+        s = summary("straight", 1.3, FPS_PRESETS["pi4"], seed)
+        assert s["target_faster_s"] > 2.0 and s["locked"], s
+        assert s["in_view_share"] >= 0.9, s
+    for seed in SEEDS:  # a stroll is never "faster than the car"
+        assert summary("straight", 0.6, 3.0, seed)["target_faster_s"] == 0.0
+
+
+@pytest.mark.parametrize("which", [(name,) for name in ASSUMPTIONS] + [ASSUMPTIONS])
+@pytest.mark.parametrize("off", [0.15, -0.15])
+def test_safety_holds_with_each_of_the_followers_assumptions_15_percent_off(off: float, which: tuple[str, ...]) -> None:
+    for kind in ("straight", "stop_and_go", "detector_dies"):
+        for seed in SEEDS:
+            s = summary(kind, 1.0, 3.0, seed, off, which)
+            assert s["closest_approach_m"] >= CFG.stop_distance_m, s
+            assert s["deadman_trips"] == 0, s
+            if kind == "detector_dies":  # the car may be faster than it believes by 1 / (1 - off)
+                assert s["travel_after_last_capture_m"] <= CFG.travel_bound_m * 1.05 / (1 - abs(off)), s
+
+
+def test_a_scenario_file_runs_in_process_and_a_bad_one_is_one_line(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rover.sim.scenario_file import load
+
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "walk.toml"
+    scenario, detector, seed = load(example)
+    assert (len(scenario.people), detector.fps, scenario.kill_detector_at) == (2, 3.0, 12.5)
+    s = run_inprocess(scenario, seed=seed, detector=detector).summary
+    assert s["closest_approach_m"] >= CFG.stop_distance_m and s["stop_reason"] == "detector_died"
+    assert s["travel_after_last_capture_m"] <= CFG.travel_bound_m * 1.05
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[person]]\nlegs = [["run", 2.0, 3.0]]\n')
+    done = subprocess.run([sys.executable, "-m", "rover.sim", "--scenario-file", str(bad), "--in-process"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 78 and "leg 1" in done.stderr and done.stderr.count("\n") == 1
