@@ -1,18 +1,19 @@
-"""Static int8 quantization with onnxruntime: QDQ, signed int8, per-channel weights.
+"""Static int8 quantization with onnxruntime: QDQ, per-channel signed int8 weights.
 
-Only the backbone is quantized. The detection heads' output convolutions
-(``loc_layers.*``, ``conf_layers.*``), everything after them (reshape,
-concatenation, box decoding, softmax) and the input normalisation before the
-first convolution stay float: the last layers of a detector carry the box
-offsets and the class logits, whose small differences decide boxes and
-scores, and quantizing them is the well-known way to wreck a detector's
-accuracy while saving almost no time.
+What is quantized is chosen by :class:`QuantOptions`, each choice measured
+(docs/export.md): by default every convolution, the residual additions and
+the L2Norm chain are int8; the detection heads' convolutions
+(``loc_layers.*``, ``conf_layers.*``) are int8 too, their outputs dequantized
+to float before the transpose, reshape and concatenation; the box decoding,
+the softmax and the input normalisation before the first convolution always
+stay float.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import re
 import sys
 import tempfile
@@ -37,13 +38,17 @@ CALIB_METHODS = {
 }
 #: Chosen by measurement (docs/export.md): best int8-vs-float agreement.
 DEFAULT_CALIB_METHOD = "percentile"
-#: Activation types. The issue asks for signed int8 (the default); on x86
-#: With int8 activations onnxruntime 1.32 on x86 fuses 55 of the 58 backbone
-#: convolutions to QLinearConv (after :func:`dedicate_activation_qdq`; 33
-#: without it) and leaves the residual Adds float; with uint8 all 58 and the
-#: Adds fuse (measured: see docs/export.md), so uint8 is offered for speed on x86.
+#: Activation types. uint8 is the default: onnxruntime's x86 int8 kernels
+#: are u8 x s8 (AVX2 vpmaddubsw, AVX-512 VNNI vpdpbusd), so on x86 it rewrites
+#: int8 activations to uint8 before fusing, and only where a QuantizeLinear has
+#: one reader (``QDQS8ToU8Transformer``); uint8 needs no rewrite, so every
+#: convolution and residual addition fuses. On ARM both have dot-product
+#: kernels (``MlasConvSymU8DispatchDot`` / ``...S8DispatchDot``). Asymmetric
+#: int8 and uint8 encode the same grid: identical accuracy (docs/export.md).
 ACTIVATION_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
-DEFAULT_ACTIVATIONS = "int8"
+DEFAULT_ACTIVATIONS = "uint8"
+#: The L2Norm chain after stage 2: x / sqrt(sum(x^2)) * weight.
+L2NORM_OPS = {"Pow", "ReduceSum", "Sqrt", "Clip", "Max", "Div", "Mul"}
 #: A Conv whose weight initializer is named like this is a detection head.
 HEAD_WEIGHT = re.compile(r"(^|\.)(loc|conf)_layers\.\d+\.weight$")
 
@@ -83,24 +88,73 @@ def calibration_stride(count: int, most: int = 4) -> int:
     return next(s for s in range(min(most, max(count, 1)), 0, -1) if count % s == 0)
 
 
-def float_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes to keep in float: pre-processing, heads and all after them.
+@dataclasses.dataclass(frozen=True)
+class QuantOptions:
+    """What to quantize and how; the defaults are the measured choice (docs/export.md)."""
 
-    Pre-processing is every node that does not depend on any Conv output
-    (the uint8 cast, normalisation and the prior-box constants); the heads
-    are the Convs whose weight is a ``loc_layers``/``conf_layers``
-    initializer; after them is every node that consumes, directly or not,
-    a head's output.
+    method: str = DEFAULT_CALIB_METHOD
+    activations: str = DEFAULT_ACTIVATIONS
+    #: The 12 head convolutions in int8 (per-channel weights, int8 output
+    #: dequantized before the reshape and concat), or float32.
+    int8_heads: bool = True
+    #: The first convolution (3 input channels) in int8, or float32.
+    int8_first_conv: bool = True
+    #: The L2Norm chain after stage 2 (pow, sum, sqrt, clamp, div, mul) in int8, or float32.
+    int8_l2norm: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in CALIB_METHODS:
+            raise ValueError(f"calibration method must be one of {sorted(CALIB_METHODS)}, got {self.method!r}")
+        if self.activations not in ACTIVATION_TYPES:
+            raise ValueError(f"activations must be one of {sorted(ACTIVATION_TYPES)}, got {self.activations!r}")
+
+
+def float_nodes(model: onnx.ModelProto, options: QuantOptions = QuantOptions()) -> list[str]:
+    """Names of the nodes to keep in float.
+
+    Always: pre-processing, every node that does not depend on any Conv
+    output (the uint8 cast, normalisation and the prior-box constants), and
+    everything after the heads (transpose, reshape, concat, box decode,
+    softmax). Per ``options``: the heads themselves (the Convs whose weight
+    is a ``loc_layers``/``conf_layers`` initializer), the first Conv, and the
+    L2Norm chain.
     """
     nodes = list(model.graph.node)
     consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in nodes:
         for name in node.input:
             consumers[name].append(node)
-    after_heads = _reachable(head_convs(model), consumers)
-    after_convs = _reachable([n for n in nodes if n.op_type == "Conv"], consumers)
-    keep = [n.name for n in nodes if id(n) in after_heads or id(n) not in after_convs]
-    return keep
+    heads = head_convs(model)
+    after_heads = _reachable(heads, consumers) - {id(h) for h in heads}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    after_convs = _reachable(convs, consumers)
+    keep = {id(n) for n in nodes if id(n) in after_heads or id(n) not in after_convs}
+    if not options.int8_heads:
+        keep |= {id(h) for h in heads}
+    if not options.int8_first_conv:
+        producer = {out: n for n in nodes for out in n.output}
+        keep |= {id(c) for c in convs if c.input[0] not in producer or id(producer[c.input[0]]) not in after_convs}
+    if not options.int8_l2norm:
+        keep |= {id(n) for n in l2norm_chain(model)}
+    return [n.name for n in nodes if id(n) in keep]
+
+
+def l2norm_chain(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The L2Norm nodes: from each ``Pow`` on through ``ReduceSum, Sqrt, Clip, Div, Mul`` (empty if none)."""
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    chain: list[onnx.NodeProto] = []
+    stack = [n for n in model.graph.node if n.op_type == "Pow"]
+    while stack:
+        node = stack.pop()
+        if node.op_type not in L2NORM_OPS or any(node is c for c in chain):
+            continue
+        chain.append(node)
+        for out in node.output:
+            stack.extend(consumers.get(out, ()))
+    return chain
 
 
 def quantize_int8(
@@ -108,36 +162,34 @@ def quantize_int8(
     int8_path: Path,
     calib_inputs: Sequence[np.ndarray],
     info: ModelInfo,
-    method: str = DEFAULT_CALIB_METHOD,
+    options: QuantOptions = QuantOptions(),
     progress: bool = True,
-    activations: str = DEFAULT_ACTIVATIONS,
 ) -> Path:
     """Pre-process, calibrate on ``calib_inputs`` and write the int8 QDQ model.
 
     ``info`` is the float model's description; the int8 file gets the same
     metadata with ``precision = "int8"``.
     """
-    if method not in CALIB_METHODS:
-        raise ValueError(f"calibration method must be one of {sorted(CALIB_METHODS)}, got {method!r}")
     with tempfile.TemporaryDirectory(prefix="rover-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared))
-        exclude = float_nodes(onnx.load(str(prepared)))
+        exclude = float_nodes(onnx.load(str(prepared)), options)
         with contextlib.redirect_stdout(sys.stderr):  # onnxruntime print()s its progress
             quantize_static(
                 str(prepared),
                 str(int8_path),
                 FrameReader(calib_inputs, progress),
                 quant_format=QuantFormat.QDQ,
-                activation_type=ACTIVATION_TYPES[activations],
+                activation_type=ACTIVATION_TYPES[options.activations],
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 nodes_to_exclude=exclude,
-                calibrate_method=CALIB_METHODS[method],
+                calibrate_method=CALIB_METHODS[options.method],
                 extra_options={"CalibStridedMinMax": calibration_stride(len(calib_inputs))},
             )
     model = onnx.load(str(int8_path))
-    dedicate_activation_qdq(model)
+    if options.activations == "int8":
+        dedicate_activation_qdq(model)  # the x86 workaround; uint8 needs none
     store_head_weights_half(model)
     set_metadata(model, {**info.metadata(), "precision": "int8"})  # weights int8 either way
     onnx.save_model(model, str(int8_path))
