@@ -12,6 +12,7 @@ convolution, for the achieved GMAC/s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections import Counter, defaultdict
@@ -23,7 +24,7 @@ import onnx
 import onnxruntime as ort
 from onnx import shape_inference
 
-from rover.contract import INPUT_NAME
+from rover.core.contract import INPUT_NAME
 
 #: Kernels that compute in 8-bit integers (onnxruntime's QLinear* contrib ops
 #: and the NHWC int8 pooling it rewrites to).
@@ -111,3 +112,72 @@ def conv_macs(model_path: Path) -> dict[str, int]:
         if HEAD_WEIGHT.search(node.input[1]):
             macs["heads"] += count
     return macs
+
+
+#: int8 multiply-accumulates one core can issue per cycle, by the widest
+#: u8 x s8 instruction onnxruntime's MLAS kernels use (checked in order):
+#: AVX-512 VNNI ``vpdpbusd zmm`` is 64 MACs, two per cycle on AMD Zen 4/5
+#: and Intel server cores (measured here: docs/export.md); AVX-VNNI is the
+#: same on 256 bits; AVX2 has no dot-product instruction: ``vpmaddubsw``
+#: (32 products to int16 pairs) then ``vpmaddwd`` and ``vpaddd``, both
+#: multiplies on the two multiply pipes: 32 MACs per cycle.
+INT8_MACS_PER_CYCLE = (("avx512_vnni", 128, "AVX-512 VNNI: 2 x vpdpbusd zmm (64 MACs) per cycle"),
+                       ("avx_vnni", 64, "AVX-VNNI: 2 x vpdpbusd ymm (32 MACs) per cycle"),
+                       ("avx2", 32, "AVX2: vpmaddubsw + vpmaddwd, 32 MACs per cycle"))  # fmt: skip
+
+
+#: float32 multiply-accumulates (FMA lanes) per core and cycle: two FMA pipes.
+#: Zen 5 and Intel server cores run 512-bit FMAs at full width (measured
+#: here); Zen 4 splits each into two 256-bit halves (half this figure).
+FP32_FMAS_PER_CYCLE = (("avx512f", 32, "AVX-512: 2 x vfmadd zmm (16 lanes) per cycle"),
+                       ("fma", 16, "AVX2/FMA: 2 x vfmadd ymm (8 lanes) per cycle"))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Peak:
+    """The machine's int8 multiply-accumulate limit and how it was computed."""
+
+    cores: int
+    clock_ghz: float
+    macs_per_cycle: int
+    instruction: str
+
+    @property
+    def gmacs(self) -> float:
+        return self.cores * self.clock_ghz * self.macs_per_cycle
+
+    def describe(self) -> str:
+        return f"{self.cores} cores x {self.clock_ghz:.2f} GHz x {self.macs_per_cycle} MACs/cycle ({self.instruction}) = {self.gmacs:.0f} GMAC/s"
+
+
+def int8_peak(cores: int, clock_ghz: float | None = None, cpuinfo: str | None = None) -> Peak | None:
+    """The int8 peak of ``cores`` cores from ``/proc/cpuinfo``'s flags; None on CPUs not in the table (e.g. ARM)."""
+    return _peak(INT8_MACS_PER_CYCLE, cores, clock_ghz, cpuinfo)
+
+
+def fp32_peak(cores: int, clock_ghz: float | None = None, cpuinfo: str | None = None) -> Peak | None:
+    """The float32 FMA peak, as :func:`int8_peak`."""
+    return _peak(FP32_FMAS_PER_CYCLE, cores, clock_ghz, cpuinfo)
+
+
+def _peak(table, cores: int, clock_ghz: float | None, cpuinfo: str | None) -> Peak | None:
+    """``cores`` x clock x the first entry of ``table`` whose flag the CPU has.
+
+    ``clock_ghz`` defaults to /proc/cpuinfo's ``cpu MHz``, which in a virtual
+    machine is the nominal clock, not the boost one: pass the real clock when known.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []))
+    if clock_ghz is None:
+        mhz = [float(line.split(":", 1)[1]) for line in cpuinfo.splitlines() if line.startswith("cpu MHz")]
+        if not mhz:
+            return None
+        clock_ghz = max(mhz) / 1000.0
+    for flag, macs, instruction in table:
+        if flag in flags:
+            return Peak(cores, clock_ghz, macs, instruction)
+    return None

@@ -101,6 +101,8 @@ class QuantOptions:
     int8_first_conv: bool = True
     #: The L2Norm chain after stage 2 (pow, sum, sqrt, clamp, div, mul) in int8, or float32.
     int8_l2norm: bool = True
+    #: Fold the input normalisation's divisions into the first convolution (:func:`fold_input_scale`).
+    fold_input_scale: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in CALIB_METHODS:
@@ -173,7 +175,11 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="rover-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared))
-        exclude = float_nodes(onnx.load(str(prepared)), options)
+        model = onnx.load(str(prepared))
+        if options.fold_input_scale:
+            fold_input_scale(model)
+            onnx.save_model(model, str(prepared))
+        exclude = float_nodes(model, options)
         with contextlib.redirect_stdout(sys.stderr):  # onnxruntime print()s its progress
             quantize_static(
                 str(prepared),
@@ -194,6 +200,62 @@ def quantize_int8(
     set_metadata(model, {**info.metadata(), "precision": "int8"})  # weights int8 either way
     onnx.save_model(model, str(int8_path))
     return Path(int8_path)
+
+
+def fold_input_scale(model: onnx.ModelProto) -> bool:
+    """Fold the normalisation's divisions into the first convolution's weights.
+
+    The exported graph normalises with ``((x / 255) - mean) / std`` right
+    before the first Conv; onnxruntime runs those element-wise ops on the
+    NHWC image with a 3-wide broadcast, which costs about 6 % of the int8
+    model's time (measured: docs/export.md). ``(x / a - b) / c`` equals
+    ``(x - a b) / (a c)``, and a per-input-channel factor commutes with the
+    convolution and with its zero padding, so the graph becomes
+    ``x - 255 mean`` into the Conv with its weights divided by ``255 std``
+    per input channel: the same function up to float rounding, one
+    element-wise op instead of three. Returns whether the pattern was found.
+    """
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    uses: dict[str, int] = defaultdict(int)
+    for node in graph.node:
+        for name in node.input:
+            uses[name] += 1
+
+    def const(node: onnx.NodeProto, op: str) -> np.ndarray | None:
+        if node is None or node.op_type != op or node.input[1] not in inits or uses[node.output[0]] != 1:
+            return None
+        return numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+
+    for conv in graph.node:
+        if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in inits or uses[conv.input[1]] != 1:
+            continue
+        div_std = producer.get(conv.input[0])
+        std = const(div_std, "Div")
+        sub = producer.get(div_std.input[0]) if std is not None else None
+        mean = const(sub, "Sub")
+        div_255 = producer.get(sub.input[0]) if mean is not None else None
+        scale = const(div_255, "Div")
+        if scale is None or scale.size != 1:
+            continue
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        channels = weight.shape[1]
+        per_channel = np.broadcast_to(scale.reshape(-1) * std.reshape(-1), (channels,))
+        folded = weight / per_channel.reshape(1, channels, 1, 1).astype(np.float64)
+        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(folded.astype(weight.dtype), conv.input[1]))
+        offset = (scale.reshape(-1) * mean).astype(np.float32)
+        name = sub.input[1] + "_times_" + div_255.input[1]
+        graph.initializer.append(numpy_helper.from_array(offset, name))
+        sub.input[0], sub.input[1] = div_255.input[0], name
+        conv.input[0] = sub.output[0]
+        graph.node.remove(div_255)
+        graph.node.remove(div_std)
+        for unused in (div_255.input[1], div_std.input[1]):
+            if uses[unused] == 1:
+                graph.initializer.remove(inits[unused])
+        return True
+    return False
 
 
 def dedicate_activation_qdq(model: onnx.ModelProto) -> int:
