@@ -11,8 +11,21 @@ import pytest
 import torch
 
 from export.graph import export_onnx
-from export.profile import conv_macs, int8_peak, int8_share, fp32_peak, optimized_op_counts, shares_from_profile
-from export.quantize import QuantOptions, float_nodes, fold_input_scale, head_convs, quantize_int8
+from export.profile import (
+    conv_macs,
+    fp32_peak,
+    int8_peak,
+    int8_share,
+    optimized_op_counts,
+    shares_from_profile,
+)
+from export.quantize import (
+    QuantOptions,
+    float_nodes,
+    fold_input_scale,
+    head_convs,
+    quantize_int8,
+)
 from rover.core.contract import ModelInfo
 from tests.test_export_trained import LABELS, SIZE, TinySSD
 
@@ -123,7 +136,7 @@ def test_op_shares_sum_node_kernel_times_per_op_after_the_skipped_runs():
     ]
     shares = shares_from_profile(json.loads(json.dumps(events)), skip_runs=1)
     assert shares == pytest.approx({"QLinearConv": 0.6, "Sub": 0.2, "DequantizeLinear": 0.2})
-    assert list(shares)[0] == "QLinearConv"
+    assert next(iter(shares)) == "QLinearConv"
     assert int8_share(shares) == pytest.approx(0.6)
 
 
