@@ -27,7 +27,13 @@ example:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from export.quantize import ACTIVATION_TYPES, CALIB_METHODS, DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD, QuantOptions
+    from export.quantize import (
+        ACTIVATION_TYPES,
+        CALIB_METHODS,
+        DEFAULT_ACTIVATIONS,
+        DEFAULT_CALIB_METHOD,
+        QuantOptions,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m export",
