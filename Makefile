@@ -50,7 +50,8 @@ test: $(TESTS) browser
 
 ## make bench: both benchmarks on ../shared/data/vtest.avi (see README, "Figures")
 bench: $(TESTS)
-	$(PY) -m export.bench --frames 30
+	$(PY) -m export.bench --frames 30 --profile
+	$(PY) -m export.bench --frames 30 --threads 1 --cpu-time
 	$(PY) -m export.demo --work-dir .bench --no-progress
 	$(PY) -m rover.detector.bench --model .bench/models/ssd300_voc_int8.onnx --source ../shared/data/vtest.avi \
 		--classes person --frames 120 --rounds 6

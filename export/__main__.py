@@ -27,7 +27,13 @@ example:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from export.quantize import ACTIVATION_TYPES, CALIB_METHODS, DEFAULT_ACTIVATIONS, DEFAULT_CALIB_METHOD
+    from export.quantize import (
+        ACTIVATION_TYPES,
+        CALIB_METHODS,
+        DEFAULT_ACTIVATIONS,
+        DEFAULT_CALIB_METHOD,
+        QuantOptions,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m export",
@@ -42,13 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val", type=Path, help="held-out frames for the report (default: frames of --calib not used for calibration)")
     parser.add_argument("--voc", type=Path, help="a VOCdevkit year folder: also report true mAP@0.5 on its test split")
     parser.add_argument("--calib-method", choices=sorted(CALIB_METHODS), default=DEFAULT_CALIB_METHOD, help=f"activation range calibration (default: {DEFAULT_CALIB_METHOD}, measured best)")
-    parser.add_argument("--activations", choices=sorted(ACTIVATION_TYPES), default=DEFAULT_ACTIVATIONS, help=f"int8 model activation type (default: {DEFAULT_ACTIVATIONS}; uint8 runs faster on x86, see docs/export.md)")
+    parser.add_argument("--activations", choices=sorted(ACTIVATION_TYPES), default=DEFAULT_ACTIVATIONS, help=f"int8 model activation type (default: {DEFAULT_ACTIVATIONS}: every convolution and addition fuses on x86 and ARM; see docs/export.md)")
+    defaults = QuantOptions()
+    for part, what in (("heads", "the 12 detection-head convolutions"), ("first-conv", "the first convolution"), ("l2norm", "the L2Norm chain")):
+        default = "int8" if getattr(defaults, "int8_" + part.replace("-", "_")) else "float"
+        parser.add_argument(f"--{part}", choices=("int8", "float"), default=default, help=f"precision of {what} in the int8 model (default: {default}, measured: docs/export.md)")
     parser.add_argument("--calib-frames", type=_positive, default=64, help="frames sampled evenly for calibration (default: 64)")
     parser.add_argument("--val-frames", type=_positive, default=16, help="held-out frames for parity and agreement (default: 16)")
     parser.add_argument("--threads", type=_positive, default=os.cpu_count() or 1, help="onnxruntime threads for the latency figures (default: all cores)")
     parser.add_argument("--latency-runs", type=_positive, default=20, help="timed runs per model for the median latency (default: 20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     return parser
+
+
+def quant_options(args: argparse.Namespace):
+    """The :class:`export.quantize.QuantOptions` the flags ask for."""
+    from export.quantize import QuantOptions
+
+    return QuantOptions(
+        method=args.calib_method, activations=args.activations,
+        int8_heads=args.heads == "int8", int8_first_conv=args.first_conv == "int8", int8_l2norm=args.l2norm == "int8",
+    )  # fmt: skip
 
 
 def _positive(text: str) -> int:
@@ -79,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         held_source = f"{args.calib} (frames not used for calibration)" if held_out else f"{args.calib} (too few frames: calibration frames reused)"
     voc_images = voc.read_split(args.voc, VOC_LABELS) if args.voc is not None else None
     info = ModelInfo(VOC_LABELS, INPUT_SIZE, INPUT_SIZE, ARCHITECTURE, "float32", loaded.sha256, __version__)
-    options = pipeline.ExportOptions(calib_method=args.calib_method, activations=args.activations, threads=args.threads, latency_runs=args.latency_runs, progress=not args.no_progress)
+    quant = quant_options(args)
+    options = pipeline.ExportOptions(quant=quant, threads=args.threads, latency_runs=args.latency_runs, progress=not args.no_progress)
     source = {"checkpoint": str(args.weights), "variant": loaded.variant, "calib": str(args.calib), "held_out": held_source}
     result = pipeline.export_all(loaded.model, info, calib, held_out, args.out, source, options, voc_images)
     summary(result.report, result)

@@ -21,8 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -93,15 +93,32 @@ def time_interleaved(paths: Sequence[Callable[[np.ndarray], object]], frames: Se
     return times
 
 
+def bare_runs(sessions: Sequence[object], inputs: Sequence[np.ndarray], clock: Callable[[], float] = time.perf_counter) -> list[list[float]]:
+    """Per-run wall times in ms of bare ``session.run`` for each session, taking turns on every input."""
+    from export.evaluate import run
+
+    return time_interleaved([lambda x, s=s: run(s, x) for s in sessions], inputs, clock=clock)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from export.quantize import QuantOptions
+
+    defaults = QuantOptions()
     parser = argparse.ArgumentParser(prog="python -m export.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help=f"frames to time on (default: {DEFAULT_VIDEO})")
     parser.add_argument("--frames", type=int, default=30, help="frames sampled evenly from the video (default: 30)")
     parser.add_argument("--weights", type=Path, help="the author's checkpoint (default: a fixed-seed random one)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for both paths (default: all cores)")
-    parser.add_argument("--activations", choices=("int8", "uint8"), default="int8", help="int8 model activation type (default: int8)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for every path (default: all cores)")
+    parser.add_argument("--activations", choices=("int8", "uint8"), default=defaults.activations, help=f"int8 model activation type (default: {defaults.activations})")
+    parser.add_argument("--heads", choices=("int8", "float"), default="int8" if defaults.int8_heads else "float", help="precision of the head convolutions in the int8 model")
     parser.add_argument("--calib-frames", type=int, default=16, help="calibration frames for the int8 model (default: 16)")
+    parser.add_argument("--profile", action="store_true", help="also print onnxruntime's kernel time per op type for both models")
+    parser.add_argument("--cpu-time", action="store_true", help="time each path by the CPU time of its thread, not wall time (needs --threads 1): "
+                        "what each frame costs, robust to other jobs on a shared machine")
+    parser.add_argument("--clock-ghz", type=float, help="the cores' real clock for the peak (default: /proc/cpuinfo's, the nominal one in a VM)")
     args = parser.parse_args(argv)
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time needs --threads 1 (with more threads the work runs outside the timed thread)")
     try:
         return _run(args)
     except RoverError as exc:
@@ -110,32 +127,79 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from export import __version__
+    from export import __version__, profile
     from export.checkpoint import load_checkpoint, make_random_checkpoint
+    from export.evaluate import open_session
     from export.graph import export_onnx
     from export.model import ARCHITECTURE, INPUT_SIZE, VOC_LABELS
-    from export.quantize import quantize_int8
+    from export.quantize import QuantOptions, quantize_int8
     from rover.core.contract import ModelInfo
 
     if not args.video.is_file():
         print(f"error: video {args.video} not found: pass --video PATH", file=sys.stderr)
         return EXIT_CONFIG
     torch.set_num_threads(args.threads)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
+    quant = QuantOptions(activations=args.activations, int8_heads=args.heads == "int8")
     with tempfile.TemporaryDirectory(prefix="rover-bench-") as tmp:
         weights = args.weights or make_random_checkpoint(Path(tmp) / "random.pth", seed=0)
         loaded = load_checkpoint(weights)
         info = ModelInfo(VOC_LABELS, INPUT_SIZE, INPUT_SIZE, ARCHITECTURE, "float32", loaded.sha256, __version__)
         float_path = export_onnx(loaded.model, info, Path(tmp) / "float.onnx")
         calib = [to_input(f.rgb, INPUT_SIZE, INPUT_SIZE) for f in sample(args.video, args.calib_frames)]
-        int8_path = quantize_int8(float_path, Path(tmp) / "int8.onnx", calib, info, activations=args.activations)
+        int8_path = quantize_int8(float_path, Path(tmp) / "int8.onnx", calib, info, quant, progress=False)
         frames = [cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR) for f in sample(args.video, args.frames)]
-        paths = [reference_path(loaded.model, INPUT_SIZE), project_path(int8_path, args.threads, INPUT_SIZE)]
-        ref, ours = (statistics.median(t) for t in time_interleaved(paths, frames))
-    print(f"frames: {len(frames)} of {args.video.name}, threads: {args.threads}, activations: {args.activations}, weights: {args.weights or 'random (seed 0)'}")
-    print(f"reference (PyTorch eager float32, torchvision nms loop): median {ref:.1f} ms/frame")
-    print(f"project   (onnxruntime int8 + rover.detector.postprocess.select): median {ours:.1f} ms/frame")
-    print(f"speed-up: {ref / ours:.2f}x (target: 4x)")
+        paths = [reference_path(loaded.model, INPUT_SIZE), project_path(int8_path, args.threads, INPUT_SIZE), project_path(float_path, args.threads, INPUT_SIZE)]
+        ref, ours, fp32 = (statistics.median(t) for t in time_interleaved(paths, frames, clock=clock))
+        inputs = [to_input(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), INPUT_SIZE, INPUT_SIZE) for bgr in frames]
+        bare = bare_runs([open_session(str(int8_path), args.threads), open_session(str(float_path), args.threads)], inputs, clock)
+        bare_int8, bare_fp32 = (statistics.median(t) for t in bare)
+        ratios = [f / q for q, f in zip(*bare)]
+        macs = profile.conv_macs(float_path)
+        shares = {name: profile.op_shares(path, inputs[:8], args.threads) for name, path in (("int8", int8_path), ("fp32", float_path))} if args.profile else None
+    cpu = _cpu_name()
+    print(f"CPU: {cpu}, threads: {args.threads}; frames: {len(frames)} of {args.video.name}; weights: {args.weights or 'random (seed 0)'}")
+    print(f"int8 model: {quant.activations} activations, heads {args.heads}; every path takes its turn on every frame; "
+          f"{'CPU time of the thread' if args.cpu_time else 'wall time'}")
+    print(f"reference      (PyTorch eager float32, torchvision nms loop):   median {ref:6.1f} ms/frame")
+    print(f"project int8   (onnxruntime int8 + rover.detector.postprocess): median {ours:6.1f} ms/frame   {ref / ours:.2f}x the reference (target: 4x)")
+    print(f"project fp32   (onnxruntime float32, same pre/post-processing): median {fp32:6.1f} ms/frame   {ref / fp32:.2f}x the reference")
+    print(f"bare session.run: int8 {bare_int8:.1f} ms, fp32 {bare_fp32:.1f} ms: int8 {bare_fp32 / bare_int8:.2f}x faster "
+          f"(per-frame ratio quartiles {_quartiles(ratios)}; target: 2.5x)")
+    gmacs = macs["conv"] / 1e6 / bare_int8
+    print(f"convolutions: {macs['conv'] / 1e9:.2f} GMAC per frame ({macs['heads'] / 1e9:.2f} in the heads): int8 {gmacs:.0f} GMAC/s, fp32 {macs['conv'] / 1e6 / bare_fp32:.0f} GMAC/s")
+    for name, peak in (("int8", profile.int8_peak(args.threads, args.clock_ghz)), ("fp32", profile.fp32_peak(args.threads, args.clock_ghz))):
+        if peak is None:
+            print(f"{name} peak: unknown for this CPU (no table entry for its instruction set)")
+        else:
+            achieved = gmacs if name == "int8" else macs["conv"] / 1e6 / bare_fp32
+            print(f"{name} peak: {peak.describe()}: achieved {achieved / peak.gmacs:.0%} of it")
+    if shares:
+        for name, share in shares.items():
+            top = ", ".join(f"{op} {v:.1%}" for op, v in list(share.items())[:8])
+            print(f"{name} kernel time by op type (onnxruntime profile, {min(8, len(inputs))} frames): {top}; int8 kernels {profile.int8_share(share):.1%}")
     return 0
+
+
+def _quartiles(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return "n/a"
+    q = statistics.quantiles(values, n=4)
+    return f"{q[0]:.2f}-{q[2]:.2f}"
+
+
+def _cpu_name() -> str:
+    """The CPU's model name and its widest int8 instruction set, from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(("model name", "Model"))), "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    isa = next((label for flag, label in (("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx2", "AVX2")) if flag in flags), "")
+    family = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("cpu family")), "")
+    details = ", ".join(x for x in (f"family {family}" if family else "", isa) if x)
+    return f"{name} ({details})" if details else name
 
 
 if __name__ == "__main__":

@@ -30,8 +30,7 @@ INT8_NAME = "ssd300_voc_int8.onnx"
 
 @dataclass
 class ExportOptions:
-    calib_method: str = quantize.DEFAULT_CALIB_METHOD
-    activations: str = quantize.DEFAULT_ACTIVATIONS
+    quant: quantize.QuantOptions = field(default_factory=quantize.QuantOptions)
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     latency_runs: int = 20
     progress: bool = True
@@ -94,7 +93,7 @@ def export_all(
     val_inputs = [to_input(f.rgb, w, h) for f in val_frames]
 
     float_path = export_onnx(detector, info, out_dir / opts.float_name)
-    int8_path = quantize.quantize_int8(float_path, out_dir / opts.int8_name, calib_inputs, info, opts.calib_method, opts.progress, opts.activations)
+    int8_path = quantize.quantize_int8(float_path, out_dir / opts.int8_name, calib_inputs, info, opts.quant, opts.progress)
     for path in (float_path, int8_path):
         checked_info(path)
 
@@ -128,7 +127,8 @@ def export_all(
         "exporter_version": export.__version__,
         "opset": OPSET,
         "source": {"checkpoint": source.get("checkpoint", ""), "variant": source.get("variant", ""), "sha256": info.source_sha256},
-        "calibration": {"method": opts.calib_method, "activations": opts.activations, "frames": len(calib), "source": source.get("calib", "")},
+        "calibration": {"method": opts.quant.method, "activations": opts.quant.activations, "frames": len(calib), "source": source.get("calib", "")},
+        "quantized": {"heads": opts.quant.int8_heads, "first_conv": opts.quant.int8_first_conv, "l2norm": opts.quant.int8_l2norm},
         "held_out": {"frames": len(val_frames), "source": source.get("held_out", "")},
         "files": {
             "float": {"name": float_path.name, "bytes": float_bytes},

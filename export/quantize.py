@@ -1,29 +1,36 @@
-"""Static int8 quantization with onnxruntime: QDQ, signed int8, per-channel weights.
+"""Static int8 quantization with onnxruntime: QDQ, per-channel signed int8 weights.
 
-Only the backbone is quantized. The detection heads' output convolutions
-(``loc_layers.*``, ``conf_layers.*``), everything after them (reshape,
-concatenation, box decoding, softmax) and the input normalisation before the
-first convolution stay float: the last layers of a detector carry the box
-offsets and the class logits, whose small differences decide boxes and
-scores, and quantizing them is the well-known way to wreck a detector's
-accuracy while saving almost no time.
+What is quantized is chosen by :class:`QuantOptions`, each choice measured
+(docs/export.md): by default every convolution, the residual additions and
+the L2Norm chain are int8; the detection heads' convolutions
+(``loc_layers.*``, ``conf_layers.*``) are int8 too, their outputs dequantized
+to float before the transpose, reshape and concatenation; the box decoding,
+the softmax and the input normalisation before the first convolution always
+stay float.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import re
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
 
@@ -37,13 +44,17 @@ CALIB_METHODS = {
 }
 #: Chosen by measurement (docs/export.md): best int8-vs-float agreement.
 DEFAULT_CALIB_METHOD = "percentile"
-#: Activation types. The issue asks for signed int8 (the default); on x86
-#: With int8 activations onnxruntime 1.32 on x86 fuses 55 of the 58 backbone
-#: convolutions to QLinearConv (after :func:`dedicate_activation_qdq`; 33
-#: without it) and leaves the residual Adds float; with uint8 all 58 and the
-#: Adds fuse (measured: see docs/export.md), so uint8 is offered for speed on x86.
+#: Activation types. uint8 is the default: onnxruntime's x86 int8 kernels
+#: are u8 x s8 (AVX2 vpmaddubsw, AVX-512 VNNI vpdpbusd), so on x86 it rewrites
+#: int8 activations to uint8 before fusing, and only where a QuantizeLinear has
+#: one reader (``QDQS8ToU8Transformer``); uint8 needs no rewrite, so every
+#: convolution and residual addition fuses. On ARM both have dot-product
+#: kernels (``MlasConvSymU8DispatchDot`` / ``...S8DispatchDot``). Asymmetric
+#: int8 and uint8 encode the same grid: identical accuracy (docs/export.md).
 ACTIVATION_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
-DEFAULT_ACTIVATIONS = "int8"
+DEFAULT_ACTIVATIONS = "uint8"
+#: The L2Norm chain after stage 2: x / sqrt(sum(x^2)) * weight.
+L2NORM_OPS = {"Pow", "ReduceSum", "Sqrt", "Clip", "Max", "Div", "Mul"}
 #: A Conv whose weight initializer is named like this is a detection head.
 HEAD_WEIGHT = re.compile(r"(^|\.)(loc|conf)_layers\.\d+\.weight$")
 
@@ -83,24 +94,75 @@ def calibration_stride(count: int, most: int = 4) -> int:
     return next(s for s in range(min(most, max(count, 1)), 0, -1) if count % s == 0)
 
 
-def float_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes to keep in float: pre-processing, heads and all after them.
+@dataclasses.dataclass(frozen=True)
+class QuantOptions:
+    """What to quantize and how; the defaults are the measured choice (docs/export.md)."""
 
-    Pre-processing is every node that does not depend on any Conv output
-    (the uint8 cast, normalisation and the prior-box constants); the heads
-    are the Convs whose weight is a ``loc_layers``/``conf_layers``
-    initializer; after them is every node that consumes, directly or not,
-    a head's output.
+    method: str = DEFAULT_CALIB_METHOD
+    activations: str = DEFAULT_ACTIVATIONS
+    #: The 12 head convolutions in int8 (per-channel weights, int8 output
+    #: dequantized before the reshape and concat), or float32.
+    int8_heads: bool = True
+    #: The first convolution (3 input channels) in int8, or float32.
+    int8_first_conv: bool = True
+    #: The L2Norm chain after stage 2 (pow, sum, sqrt, clamp, div, mul) in int8, or float32.
+    int8_l2norm: bool = True
+    #: Fold the input normalisation's divisions into the first convolution (:func:`fold_input_scale`).
+    fold_input_scale: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in CALIB_METHODS:
+            raise ValueError(f"calibration method must be one of {sorted(CALIB_METHODS)}, got {self.method!r}")
+        if self.activations not in ACTIVATION_TYPES:
+            raise ValueError(f"activations must be one of {sorted(ACTIVATION_TYPES)}, got {self.activations!r}")
+
+
+def float_nodes(model: onnx.ModelProto, options: QuantOptions = QuantOptions()) -> list[str]:
+    """Names of the nodes to keep in float.
+
+    Always: pre-processing, every node that does not depend on any Conv
+    output (the uint8 cast, normalisation and the prior-box constants), and
+    everything after the heads (transpose, reshape, concat, box decode,
+    softmax). Per ``options``: the heads themselves (the Convs whose weight
+    is a ``loc_layers``/``conf_layers`` initializer), the first Conv, and the
+    L2Norm chain.
     """
     nodes = list(model.graph.node)
     consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in nodes:
         for name in node.input:
             consumers[name].append(node)
-    after_heads = _reachable(head_convs(model), consumers)
-    after_convs = _reachable([n for n in nodes if n.op_type == "Conv"], consumers)
-    keep = [n.name for n in nodes if id(n) in after_heads or id(n) not in after_convs]
-    return keep
+    heads = head_convs(model)
+    after_heads = _reachable(heads, consumers) - {id(h) for h in heads}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    after_convs = _reachable(convs, consumers)
+    keep = {id(n) for n in nodes if id(n) in after_heads or id(n) not in after_convs}
+    if not options.int8_heads:
+        keep |= {id(h) for h in heads}
+    if not options.int8_first_conv:
+        producer = {out: n for n in nodes for out in n.output}
+        keep |= {id(c) for c in convs if c.input[0] not in producer or id(producer[c.input[0]]) not in after_convs}
+    if not options.int8_l2norm:
+        keep |= {id(n) for n in l2norm_chain(model)}
+    return [n.name for n in nodes if id(n) in keep]
+
+
+def l2norm_chain(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The L2Norm nodes: from each ``Pow`` on through ``ReduceSum, Sqrt, Clip, Div, Mul`` (empty if none)."""
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    chain: list[onnx.NodeProto] = []
+    stack = [n for n in model.graph.node if n.op_type == "Pow"]
+    while stack:
+        node = stack.pop()
+        if node.op_type not in L2NORM_OPS or any(node is c for c in chain):
+            continue
+        chain.append(node)
+        for out in node.output:
+            stack.extend(consumers.get(out, ()))
+    return chain
 
 
 def quantize_int8(
@@ -108,40 +170,98 @@ def quantize_int8(
     int8_path: Path,
     calib_inputs: Sequence[np.ndarray],
     info: ModelInfo,
-    method: str = DEFAULT_CALIB_METHOD,
+    options: QuantOptions = QuantOptions(),
     progress: bool = True,
-    activations: str = DEFAULT_ACTIVATIONS,
 ) -> Path:
     """Pre-process, calibrate on ``calib_inputs`` and write the int8 QDQ model.
 
     ``info`` is the float model's description; the int8 file gets the same
     metadata with ``precision = "int8"``.
     """
-    if method not in CALIB_METHODS:
-        raise ValueError(f"calibration method must be one of {sorted(CALIB_METHODS)}, got {method!r}")
     with tempfile.TemporaryDirectory(prefix="rover-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared))
-        exclude = float_nodes(onnx.load(str(prepared)))
+        model = onnx.load(str(prepared))
+        if options.fold_input_scale:
+            fold_input_scale(model)
+            onnx.save_model(model, str(prepared))
+        exclude = float_nodes(model, options)
         with contextlib.redirect_stdout(sys.stderr):  # onnxruntime print()s its progress
             quantize_static(
                 str(prepared),
                 str(int8_path),
                 FrameReader(calib_inputs, progress),
                 quant_format=QuantFormat.QDQ,
-                activation_type=ACTIVATION_TYPES[activations],
+                activation_type=ACTIVATION_TYPES[options.activations],
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 nodes_to_exclude=exclude,
-                calibrate_method=CALIB_METHODS[method],
+                calibrate_method=CALIB_METHODS[options.method],
                 extra_options={"CalibStridedMinMax": calibration_stride(len(calib_inputs))},
             )
     model = onnx.load(str(int8_path))
-    dedicate_activation_qdq(model)
+    if options.activations == "int8":
+        dedicate_activation_qdq(model)  # the x86 workaround; uint8 needs none
     store_head_weights_half(model)
     set_metadata(model, {**info.metadata(), "precision": "int8"})  # weights int8 either way
     onnx.save_model(model, str(int8_path))
     return Path(int8_path)
+
+
+def fold_input_scale(model: onnx.ModelProto) -> bool:
+    """Fold the normalisation's divisions into the first convolution's weights.
+
+    The exported graph normalises with ``((x / 255) - mean) / std`` right
+    before the first Conv; onnxruntime runs those element-wise ops on the
+    NHWC image with a 3-wide broadcast, which costs about 6 % of the int8
+    model's time (measured: docs/export.md). ``(x / a - b) / c`` equals
+    ``(x - a b) / (a c)``, and a per-input-channel factor commutes with the
+    convolution and with its zero padding, so the graph becomes
+    ``x - 255 mean`` into the Conv with its weights divided by ``255 std``
+    per input channel: the same function up to float rounding, one
+    element-wise op instead of three. Returns whether the pattern was found.
+    """
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    uses: dict[str, int] = defaultdict(int)
+    for node in graph.node:
+        for name in node.input:
+            uses[name] += 1
+
+    def const(node: onnx.NodeProto, op: str) -> np.ndarray | None:
+        if node is None or node.op_type != op or node.input[1] not in inits or uses[node.output[0]] != 1:
+            return None
+        return numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+
+    for conv in graph.node:
+        if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in inits or uses[conv.input[1]] != 1:
+            continue
+        div_std = producer.get(conv.input[0])
+        std = const(div_std, "Div")
+        sub = producer.get(div_std.input[0]) if std is not None else None
+        mean = const(sub, "Sub")
+        div_255 = producer.get(sub.input[0]) if mean is not None else None
+        scale = const(div_255, "Div")
+        if scale is None or scale.size != 1:
+            continue
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        channels = weight.shape[1]
+        per_channel = np.broadcast_to(scale.reshape(-1) * std.reshape(-1), (channels,))
+        folded = weight / per_channel.reshape(1, channels, 1, 1).astype(np.float64)
+        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(folded.astype(weight.dtype), conv.input[1]))
+        offset = (scale.reshape(-1) * mean).astype(np.float32)
+        name = sub.input[1] + "_times_" + div_255.input[1]
+        graph.initializer.append(numpy_helper.from_array(offset, name))
+        sub.input[0], sub.input[1] = div_255.input[0], name
+        conv.input[0] = sub.output[0]
+        graph.node.remove(div_255)
+        graph.node.remove(div_std)
+        for unused in (div_255.input[1], div_std.input[1]):
+            if uses[unused] == 1:
+                graph.initializer.remove(inits[unused])
+        return True
+    return False
 
 
 def dedicate_activation_qdq(model: onnx.ModelProto) -> int:
@@ -163,7 +283,9 @@ def dedicate_activation_qdq(model: onnx.ModelProto) -> int:
     conv whose own output has several readers (extra1.2, extra2.2, extra3.0
     feed the next extra and two heads) now ends in several Qs, and ORT's
     conv fusion wants exactly one; those 3 small convs stay float, as do the
-    residual Adds (same reason). Returns the pairs added.
+    residual Adds (same reason). Returns the pairs added. Used only with
+    ``activations="int8"``: with uint8 (the default) no rewrite is needed and
+    one Q per tensor lets every conv and Add fuse, on x86 and on ARM.
     """
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}

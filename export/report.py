@@ -28,6 +28,10 @@ def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _yes(report: Mapping[str, Any], part: str) -> str:
+    return "yes" if report.get("quantized", {}).get(part, True) else "no (float32)"
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     """The human-readable report."""
     src, files, par, agr, lat = (report[k] for k in ("source", "files", "parity", "agreement", "latency_ms"))
@@ -37,6 +41,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"- checkpoint: `{src['checkpoint']}` ({src['variant']}), sha256 `{src['sha256']}`",
         f"- exporter {report['exporter_version']}, opset {report['opset']}, calibration `{report['calibration']['method']}`, {report['calibration']['activations']} activations "
         f"on {report['calibration']['frames']} frames of `{report['calibration']['source']}`",
+        f"- in int8: heads {_yes(report, 'heads')}, first convolution {_yes(report, 'first_conv')}, L2Norm {_yes(report, 'l2norm')}",
         f"- held-out frames: {report['held_out']['frames']} of `{report['held_out']['source']}`",
         "",
         "| | float32 | int8 |",
