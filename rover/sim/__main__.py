@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario-file", type=Path, default=None, help="a scenario of your own (TOML, see docs/sim.md); its fps and seed apply unless given")
     parser.add_argument("--in-process", action="store_true", help="run the drive loop in this process on a simulated clock (fast, no sockets)")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    parser.add_argument("--fps", default=None, help=f"detector frame rate: a number or a preset ({', '.join(f'{k}={v:g}' for k, v in FPS_PRESETS.items())}); default pi4")
+    parser.add_argument("--fps", default=None, help=f"detector frame rate: a number or a preset ({', '.join(f'{k}={v:g}' for k, v in FPS_PRESETS.items())}); default pi5")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the world (noise, misses, false boxes); default 0")
     parser.add_argument("--out", type=Path, default=Path("sim-out"), help="folder for the picture, summary and logs (default ./sim-out)")
     parser.add_argument("--drive-config", type=Path, default=None, help="TOML config passed to the drive as --config")
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             scenario, detector, seed = load(args.scenario_file)
         else:
-            scenario, detector, seed = scenarios.named(args.scenario), DetectorModel(fps=parse_fps("pi4")), 0
+            scenario, detector, seed = scenarios.named(args.scenario), DetectorModel(fps=parse_fps("pi5")), 0
         if args.fps is not None:
             detector = dataclasses.replace(detector, fps=parse_fps(args.fps))
         args.seed = seed if args.seed is None else args.seed
