@@ -390,8 +390,12 @@ class EmulatedPi:
 
     # -- files ------------------------------------------------------------------------
     def path(self, guest_path: str) -> Path:
-        """The host path of a guest file (in the overlay; valid while the Pi runs)."""
-        return self.root / guest_path.lstrip("/")
+        """The host path of a guest file, valid while the Pi runs.
+
+        The overlay is mounted only in the private namespace: it is reached
+        through the namespace's /proc/PID/root, never at self.root from here.
+        """
+        return Path(f"/proc/{self._ns_pid()}/root") / str(self.root).lstrip("/") / guest_path.lstrip("/")
 
     def write_file(self, guest_path: str, text: str | bytes, mode: int = 0o644) -> None:
         target = self.path(guest_path)
@@ -426,8 +430,8 @@ class EmulatedPi:
             ["sh", "-c",
              "gcc -shared -fPIC -O2 -I/usr/include/python3.11 -I/usr/lib/python3/dist-packages/numpy/core/include "
              f"{dest}/encoders/_pixels.c -o {dest}/encoders/_pixels$(python3 -c "
-             "'import sysconfig; print(sysconfig.get_config_var(\"EXT_SUFFIX\"))') && rm {dest}/encoders/_pixels.c "
-             "&& python3 -m compileall -q " + dest],
+             "'import sysconfig; print(sysconfig.get_config_var(\"EXT_SUFFIX\"))') "
+             f"&& rm {dest}/encoders/_pixels.c && python3 -m compileall -q {dest}"],
             timeout=300,
         )  # fmt: skip
         if build.returncode != 0:

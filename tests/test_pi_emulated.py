@@ -40,6 +40,8 @@ CLIP_SIZE = (640, 480)
 AGREEMENT_INT8 = 0.8
 AGREEMENT_FLOAT = 0.6
 MATCH_IOU = 0.5
+#: Score threshold of the comparison: below rover's 0.5 so the random-weight test model yields detections.
+DETECTION_SCORE = 0.05
 
 
 def _free_port() -> int:
@@ -237,3 +239,115 @@ def test_hardware_tools_say_one_line_without_hardware(emulated_pi, program):
     lines = [l for l in result.stderr.strip().splitlines() if l]
     assert len(lines) == 1 and lines[0].startswith(program), result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- numbers on ARM -------------------------------------------------------------------
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), x1 y1 x2 y2."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-12)
+
+
+def agreement(ours, reference) -> float:
+    """Fraction of the detections of both sides matched one-to-one (same class, IoU >= MATCH_IOU), greedy by score."""
+    total = len(ours) + len(reference)
+    if total == 0:
+        return 1.0
+    if len(ours) == 0 or len(reference) == 0:
+        return 0.0
+    iou = _iou(ours.boxes, reference.boxes)
+    used: set[int] = set()
+    matched = 0
+    for i in range(len(ours)):  # highest score first
+        for j in np.argsort(-iou[i]):
+            if iou[i, j] < MATCH_IOU:
+                break
+            if j not in used and ours.class_ids[i] == reference.class_ids[j]:
+                used.add(int(j))
+                matched += 1
+                break
+    return 2 * matched / total
+
+
+@pytest.fixture(scope="session")
+def arm_outputs(emulated_pi, exported_models, shared_data, tmp_path_factory):
+    """Float and int8 boxes/scores of arm64 onnxruntime on messi5.jpg, and x86's on the same tensor."""
+    import cv2
+    import onnxruntime as ort
+
+    from rover.detector.model import open_session
+    from rover.preprocess import Preprocessor
+
+    pi, figures, _ = emulated_pi
+    image = cv2.imread(str(shared_data / "messi5.jpg"))
+    tensor = Preprocessor(300, 300)(image, "bgr").copy()
+    work = "/tmp/numbers"
+    pi.write_file(f"{work}/tensor.npy", _npy(tensor))
+    for path in (exported_models.float_path, exported_models.int8_path):
+        pi.write_file(f"{work}/{path.name}", path.read_bytes())
+    script = f"{pi_harness.GUEST_CHECKOUT}/tests/pi/arm_inference.py"
+    result = pi.run([f"{VENV}/bin/python", script, f"{work}/tensor.npy", work,
+                     f"{work}/{exported_models.int8_path.name}", f"{work}/{exported_models.float_path.name}"], timeout=1200)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines():
+        run = json.loads(line)
+        figures[f"arm_{run['model']}_inference_s"] = run["inference_s"]
+        figures[f"arm_{run['model']}_load_s"] = run["load_s"]
+    out = {}
+    for kind, path in (("float", exported_models.float_path), ("int8", exported_models.int8_path)):
+        arm = np.load(pi.path(f"{work}/{path.stem}.npz"))
+        boxes, scores = open_session(path).run(["boxes", "scores"], {"image": tensor})
+        out[kind] = {"arm": (arm["boxes"], arm["scores"]), "x86": (boxes, scores)}
+    local = tmp_path_factory.mktemp("arm-graph") / "int8.optimized.onnx"
+    local.write_bytes(pi.path(f"{work}/{exported_models.int8_path.stem}.optimized.onnx").read_bytes())
+    out["int8_optimized"] = local
+    out["ort"] = ort.__version__
+    return out
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_float_model_agrees_across_architectures_to_rounding(arm_outputs):
+    for i, name in enumerate(("boxes", "scores")):
+        diff = float(np.abs(arm_outputs["float"]["arm"][i] - arm_outputs["float"]["x86"][i]).max())
+        print(f"\nfloat {name}: max |arm64 - x86| = {diff:.2e}")
+        assert diff < 1e-4
+
+
+def test_int8_detections_agree_across_architectures(arm_outputs, exported_models):
+    """ARM and x86 use different int8 kernels: raw scores differ, detections must agree within tolerance."""
+    from rover.postprocess import PostprocessConfig, select
+
+    scores_diff = np.abs(arm_outputs["int8"]["arm"][1] - arm_outputs["int8"]["x86"][1])
+    argmax = (arm_outputs["int8"]["arm"][1][0].argmax(1) == arm_outputs["int8"]["x86"][1][0].argmax(1)).mean()
+    config = PostprocessConfig(score_threshold=DETECTION_SCORE, top_k=20)
+    arm_int8 = select(*arm_outputs["int8"]["arm"], config)
+    x86_int8 = select(*arm_outputs["int8"]["x86"], config)
+    arm_float = select(*arm_outputs["float"]["arm"], config)
+    vs_x86, vs_float = agreement(arm_int8, x86_int8), agreement(arm_int8, arm_float)
+    print(f"\nint8 scores |arm64 - x86|: max {scores_diff.max():.3f}, mean {scores_diff.mean():.2e}; "
+          f"argmax class equal for {100 * argmax:.1f} % of priors; detections (score >= {DETECTION_SCORE}): "
+          f"arm int8 {len(arm_int8)}, x86 int8 {len(x86_int8)}, arm float {len(arm_float)}; "
+          f"agreement arm int8 vs x86 int8 {vs_x86:.2f}, vs float {vs_float:.2f}")  # fmt: skip
+    assert len(x86_int8) > 0, "the reference found nothing: the comparison would say nothing"
+    assert vs_x86 >= AGREEMENT_INT8
+    assert vs_float >= AGREEMENT_FLOAT
+
+
+def test_onnxruntime_on_arm_builds_int8_kernels(arm_outputs):
+    """The graph arm64 onnxruntime executes keeps the backbone convolutions as QLinearConv, as on x86."""
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(arm_outputs["int8_optimized"])).graph.node]
+    fused, convs = ops.count("QLinearConv"), ops.count("QLinearConv") + ops.count("Conv")
+    print(f"\narm64 onnxruntime: {fused} QLinearConv of {convs} convolutions")
+    assert fused >= 55, f"only {fused} of {convs} convolutions run as QLinearConv on arm64"
