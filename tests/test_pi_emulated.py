@@ -86,12 +86,12 @@ def emulated_pi(tmp_path_factory, vtest_video, exported_models):
         pi.install_picamera2_standin(_clip(vtest_video))
         figures["prepare_s"] = time.monotonic() - start
         start = time.monotonic()
-        install = pi.run(["sudo", "make", "install"], user="pi", cwd=pi_harness.GUEST_CHECKOUT, timeout=1500)
+        install = pi.run(["make", "install"], **pi_harness.SUDO, cwd=pi_harness.GUEST_CHECKOUT, timeout=1500)
         figures["install_s"] = time.monotonic() - start
         (logs / "install.log").write_text(install.stdout + install.stderr)
         assert install.returncode == 0, f"sudo make install failed ({install.returncode}):\n{install.stdout}\n{install.stderr}"
         # README: put the model where the config expects it.
-        copy = pi.run(["sudo", "install", "-m", "0640", "-g", "rover", "/dev/stdin", GUEST_MODEL], user="pi",
+        copy = pi.run(["install", "-m", "0640", "-g", "rover", "/dev/stdin", GUEST_MODEL], **pi_harness.SUDO,
                       input=exported_models.int8_path.read_bytes(), timeout=300)  # fmt: skip
         assert copy.returncode == 0, copy.stderr
         yield pi, figures, install
@@ -123,7 +123,8 @@ def test_install_keeps_apts_numpy_and_picamera2_imports(emulated_pi):
 
 def test_config_check_passes_as_the_readme_says(emulated_pi):
     pi, _, _ = emulated_pi
-    check = pi.run(["sudo", f"{VENV}/bin/rover", "config", "check", "--config", "/etc/rover/rover.toml"], user="pi", timeout=600)
+    # README: as the services' user, who may read /etc/rover (sudo -u rover).
+    check = pi.run([f"{VENV}/bin/rover", "config", "check", "--config", "/etc/rover/rover.toml"], user="rover", timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -137,7 +138,7 @@ def test_a_numpy_2_venv_is_refused_with_the_fix_named(emulated_pi):
     direct = pi.run([f"{broken}/venv/bin/python", "-c", "import picamera2"], timeout=300)
     assert direct.returncode != 0
     assert "ValueError: numpy.dtype size changed, may indicate binary incompatibility" in direct.stderr
-    result = pi.run(["sudo", "systemd/install.sh", "--prefix", broken, "--pip-args", "--no-deps"], user="pi",
+    result = pi.run(["systemd/install.sh", "--prefix", broken, "--pip-args", "--no-deps"], **pi_harness.SUDO,
                     cwd=pi_harness.GUEST_CHECKOUT, timeout=900)  # fmt: skip
     assert result.returncode == 78, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -281,7 +282,7 @@ def arm_outputs(emulated_pi, exported_models, shared_data, tmp_path_factory):
     import onnxruntime as ort
 
     from rover.detector.model import open_session
-    from rover.preprocess import Preprocessor
+    from rover.detector.preprocess import Preprocessor
 
     pi, figures, _ = emulated_pi
     image = cv2.imread(str(shared_data / "messi5.jpg"))
@@ -325,7 +326,7 @@ def test_float_model_agrees_across_architectures_to_rounding(arm_outputs):
 
 def test_int8_detections_agree_across_architectures(arm_outputs, exported_models):
     """ARM and x86 use different int8 kernels: raw scores differ, detections must agree within tolerance."""
-    from rover.postprocess import PostprocessConfig, select
+    from rover.detector.postprocess import PostprocessConfig, select
 
     scores_diff = np.abs(arm_outputs["int8"]["arm"][1] - arm_outputs["int8"]["x86"][1])
     argmax = (arm_outputs["int8"]["arm"][1][0].argmax(1) == arm_outputs["int8"]["x86"][1][0].argmax(1)).mean()
