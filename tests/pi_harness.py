@@ -363,8 +363,9 @@ class EmulatedPi:
     def run(self, argv: Sequence[str], *, timeout: float, user: str = "root", env: Mapping[str, str] | None = None,
             cwd: str = "/", input: bytes | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` in the guest to completion (stdout and stderr captured as text)."""
-        return subprocess.run(self.command(argv, user=user, env=env, cwd=cwd), input=None if input is None else input.decode(),
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        done = subprocess.run(self.command(argv, user=user, env=env, cwd=cwd), input=input, capture_output=True, timeout=timeout)
+        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                           done.stderr.decode(errors="replace"))  # fmt: skip
 
     def popen(self, argv: Sequence[str], *, stdout: Path, user: str = "root", env: Mapping[str, str] | None = None,
               cwd: str = "/") -> subprocess.Popen[bytes]:
