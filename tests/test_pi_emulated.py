@@ -37,11 +37,13 @@ CLIP_FRAMES = 24
 CLIP_SIZE = (640, 480)
 #: Detection-level agreement required of arm64 int8 against x86 int8 and against float
 #: (fraction of detections matched with the same class at IoU >= 0.5). See docs/pi.md.
-AGREEMENT_INT8 = 0.8
-AGREEMENT_FLOAT = 0.6
+AGREEMENT_INT8 = 0.95
+AGREEMENT_FLOAT = 0.75
 MATCH_IOU = 0.5
-#: Score threshold of the comparison: below rover's 0.5 so the random-weight test model yields detections.
-DETECTION_SCORE = 0.05
+#: The comparison keeps rover's default score threshold and NMS, and the 100 best
+#: detections: with top_k 20 a tie-break at the cut decides what is compared.
+DETECTION_SCORE = 0.5
+COMPARE_TOP_K = 100
 
 
 def _free_port() -> int:
@@ -180,17 +182,24 @@ def _unit_user(pi, unit: str) -> str:
 
 
 def _set_config(pi, **sections: dict) -> None:
-    """Append sections to the installed config (the example's are commented-out defaults or set once)."""
+    """Set keys in the installed config, as a person editing it would: replace the key's line, or add it."""
     path = pi.path("/etc/rover/rover.toml")
-    text = path.read_text()
+    lines = path.read_text().splitlines()
     for section, values in sections.items():
-        body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
-        header = f"[{section}]\n"
-        if header in text:
-            text = text.replace(header, header + body, 1)
-        else:
-            text += f"\n{header}{body}"
-    path.write_text(text)
+        header = f"[{section}]"
+        if header not in lines:
+            lines += ["", header]
+        start = lines.index(header) + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+        for key, value in values.items():
+            line = f"{key} = {json.dumps(value)}"
+            found = next((i for i in range(start, end) if re.match(rf"{key}\s*=", lines[i])), None)
+            if found is None:
+                lines.insert(start, line)
+                end += 1
+            else:
+                lines[found] = line
+    path.write_text("\n".join(lines) + "\n")
 
 
 def test_detector_and_drive_run_as_the_units_would(emulated_pi, tmp_path):
@@ -215,8 +224,9 @@ def test_detector_and_drive_run_as_the_units_would(emulated_pi, tmp_path):
     detector = pi.popen(detector_cmd, user=user, stdout=tmp_path / "detector.log")
     drive = None
     try:
-        ok, first_ok_at, start = [], None, time.monotonic()
-        while len(ok) < 2 and time.monotonic() - start < 900:
+        # One emulated inference takes 30-90 s: the warm-up, then one frame, is what is waited for.
+        ok, seen, first_ok_at, start = [], 0, None, time.monotonic()
+        while not ok and time.monotonic() - start < 900:
             if detector.poll() is not None:
                 pytest.fail(f"rover-detector exited {detector.returncode}:\n{(tmp_path / 'detector.log').read_text()}")
             if not sub.poll(1000):
@@ -224,6 +234,7 @@ def test_detector_and_drive_run_as_the_units_would(emulated_pi, tmp_path):
             topic, _, payload = sub.recv().partition(b" ")
             message = json.loads(payload)
             jsonschema.validate(message, schema)
+            seen += 1
             if message["status"] == "ok":
                 ok.append(message)
                 if first_ok_at is None:
@@ -231,9 +242,12 @@ def test_detector_and_drive_run_as_the_units_would(emulated_pi, tmp_path):
                     figures["detector_first_frame_s"] = first_ok_at
                     drive = pi.popen([*drive_cmd, "--backend", "log", "--follow", "person"], user=user,
                                      stdout=tmp_path / "drive.log")  # fmt: skip
-        assert len(ok) == 2, f"no ok messages in time:\n{(tmp_path / 'detector.log').read_text()}"
-        assert ok[0]["source"].startswith("picamera2 camera 0 (640x480 RGB888)")
-        assert ok[1]["frame"] > ok[0]["frame"]
+        assert ok, f"no ok message in time:\n{(tmp_path / 'detector.log').read_text()}"
+        assert seen >= 2, "the status messages before the first frame should have arrived too"
+        assert (ok[0]["frame"]["width"], ok[0]["frame"]["height"]) == (640, 480)
+        assert "picamera2 camera 0 (640x480 RGB888)" in (tmp_path / "detector.log").read_text()
+        # The drive connects, hears the stream and keeps running (stopped: the detections go stale between frames).
+        time.sleep(20)
         assert drive is not None and drive.poll() is None, (tmp_path / "drive.log").read_text()
     finally:
         sub.close(linger=0)
@@ -323,8 +337,10 @@ def arm_outputs(emulated_pi, exported_models, shared_data, tmp_path_factory):
         figures[f"arm_{run['model']}_inference_s"] = run["inference_s"]
         figures[f"arm_{run['model']}_load_s"] = run["load_s"]
     out = {}
+    keep = tmp_path_factory.mktemp("arm-outputs")  # kept after the session, for a look at the numbers
     for kind, path in (("float", exported_models.float_path), ("int8", exported_models.int8_path)):
-        arm = np.load(pi.path(f"{work}/{path.stem}.npz"))
+        (keep / f"{kind}.npz").write_bytes(pi.path(f"{work}/{path.stem}.npz").read_bytes())
+        arm = np.load(keep / f"{kind}.npz")
         boxes, scores = open_session(path).run(["boxes", "scores"], {"image": tensor})
         out[kind] = {"arm": (arm["boxes"], arm["scores"]), "x86": (boxes, scores)}
     local = tmp_path_factory.mktemp("arm-graph") / "int8.optimized.onnx"
@@ -353,7 +369,7 @@ def test_int8_detections_agree_across_architectures(arm_outputs, exported_models
 
     scores_diff = np.abs(arm_outputs["int8"]["arm"][1] - arm_outputs["int8"]["x86"][1])
     argmax = (arm_outputs["int8"]["arm"][1][0].argmax(1) == arm_outputs["int8"]["x86"][1][0].argmax(1)).mean()
-    config = PostprocessConfig(score_threshold=DETECTION_SCORE, top_k=20)
+    config = PostprocessConfig(score_threshold=DETECTION_SCORE, top_k=COMPARE_TOP_K)
     arm_int8 = select(*arm_outputs["int8"]["arm"], config)
     x86_int8 = select(*arm_outputs["int8"]["x86"], config)
     arm_float = select(*arm_outputs["float"]["arm"], config)
