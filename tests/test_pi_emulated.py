@@ -112,7 +112,7 @@ def test_install_keeps_apts_numpy_and_picamera2_imports(emulated_pi):
     probe = _guest_python(pi, (
         "import importlib.util, json, numpy, cv2, onnxruntime, zmq, picamera2, smbus2; "
         "print(json.dumps({'numpy': numpy.__version__, 'numpy_file': numpy.__file__, 'cv2': cv2.__version__, "
-        "'ort': onnxruntime.__version__, 'smbus2_file': smbus2.__file__, 'picamera2': picamera2.__file__, "
+        "'ort': onnxruntime.__version__, 'pyzmq': zmq.__version__, 'smbus2_file': smbus2.__file__, 'picamera2': picamera2.__file__, "
         "'gpio_file': importlib.util.find_spec('RPi.GPIO').origin}))"
     ))  # fmt: skip
     assert probe.returncode == 0, probe.stderr
@@ -374,7 +374,7 @@ def test_int8_detections_agree_across_architectures(arm_outputs, exported_models
     x86_int8 = select(*arm_outputs["int8"]["x86"], config)
     arm_float = select(*arm_outputs["float"]["arm"], config)
     vs_x86, vs_float = agreement(arm_int8, x86_int8), agreement(arm_int8, arm_float)
-    print(f"\nint8 scores |arm64 - x86|: max {scores_diff.max():.3f}, mean {scores_diff.mean():.2e}; "
+    print(f"\nint8 scores |arm64 - x86|: max {scores_diff.max():.2e}, mean {scores_diff.mean():.2e}; "
           f"argmax class equal for {100 * argmax:.1f} % of priors; detections (score >= {DETECTION_SCORE}): "
           f"arm int8 {len(arm_int8)}, x86 int8 {len(x86_int8)}, arm float {len(arm_float)}; "
           f"agreement arm int8 vs x86 int8 {vs_x86:.2f}, vs float {vs_float:.2f}")  # fmt: skip
