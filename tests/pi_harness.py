@@ -19,8 +19,9 @@ and fences it inside a private mount namespace, held open by one process:
   on a Pi ``/proc/device-tree`` is a link to that directory; procfs cannot
   take a new entry on another machine, so the installer reads either;
 - this machine's CA bundle, DNS configuration and pip index, so the guest's
-  pip reaches the same index; pip's download cache is kept in the rover cache
-  (``pip-aarch64``) so wheels are fetched once;
+  pip reaches the same index (pip's own download cache is not kept between
+  sessions: the index here marks its files uncacheable, and an emulated
+  install's time is spent in the emulated CPU, not the download);
 - what apt gives a Pi that Debian lacks: a ``picamera2`` stand-in
   (``tests/pi/picamera2``) in ``/usr/lib/python3/dist-packages`` with its C
   extension compiled there against Debian's numpy 1.24, and a camera clip
@@ -234,8 +235,6 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$m/dev/shm"
 mkdir -p "$m/run/lock"
 mount --bind /etc/resolv.conf "$m/etc/resolv.conf"
 mount --bind "$stage/ca.crt" "$m/etc/ssl/certs/ca-certificates.crt"
-mkdir -p "$m/root/.cache/pip"
-mount --bind "$stage/pip-cache" "$m/root/.cache/pip"
 echo ready
 read -r _ || true
 """
@@ -265,9 +264,6 @@ class EmulatedPi:
         if bundle is None:
             raise EmulationError("no CA bundle on this machine for the guest's pip")
         shutil.copyfile(bundle, self.stage / "ca.crt")
-        pip_cache = CACHE / "pip-aarch64"
-        pip_cache.mkdir(parents=True, exist_ok=True)
-        (self.stage / "pip-cache").symlink_to(pip_cache)
         self._holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--fork", "--kill-child=SIGKILL",
              "sh", "-c", _HOLDER, "holder", str(self.rootfs), str(self.stage)],
