@@ -118,11 +118,13 @@ board_model() {
     true
 }
 if [ "$EXTRAS" = auto ]; then
-    case "$(board_model)" in
+    board="$(board_model)"
+    case "$board" in
         *"Raspberry Pi 5"*) EXTRAS=pi5 ;;
         *"Raspberry Pi"*) EXTRAS=pi ;;
         *) EXTRAS=none ;;
     esac
+    say "board: ${board:-not a Raspberry Pi (no device-tree model)}: extras $EXTRAS"
 fi
 [ "$APT" != auto ] || { [ -z "$DESTDIR" ] && [ "$EXTRAS" != none ] && command -v apt-get >/dev/null && APT=1; } || APT=0
 

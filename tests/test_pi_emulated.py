@@ -102,12 +102,29 @@ def emulated_pi(tmp_path_factory, vtest_video, exported_models):
         print(f"\nemulated Pi figures: {json.dumps(figures)}")
 
 
+def test_a_pi_5_gets_the_pi5_extras_and_its_cpu(tmp_path_factory):
+    """The same rootfs as a Pi 5: the installer reads the board from the device tree (no venv: cheap)."""
+    reason = pi_harness.unavailable_reason()
+    if reason:
+        pytest.skip(f"emulated Pi unavailable: {reason}")
+    rootfs, _ = pi_harness.ensure_rootfs(tmp_path_factory.mktemp("pi5") / "build-rootfs.log")
+    with pi_harness.EmulatedPi(rootfs, model=5, stage=tmp_path_factory.mktemp("pi5-stage")) as pi5:
+        pi5.copy_checkout()
+        result = pi5.run(["systemd/install.sh", "--no-venv", "--no-apt"], **pi_harness.SUDO, cwd=pi_harness.GUEST_CHECKOUT,
+                         timeout=600)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "install.sh: board: Raspberry Pi 5 Model B Rev 1.0: extras pi5" in result.stdout
+        cpu = pi5.run(["sh", "-c", "uname -m; grep -m1 'CPU part' /proc/cpuinfo"], timeout=120)
+        assert cpu.stdout.split() == ["aarch64", "CPU", "part", ":", "0xd0b"]  # Cortex-A76
+
+
 def _guest_python(pi, code: str, timeout: float = 600):
     return pi.run([f"{VENV}/bin/python", "-c", code], timeout=timeout)
 
 
 def test_install_keeps_apts_numpy_and_picamera2_imports(emulated_pi):
     pi, _, install = emulated_pi
+    assert "install.sh: board: Raspberry Pi 4 Model B Rev 1.4: extras pi" in install.stdout
     assert "picamera2 imports in /opt/rover/venv" in install.stdout
     probe = _guest_python(pi, (
         "import importlib.util, json, numpy, cv2, onnxruntime, zmq, picamera2, smbus2; "

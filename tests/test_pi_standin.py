@@ -165,3 +165,8 @@ def test_cpuinfo_is_a_pis(model, part, name):
     text = pi_harness._cpuinfo(model)
     assert text.count("processor\t:") == 4 and f"CPU part\t: {part}" in text
     assert f"Model\t\t: {name}" in text and "Revision\t:" in text
+
+
+def test_the_skip_reason_is_one_line_without_root(monkeypatch):
+    monkeypatch.setattr(pi_harness.os, "geteuid", lambda: 1000)
+    assert pi_harness.unavailable_reason() == "the emulated Pi needs root (debootstrap, mounts, chroot)"
