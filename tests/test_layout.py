@@ -26,7 +26,7 @@ MAY_USE: dict[str, set[str]] = {
     "detector": {"core", "sources"},
     "hw": {"core"},
     "drive": {"core", "hw"},
-    "stream": {"core"},
+    "stream": {"core", "sources"},  # rover capture reads the camera
     "view": {"core", "detector", "drive"},  # it shows the detector's preview and the drive's status streams
     "sim": {"core", "drive", "hw"},
     "cli": {"core", "stream"},
@@ -36,6 +36,8 @@ MAY_USE: dict[str, set[str]] = {
 EXCEPTIONS: dict[str, set[str]] = {
     # whether and how to publish preview frames is said in the [view] section
     "detector": {"rover.view.config"},
+    # rover capture: the [camera] section is the detector's, and it reads the detector's preview wire format
+    "stream": {"rover.detector.config", "rover.detector.preview"},
 }
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.systemd
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a checkout needs for ``pip install .`` and for install.sh.
-CHECKOUT_PARTS = ("setup.cfg", "pyproject.toml", "README.md", "rover", "export", "systemd", "config", "docs")
+CHECKOUT_PARTS = ("setup.cfg", "pyproject.toml", "README.md", "rover", "export", "systemd", "config", "docs", "requirements")
 UNITS = ("rover-detector.service", "rover-drive.service", "rover-view.service")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
@@ -73,6 +73,29 @@ def test_install_stages_units_config_and_a_venv_that_sees_apt_packages(checkout:
         assert installed == (checkout / "systemd" / unit).read_text()
     assert (root / "etc/rover/rover.toml").read_text() == (checkout / "config/rover.example.toml").read_text()
     assert (root / "var/lib/rover/models").is_dir()
+
+
+@pytest.mark.slow
+def test_a_pi_install_without_picamera2_in_the_venv_exits_78_naming_the_fix(checkout: Path, tmp_path: Path) -> None:
+    """On a Pi (--extras pi) the detector's default camera needs picamera2 in the venv: no note, an error.
+
+    The numpy cause of the same check is proven on the emulated Pi (tests/test_pi_emulated.py).
+    """
+    if not SYSTEM_PYTHON.is_file():
+        pytest.skip(f"{SYSTEM_PYTHON} is not installed")
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import picamera2"], capture_output=True, timeout=60)
+    if probe.returncode == 0:
+        pytest.skip("this machine has picamera2")
+    root = tmp_path / "root"
+    offline = ["--pip-args", "--no-deps --no-index --no-build-isolation"]
+    result = install(checkout, "--destdir", str(root), "--python", str(SYSTEM_PYTHON), "--extras", "pi", *offline)
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "install.sh: picamera2 is not installed: sudo apt install python3-picamera2, then run this again "
+        "(or --no-picamera2 for a USB camera)"
+    ]
+    again = install(checkout, "--destdir", str(root), "--python", str(SYSTEM_PYTHON), "--extras", "pi", "--no-picamera2", *offline)
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 def test_an_existing_config_is_never_overwritten(checkout: Path, tmp_path: Path) -> None:

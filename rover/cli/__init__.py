@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("rover.stream.record", "write the detection and drive streams to a JSON-lines file"),
     "replay": ("rover.stream.replay", "publish a recorded detection stream again, with its timing"),
     "soak": ("rover.stream.soak", "run the whole system for minutes or hours with faults injected, and print its figures"),
+    "capture": ("rover.stream.capture", "save camera frames for the export's int8 calibration"),
 }
 
 

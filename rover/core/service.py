@@ -27,9 +27,22 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, stream=sys.stderr, force=True)
     if not verbose:
         # OpenCV's own "[ WARN:0@...]" lines repeat what our CameraError says, unformatted.
-        import cv2
+        quiet_opencv()
 
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+#: cv::utils::logging::LOG_LEVEL_ERROR (the same number in OpenCV 4 and 5).
+_CV_LOG_LEVEL_ERROR = 2
+
+
+def quiet_opencv() -> None:
+    """OpenCV logs errors only. OpenCV 5 has cv2.utils.logging; 4.x (4.11 on the Pi) has cv2.setLogLevel."""
+    import cv2
+
+    utils_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if utils_logging is not None:
+        utils_logging.setLogLevel(utils_logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(_CV_LOG_LEVEL_ERROR)
 
 
 def run_until_signal(run: Callable[[argparse.Namespace, threading.Event], int], args: argparse.Namespace,
