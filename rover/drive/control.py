@@ -115,29 +115,39 @@ class Estimate:
 
 
 class Odometer:
-    """Distance driven towards the target and head pan over time, from the commands (for the capture times)."""
+    """Distance driven towards the target, path length and head pan over time, from the commands (for the capture times)."""
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
-        self.history: deque[tuple[float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad)
+        self.history: deque[tuple[float, float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad, path m)
         self.distance = 0.0
         self.yaw = 0.0
+        self.path = 0.0  # path length driven (m), forwards and backwards: what the travel bound counts
 
     def record(self, t: float, pan: float) -> None:
-        self.history.append((t, self.distance, pan, self.yaw))
+        self.history.append((t, self.distance, pan, self.yaw, self.path))
         while len(self.history) > 2 and self.history[1][0] < t - self.keep_s:
             self.history.popleft()
 
-    def at(self, t: float) -> tuple[float, float, float]:
-        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
+    def _row(self, t: float) -> tuple[float, float, float, float, float] | None:
         if not self.history:
-            return self.distance, 0.0, self.yaw
+            return None
         best = self.history[0]
         for row in self.history:
             if row[0] > t:
                 break
             best = row
-        return best[1], best[2], best[3]
+        return best
+
+    def at(self, t: float) -> tuple[float, float, float]:
+        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
+        row = self._row(t)
+        return (self.distance, 0.0, self.yaw) if row is None else (row[1], row[2], row[3])
+
+    def path_since(self, t: float) -> float:
+        """Path length (m) driven since time ``t`` (from the nearest record at or before it: never less)."""
+        row = self._row(t)
+        return self.path - (0.0 if row is None else row[4])
 
 
 class Controller:
@@ -214,7 +224,8 @@ class Controller:
         elif own < FASTER_CLEAR * v_limit:
             self.faster, self._faster_since = False, None
         speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
-        cap_speed = 0.0 if self.head_cut else min(v_limit, self.safe_speed(estimate.range_m, limits))
+        cap_speed = 0.0 if self.head_cut else min(v_limit, self.safe_speed(estimate.range_m, limits),
+                                                  self.budget_speed(now, limits))
         speed = min(speed, cap_speed)
         if not (cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m):
             speed = max(0.0, speed)
@@ -231,6 +242,21 @@ class Controller:
     def safe_speed(self, range_m: float, limits: Limits) -> float:
         """The fastest speed from which the car stops outside ``stop_distance_m`` if the information stops now."""
         return max(0.0, range_m - self.config.stop_distance_m) / (limits.horizon_s + limits.stop_time_s)
+
+    def budget_speed(self, now: float, limits: Limits) -> float:
+        """The fastest speed that keeps the travel since the newest capture acted on within ``travel_bound_m``.
+
+        The speed limit alone does not: when the limits grow (a slower or
+        older frame) the cut-off moves later while the distance already
+        driven at the earlier, higher limit stays driven. So the distance left
+        (the bound less the path driven since that capture) is spread over
+        the time left before the cut-off, one tick more (the tick's rounding,
+        a real car's slow-down), and the stop.
+        """
+        assert self.target_capture is not None
+        left = max(0.0, self.config.travel_bound_m - self.odometer.path_since(self.target_capture))
+        remaining = max(0.0, self.target_capture + limits.horizon_s - now) + self.config.tick_s
+        return left / (remaining + limits.stop_time_s)
 
     def output(self, state: State, now: float, dt: float, limits: Limits, forward_blocked: bool = False) -> Commands:
         """The commands for this tick of ``dt`` seconds in ``state``."""
@@ -262,6 +288,7 @@ class Controller:
         bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
         speed = throttle * cfg.top_speed_mps
         self.odometer.distance += speed * math.cos(bearing) * dt
+        self.odometer.path += abs(speed) * dt
         self.odometer.yaw += speed * math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m * dt
         self.odometer.record(now, pan)
         return self.current
