@@ -457,3 +457,16 @@ def test_a_stream_that_slows_down_mid_run_slows_the_car_without_a_deadman_trip()
         assert rig.chassis.throttle * DriveConfig().top_speed_mps <= status["limits"]["speed_limit_mps"] + 1e-9
     assert State.SAFE not in [s for when, s in rig.states if when > start + 1.0]  # armed once, never tripped
     assert limits[-1] < limits[0] and limits == sorted(limits, reverse=True)
+
+
+def test_a_small_person_whose_feet_are_below_the_frame_is_not_approached() -> None:
+    # A toddler (or someone sitting on the floor) 0.6 m away: the head in view, the feet below the frame's bottom.
+    # The box height alone would put them 2.7-3.9 m away and ask for full speed.
+    rig = Rig()
+    start = rig.clock.now
+    rig.play(lambda t: [("person", 0.9, (0.4, 0.30 + 0.1 * min(1.0, max(0.0, t - start - 1.0)), 0.6, 1.0))],
+             0.0, 4.0, fps=5, latency_s=0.2)
+    rig.run_for(4.0)
+    assert State.FOLLOWING in [s for _, s in rig.states]  # the person is locked and followed, not ignored
+    assert max(rig.chassis.values("throttle")) == 0.0
+    assert rig.loop.controller.estimate is not None and rig.loop.controller.estimate.range_m < 0.7

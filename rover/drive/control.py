@@ -23,8 +23,9 @@ to *now* (which compensates the age of the detection):
   (:class:`rover.drive.limits.Limits`), the ``max_throttle`` cap, nor
   ``(range - stop_distance_m) / (horizon + stop_time)``, the speed from
   which the car still stops outside the stop distance if the information
-  stops now, and 0 while the newest box has the person's head cut by the
-  frame's top (they are nearer than ~2 m: a fact of the pixels that no wrong
+  stops now, nor the travel budget (:meth:`Controller.budget_speed`), and
+  0 while the newest box has the person's head or feet cut by the frame
+  (nearer than ~2 m, or small and close: a fact of the pixels that no wrong
   assumption about height or focal length can move). Throttle = speed / ``top_speed_mps`` (linear, since the
   backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
   band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
@@ -65,6 +66,7 @@ BEARING_NOISE_RAD = 0.02
 MAX_PERSON_SPEED_MPS = 3.0
 MAX_BEARING_RATE = 2.0  # rad/s
 MAX_EXTRAPOLATION_S = 1.0
+FEET_SIGMAS = 2.0  # the range from the feet overrides the height's when nearer by this many of its std
 MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
 FASTER_CLEAR = 0.9
 FASTER_AFTER_S = 1.0  # the person's speed must exceed the limit this long before the flag is raised
@@ -112,6 +114,7 @@ class Estimate:
     range_rate_mps: float
     bearing_rate_rad_s: float
     target_speed_mps: float
+    near_m: float = math.inf  # the smaller of the range and the range from the feet alone (the stop distance's)
 
 
 class Odometer:
@@ -158,12 +161,15 @@ class Controller:
         self.camera = CameraGeometry(config.camera_hfov_deg, config.camera_vfov_deg, config.camera_height_m,
                                      config.camera_tilt_deg, config.pan_range_deg)
         self.range_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)
+        self.feet_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)  # the same from the bottom edge alone
+        self._feet_seen = False  # the newest box of the target has its feet in the frame
+        self._lock = 0
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
         self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self.target_capture: float | None = None  # capture time of the newest frame showing the target
-        self.head_cut = False  # the newest box of the target has its top edge cut: too near to approach
+        self.cut = False  # the newest box of the target has its top or bottom edge cut: too near to approach
         self.estimate: Estimate | None = None
         self.speed_limit_mps = 0.0
         self.faster = False
@@ -171,15 +177,33 @@ class Controller:
         self._search_started: float | None = None
         self._search_direction = 1.0
 
-    def observe(self, box: tuple[float, float, float, float], t_capture: float) -> None:
-        """A fresh detection of the locked target, captured at ``t_capture``."""
+    def observe(self, box: tuple[float, float, float, float], t_capture: float, received_s: float | None = None,
+                lock: int = 0) -> None:
+        """A fresh detection of the locked target, captured at ``t_capture``, received at ``received_s``.
+
+        A capture stamped after its receipt (clocks up to the gate's tolerance
+        apart) counts as captured when received: information is never newer
+        than its arrival. ``lock`` numbers the lock (:attr:`rover.drive.tracker.Tracker.locks`):
+        a new number is another person, whose range and bearing start afresh.
+        """
+        if received_s is not None:
+            t_capture = min(t_capture, received_s)
+        if lock != self._lock:
+            self._lock = lock
+            self.range_f.reset()
+            self.feet_f.reset()
+            self.bearing_f.reset()
         driven, pan, yaw = self.odometer.at(t_capture)
         obs = observe(box, self.camera, self.config.person_height_m, pan)
         sigma = RANGE_NOISE * max(obs.range_m, 0.3)
         self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
+        if obs.feet_m is not None:
+            feet_sigma = max(obs.feet_sigma_m, RANGE_NOISE * max(obs.feet_m, 0.3))
+            self.feet_f.update(obs.feet_m + driven, feet_sigma * feet_sigma, t_capture)
         self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
         if self.target_capture is None or t_capture >= self.target_capture:
-            self.head_cut = obs.head_cut
+            self.cut = obs.cut
+            self._feet_seen = obs.feet_m is not None
         self.target_capture = t_capture if self.target_capture is None else max(self.target_capture, t_capture)
 
     def target_missing(self) -> None:
@@ -188,9 +212,11 @@ class Controller:
     def reset(self) -> None:
         """Back to SAFE: everything neutral at once, the estimate forgotten."""
         self.range_f.reset()
+        self.feet_f.reset()
         self.bearing_f.reset()
         self.target_capture = None
-        self.head_cut = False
+        self.cut = False
+        self._feet_seen = False
         self.estimate = None
         self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
@@ -203,11 +229,20 @@ class Controller:
             return None
         t_range = min(now, self.range_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
         position, speed = self.range_f.predict(t_range)
+        near = position
+        if self._feet_seen and self.feet_f.ready:
+            # The feet do not depend on the assumed height: a shorter person is not put too far. They are
+            # noisier, so they count once they are nearer by FEET_SIGMAS of their own filtered spread.
+            t_feet = min(now, self.feet_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
+            feet = self.feet_f.predict(t_feet)[0]
+            if feet + FEET_SIGMAS * self.feet_f.std(t_feet) < position:
+                near = feet
         t_bearing = min(now, self.bearing_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
         world_bearing, bearing_rate = self.bearing_f.predict(t_bearing)
         bearing = world_bearing - self.odometer.yaw
         car_speed = self.current.throttle * self.config.top_speed_mps * math.cos(bearing)
-        return Estimate(position - self.odometer.distance, bearing, speed - car_speed, bearing_rate, speed)
+        return Estimate(position - self.odometer.distance, bearing, speed - car_speed, bearing_rate, speed,
+                        near - self.odometer.distance)
 
     def _follow(self, now: float, limits: Limits) -> tuple[Commands, float]:
         """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
@@ -224,7 +259,7 @@ class Controller:
         elif own < FASTER_CLEAR * v_limit:
             self.faster, self._faster_since = False, None
         speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
-        cap_speed = 0.0 if self.head_cut else min(v_limit, self.safe_speed(estimate.range_m, limits),
+        cap_speed = 0.0 if self.cut else min(v_limit, self.safe_speed(min(estimate.range_m, estimate.near_m), limits),
                                                   self.budget_speed(now, limits))
         speed = min(speed, cap_speed)
         if not (cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m):

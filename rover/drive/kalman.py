@@ -81,6 +81,12 @@ class CVFilter:
         self.t = t
         self.updates += 1
 
+    def std(self, t: float) -> float:
+        """Standard deviation of the value extrapolated to time ``t``."""
+        if self.t is None:
+            raise ValueError("the filter has no measurement yet")
+        return math.sqrt(max(0.0, self._propagate(max(0.0, t - self.t))[2]))
+
     def predict(self, t: float) -> tuple[float, float]:
         """Value and rate extrapolated to time ``t`` (not before the last update)."""
         if self.t is None:
