@@ -510,3 +510,25 @@ def test_a_capture_stamped_in_the_future_counts_as_captured_when_received() -> N
             captures.append(rig.loop.controller.target_capture - rig.clock.now)
     assert captures and max(captures) <= 1e-9
     assert rig.loop.gate.counters.get("stale", 0) == 0  # the frames were accepted as fresh
+
+
+def test_the_published_estimate_stays_in_the_schema_when_an_approaching_person_vanishes() -> None:
+    # The filter predicts the walker on past the car: the range must not go negative (schema minimum 0).
+    rig = Rig()
+    start = rig.clock.now
+
+    def scene(t: float) -> list:
+        s = t - start
+        h = 0.25 + 0.2 * s
+        return [] if s > 3.0 else [person(0.5, min(h, 0.85), top=max(0.0, 0.6 - h))]
+    rig.play(scene, 0.0, 5.0)
+    bad = []
+    for _ in range(100):
+        rig.run_for(0.05)
+        status = rig.status()
+        try:
+            jsonschema.validate(status, SCHEMA)
+            decode_status(rig.published[-1])
+        except Exception as exc:  # noqa: BLE001 - any rejection is a failure to report
+            bad.append((round(rig.clock.now - start, 2), status["estimate"], repr(exc)[:80]))
+    assert not bad

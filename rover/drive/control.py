@@ -48,6 +48,7 @@ to *now* (which compensates the age of the detection):
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ from rover.drive.estimate import CameraGeometry, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.limits import Limits
 from rover.drive.states import EPSILON_S, State
+
+log = logging.getLogger("rover.drive")
 
 #: Filter tuning (not config: properties of walking people and of box noise).
 RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
@@ -164,6 +167,7 @@ class Controller:
         self.feet_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)  # the same from the bottom edge alone
         self._feet_seen = False  # the newest box of the target has its feet in the frame
         self._lock = 0
+        self._warned_non_finite = False
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
         self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0)
         self.wanted = NEUTRAL
@@ -241,15 +245,22 @@ class Controller:
         world_bearing, bearing_rate = self.bearing_f.predict(t_bearing)
         bearing = world_bearing - self.odometer.yaw
         car_speed = self.current.throttle * self.config.top_speed_mps * math.cos(bearing)
-        return Estimate(position - self.odometer.distance, bearing, speed - car_speed, bearing_rate, speed,
-                        near - self.odometer.distance)
+        values = (position, near, world_bearing, bearing_rate, speed, car_speed)
+        if not all(math.isfinite(v) for v in values):
+            if not self._warned_non_finite:
+                log.warning("the target's estimate is not a finite number %s: stopping the car", values)
+                self._warned_non_finite = True
+            return None  # no estimate: throttle and steering 0, as on information too old
+        # a range is never negative (the person passed the car by the odometry: they are at it, at most)
+        return Estimate(max(0.0, position - self.odometer.distance), bearing, speed - car_speed, bearing_rate, speed,
+                        max(0.0, near - self.odometer.distance))
 
     def _follow(self, now: float, limits: Limits) -> tuple[Commands, float]:
         """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
         cfg = self.config
         estimate = self.estimate
         if estimate is None or self.target_capture is None or now - self.target_capture >= limits.horizon_s - EPSILON_S:
-            return Commands(0.0, 0.0, self.current.pan), 0.0  # information too old: stop at once
+            return Commands(0.0, 0.0, self.current.pan), 0.0  # information too old (or not a number): stop at once
         v_limit = min(limits.speed_limit_mps, cfg.max_throttle * cfg.top_speed_mps)
         self.speed_limit_mps = v_limit
         own = estimate.target_speed_mps
