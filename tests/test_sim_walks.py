@@ -112,3 +112,15 @@ def test_a_person_shorter_than_assumed_is_never_approached_past_the_stop_distanc
         s = run_inprocess(short(scenario), seed=seed, detector=DetectorModel(fps=3.0), drive=drive_config_for(),
                           picar=PicarBConfig(min_duty=15.0)).summary
         assert s["closest_approach_m"] >= CFG.stop_distance_m, (seed, s)
+
+
+def test_a_scenario_file_sets_the_persons_height(tmp_path) -> None:
+    from rover.sim import scenario_file
+
+    path = tmp_path / "child.toml"
+    path.write_text('duration_s = 3.0\n[[person]]\nstart = [2.0, 0.0]\nheight_m = 1.0\nlegs = [["stand", 3.0]]\n')
+    scenario, _, _ = scenario_file.load(path)
+    assert scenario.people[0].height_m == 1.0
+    path.write_text('[[person]]\nheight_m = 0.1\n')
+    with pytest.raises(ValueError, match="height_m"):
+        scenario_file.load(path)
