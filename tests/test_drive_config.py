@@ -35,6 +35,17 @@ def test_example_section_lists_every_key_with_its_default() -> None:
         ("arm_count = 2.5", "drive.arm_count"),
         ("follow = \"\"", "follow"),
         ("speed = 1", "drive.speed"),
+        ("person_height_m = inf", "drive.person_height_m in .* must be a finite number"),
+        ("stop_distance_m = inf", "drive.stop_distance_m in .* must be a finite number"),
+        ("follow_distance_m = inf", "drive.follow_distance_m in .* must be a finite number"),
+        ("range_gain = nan", "drive.range_gain in .* must be a finite number"),
+        ("max_age_s = 1e9", "max_age_s must be at most 5"),
+        ("deadman_s = 1e9", "deadman_s must be at most 5"),
+        ("camera_hfov_deg = 200", "camera_hfov_deg must be less than 180"),
+        ("camera_vfov_deg = 180", "camera_vfov_deg must be less than 180"),
+        ("pan_range_deg = 170", "pan_range_deg must be at most 90"),
+        ("max_steer_deg = 120", "max_steer_deg must be less than 90"),
+        ("max_steer_deg = 90", "max_steer_deg must be less than 90"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(tmp_path: Path, toml: str, named: str) -> None:
@@ -43,6 +54,25 @@ def test_bad_values_are_refused_naming_the_key(tmp_path: Path, toml: str, named:
     with pytest.raises(ConfigError, match=named) as info:
         load_sections(path, {"drive": DriveConfig})
     assert "\n" not in str(info.value)
+
+
+def test_a_non_finite_number_is_refused_in_any_section_with_exit_78(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rover.hw.config import PicarBConfig
+
+    path = tmp_path / "rover.toml"
+    path.write_text("[picar_b]\nmax_duty = inf\n")
+    with pytest.raises(ConfigError, match="picar_b.max_duty in .* must be a finite number"):
+        load_sections(path, {"picar_b": PicarBConfig})
+    path.write_text("[drive]\nperson_height_m = inf\n")
+    done = subprocess.run([sys.executable, "-m", "rover.drive", "--config", str(path), "--backend", "log"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 78
+    assert done.stderr.strip().count("\n") == 0 and "person_height_m in" in done.stderr and "must be a finite number" in done.stderr
+    with pytest.raises(ValueError, match="person_height_m must be a finite number"):
+        DriveConfig(person_height_m=float("inf"))
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:

@@ -137,3 +137,44 @@ def test_search_sweeps_the_head_within_its_limit_with_the_car_stopped() -> None:
     assert max(pans) == pytest.approx(0.8) and min(pans) == pytest.approx(-0.8)
     assert all(abs(b - a) <= 0.5 * 0.05 + 1e-9 for a, b in zip(pans, pans[1:]))
     assert math.isfinite(sum(pans))
+
+
+def test_a_non_finite_estimate_stops_the_car_and_centres_the_steering_logging_once(caplog) -> None:
+    import logging
+    import math as m
+
+    from rover.drive.limits import StreamTiming
+    from rover.drive.states import State as S
+
+    cfg = DriveConfig()
+    controller = Controller(cfg)
+    timing = StreamTiming(cfg.max_age_min_s, cfg.max_age_s, cfg.deadman_min_s, cfg.deadman_s, cfg.stop_time_s,
+                          cfg.travel_bound_m)
+    for k in range(20):  # a far person on the left at 10 frames/s: the car drives and steers left
+        now = k * 0.05
+        if k % 2 == 0:
+            timing.frame(now, 0.05)
+            controller.observe((0.15, 0.30, 0.25, 0.55), now - 0.05, now)
+        cmd = controller.output(S.FOLLOWING, now, 0.05, timing.limits())
+    assert cmd.throttle > 0 and cmd.steering > 0
+    controller.range_f.x = m.nan  # whatever made it (a bug, a bad number): not a basis to drive on
+    with caplog.at_level(logging.WARNING, logger="rover.drive"):
+        for k in range(20, 30):
+            cmd = controller.output(S.FOLLOWING, k * 0.05, 0.05, timing.limits())
+            assert cmd.throttle == 0.0
+    assert cmd.steering == 0.0
+    assert sum("not a finite number" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_filter_ignores_a_measurement_that_is_not_a_number() -> None:
+    import math as m
+
+    from rover.drive.kalman import CVFilter
+
+    f = CVFilter(accel_psd=1.5, max_rate=3.0)
+    for k in range(5):
+        f.update(3.0, 0.01, k * 0.2)
+    f.update(m.nan, 0.01, 1.0)
+    f.update(3.0, m.inf, 1.2)
+    x, v = f.predict(1.2)
+    assert x == pytest.approx(3.0, abs=1e-6) and abs(v) < 1e-6

@@ -6,9 +6,12 @@ import math
 
 import pytest
 
+from rover.drive.config import DriveConfig
+from rover.drive.control import Controller
 from rover.drive.estimate import CameraGeometry, ground_range, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.limits import StreamTiming
+from rover.drive.states import State
 
 CAM = CameraGeometry()  # Pi camera v2, 0.15 m up, pitched up 12 deg
 
@@ -42,9 +45,10 @@ def test_a_person_filling_the_frame_is_at_most_the_floor_distance_of_the_frame_e
     assert r < 0.8
 
 
-def test_a_wrong_height_assumption_scales_the_range_by_the_same_factor() -> None:
-    r, _ = ground_range(box_of(3.0, height_m=1.7), CAM, 1.7 * 1.15)
-    assert r == pytest.approx(3.0 * 1.15, rel=1e-6)
+def test_a_wrong_height_assumption_scales_the_range_but_not_the_range_from_the_feet() -> None:
+    obs = observe(box_of(3.0, height_m=1.7), CAM, 1.7 * 1.15)
+    assert obs.range_m == pytest.approx(3.0 * 1.15, rel=1e-6)
+    assert obs.feet_m == pytest.approx(3.0, rel=1e-6) and 0.0 < obs.feet_sigma_m < 3.0
 
 
 def test_bearing_is_left_positive_and_adds_the_head_pan() -> None:
@@ -110,3 +114,38 @@ def test_a_stream_that_slows_down_raises_the_limits_and_lowers_the_speed_limit_a
     assert after.speed_limit_mps < before.speed_limit_mps
     timing.frame(t + 5.0, 0.1)  # a gap longer than the hard dead-man (a restart) is not a period
     assert timing.period.mean is not None and timing.period.mean < 1.0
+
+
+@pytest.mark.parametrize("top", [0.3, 0.4, 0.5])
+def test_a_box_whose_feet_are_below_the_frame_is_at_most_the_frame_bottoms_floor_distance(top: float) -> None:
+    # A small person (a toddler, someone sitting on the floor) close by: the head in view, the feet below the frame.
+    frame_bottom = CAM.mount_height_m / -math.tan(CAM.elevation(1.0))
+    obs = observe((0.4, top, 0.6, 1.0), CAM, 1.7)
+    assert obs.range_m <= frame_bottom + 1e-9 and obs.clipped
+    assert obs.cut  # too near to approach, whatever the height assumption
+
+
+@pytest.mark.parametrize("distance", [1.0, 2.5, 4.0])
+def test_a_person_shorter_than_assumed_is_ranged_right_from_the_feet(distance: float) -> None:
+    obs = observe(box_of(distance, height_m=1.0), CAM, 1.7)  # a 1 m child, 1.7 m assumed
+    assert obs.feet_m == pytest.approx(distance, rel=1e-6)
+    assert obs.range_m > 1.5 * distance or obs.cut  # the height alone puts them too far
+
+
+def test_the_controller_stops_short_of_a_child_whom_the_height_puts_too_far() -> None:
+    cfg = DriveConfig()
+    controller = Controller(cfg)
+    timing = StreamTiming(cfg.max_age_min_s, cfg.max_age_s, cfg.deadman_min_s, cfg.deadman_s, cfg.stop_time_s,
+                          cfg.travel_bound_m)
+    for k in range(60):  # 3 s of ticks; a 1 m child standing 1.3 m away, 5 frames/s: 2.2 m from the height alone
+        now = k * 0.05
+        if k % 4 == 0:
+            timing.frame(now, 0.1)
+            controller.observe(box_of(1.3, height_m=1.0), now - 0.1, now)
+        limits = timing.limits()
+        controller.output(State.FOLLOWING, now, 0.05, limits)
+    assert controller.estimate is not None and controller.estimate.range_m > 2.0
+    assert controller.estimate.near_m == pytest.approx(1.3, abs=0.1)
+    # the speed cap (the stop distance's) from the feet (1.3 m), not from the height (2.2 m)
+    cap = controller._follow(now, limits)[1] * cfg.top_speed_mps
+    assert 0.0 < cap <= controller.safe_speed(1.4, limits) < controller.safe_speed(2.0, limits)

@@ -57,8 +57,11 @@ def test_a_different_target_only_after_the_old_one_is_lost_for_relock_after() ->
     assert tracker.update([(RIGHT, 0.9)], now=0.5) is None  # not the locked person
     assert tracker.update([(RIGHT, 0.9)], now=0.99) is None
     assert tracker.unseen_for(0.99) == pytest.approx(0.99)
+    assert tracker.locks == 1
     target = tracker.update([(RIGHT, 0.9)], now=1.0)  # its third message in a row: the run counts while waiting
     assert target is not None and target.box == RIGHT
+    assert tracker.locks == 2  # another person: the controller starts its filters afresh
+    assert tracker.update([(RIGHT, 0.9)], now=1.1) is not None and tracker.locks == 2  # the same one goes on
 
 
 def test_small_box_that_moved_between_slow_frames_is_still_the_target() -> None:

@@ -11,6 +11,7 @@ assumptions 15 % off the world. The sweep itself is ``python -m rover.sim.sweep`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -19,7 +20,7 @@ from rover.drive.config import DriveConfig
 from rover.hw.config import PicarBConfig
 from rover.sim.inproc import ASSUMPTIONS, drive_config_for, run_inprocess, skewed
 from rover.sim.noise import DetectorModel
-from rover.sim.scenarios import walk
+from rover.sim.scenarios import get, walk
 
 SEEDS = range(5)
 RATES = (2.0, 3.0, 5.0, 10.0)
@@ -96,3 +97,30 @@ def test_a_scenario_file_runs_in_process_and_a_bad_one_is_one_line(tmp_path) -> 
     done = subprocess.run([sys.executable, "-m", "rover.sim", "--scenario-file", str(bad), "--in-process"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 78 and "leg 1" in done.stderr and done.stderr.count("\n") == 1
+
+
+def short(scenario, height_m: float = 1.0):
+    """The scenario with every person ``height_m`` tall (a child), the follower still assuming 1.7 m."""
+    people = tuple(dataclasses.replace(p, height_m=height_m) for p in scenario.people)
+    return dataclasses.replace(scenario, name=f"{scenario.name} ({height_m:g} m tall)", people=people)
+
+
+@pytest.mark.parametrize("scenario", [get("standing_close"), walk("stop_and_go", 1.0), walk("straight", 1.0)],
+                         ids=lambda s: s.name)
+def test_a_person_shorter_than_assumed_is_never_approached_past_the_stop_distance(scenario) -> None:
+    for seed in range(3):
+        s = run_inprocess(short(scenario), seed=seed, detector=DetectorModel(fps=3.0), drive=drive_config_for(),
+                          picar=PicarBConfig(min_duty=15.0)).summary
+        assert s["closest_approach_m"] >= CFG.stop_distance_m, (seed, s)
+
+
+def test_a_scenario_file_sets_the_persons_height(tmp_path) -> None:
+    from rover.sim import scenario_file
+
+    path = tmp_path / "child.toml"
+    path.write_text('duration_s = 3.0\n[[person]]\nstart = [2.0, 0.0]\nheight_m = 1.0\nlegs = [["stand", 3.0]]\n')
+    scenario, _, _ = scenario_file.load(path)
+    assert scenario.people[0].height_m == 1.0
+    path.write_text('[[person]]\nheight_m = 0.1\n')
+    with pytest.raises(ValueError, match="height_m"):
+        scenario_file.load(path)

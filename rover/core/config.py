@@ -14,6 +14,7 @@ expected type. Command-line flags override the file through
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -191,6 +192,8 @@ def _coerce(hint: Any, value: Any, name: str, where: str) -> Any:
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML has inf and nan literals: no setting means either
+                raise ConfigError(f"{name}{where} must be a finite number, not {value!r}")
             return float(value)
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -10,7 +10,8 @@ the loader reports as one line naming ``drive``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from rover.core import endpoints
 from rover.core.config import doc
@@ -84,6 +85,10 @@ class DriveConfig:
     bumper_m: float = doc("stop moving forward when the ultrasonic range is closer than this (metres); 0 disables", 0.3)
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, not {value!r}")
         positive = ("tick_s", "max_age_s", "max_age_min_s", "deadman_s", "deadman_min_s", "travel_bound_m",
                     "relock_after_s", "steer_rate_per_s", "accel_per_s", "decel_per_s", "lost_coast_s", "search_s",
                     "person_height_m", "camera_hfov_deg", "camera_vfov_deg", "camera_height_m", "pan_range_deg",
@@ -112,6 +117,17 @@ class DriveConfig:
             raise ValueError(f"deadman_min_s ({self.deadman_min_s}) must not exceed deadman_s ({self.deadman_s})")
         if self.tick_s >= self.deadman_min_s:
             raise ValueError(f"tick_s ({self.tick_s}) must be shorter than deadman_min_s ({self.deadman_min_s})")
+        for name in ("camera_hfov_deg", "camera_vfov_deg"):
+            if not getattr(self, name) < 180:
+                raise ValueError(f"{name} must be less than 180 degrees (a pinhole camera), not {getattr(self, name)}")
+        if not self.pan_range_deg <= 90:
+            raise ValueError(f"pan_range_deg must be at most 90 degrees, not {self.pan_range_deg}")
+        if not self.max_steer_deg < 90:
+            raise ValueError(f"max_steer_deg must be less than 90 degrees, not {self.max_steer_deg}")
+        for name in ("max_age_s", "deadman_s"):
+            if not getattr(self, name) <= MAX_LIMIT_S:
+                raise ValueError(f"{name} must be at most {MAX_LIMIT_S:g} s (the car acts on information this old), "
+                                 f"not {getattr(self, name)}")
         if not abs(self.camera_tilt_deg) < 60:
             raise ValueError(f"camera_tilt_deg must be within +-60 degrees, not {self.camera_tilt_deg}")
         if self.follow_distance_m < self.stop_distance_m + self.travel_bound_m - 1e-9:
@@ -124,6 +140,10 @@ class DriveConfig:
             raise ValueError(f"follow is {len(self.follow)} characters long; a label has at most {MAX_STRING}")
         if self.bumper_m < 0:
             raise ValueError(f"bumper_m must be 0 (off) or a distance in metres, not {self.bumper_m}")
+
+
+#: The largest freshness limit and dead-man a config may set (seconds).
+MAX_LIMIT_S = 5.0
 
 
 #: Keys of earlier releases, and what replaced them: an old config file is refused with this line (exit 78).

@@ -23,8 +23,9 @@ to *now* (which compensates the age of the detection):
   (:class:`rover.drive.limits.Limits`), the ``max_throttle`` cap, nor
   ``(range - stop_distance_m) / (horizon + stop_time)``, the speed from
   which the car still stops outside the stop distance if the information
-  stops now, and 0 while the newest box has the person's head cut by the
-  frame's top (they are nearer than ~2 m: a fact of the pixels that no wrong
+  stops now, nor the travel budget (:meth:`Controller.budget_speed`), and
+  0 while the newest box has the person's head or feet cut by the frame
+  (nearer than ~2 m, or small and close: a fact of the pixels that no wrong
   assumption about height or focal length can move). Throttle = speed / ``top_speed_mps`` (linear, since the
   backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
   band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
@@ -47,6 +48,7 @@ to *now* (which compensates the age of the detection):
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -57,6 +59,8 @@ from rover.drive.kalman import CVFilter
 from rover.drive.limits import Limits
 from rover.drive.states import EPSILON_S, State
 
+log = logging.getLogger("rover.drive")
+
 #: Filter tuning (not config: properties of walking people and of box noise).
 RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
 BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
@@ -65,6 +69,7 @@ BEARING_NOISE_RAD = 0.02
 MAX_PERSON_SPEED_MPS = 3.0
 MAX_BEARING_RATE = 2.0  # rad/s
 MAX_EXTRAPOLATION_S = 1.0
+FEET_SIGMAS = 2.0  # the range from the feet overrides the height's when nearer by this many of its std
 MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
 FASTER_CLEAR = 0.9
 FASTER_AFTER_S = 1.0  # the person's speed must exceed the limit this long before the flag is raised
@@ -112,32 +117,43 @@ class Estimate:
     range_rate_mps: float
     bearing_rate_rad_s: float
     target_speed_mps: float
+    near_m: float = math.inf  # the smaller of the range and the range from the feet alone (the stop distance's)
 
 
 class Odometer:
-    """Distance driven towards the target and head pan over time, from the commands (for the capture times)."""
+    """Distance driven towards the target, path length and head pan over time, from the commands (for the capture times)."""
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
-        self.history: deque[tuple[float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad)
+        self.history: deque[tuple[float, float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad, path m)
         self.distance = 0.0
         self.yaw = 0.0
+        self.path = 0.0  # path length driven (m), forwards and backwards: what the travel bound counts
 
     def record(self, t: float, pan: float) -> None:
-        self.history.append((t, self.distance, pan, self.yaw))
+        self.history.append((t, self.distance, pan, self.yaw, self.path))
         while len(self.history) > 2 and self.history[1][0] < t - self.keep_s:
             self.history.popleft()
 
-    def at(self, t: float) -> tuple[float, float, float]:
-        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
+    def _row(self, t: float) -> tuple[float, float, float, float, float] | None:
         if not self.history:
-            return self.distance, 0.0, self.yaw
+            return None
         best = self.history[0]
         for row in self.history:
             if row[0] > t:
                 break
             best = row
-        return best[1], best[2], best[3]
+        return best
+
+    def at(self, t: float) -> tuple[float, float, float]:
+        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
+        row = self._row(t)
+        return (self.distance, 0.0, self.yaw) if row is None else (row[1], row[2], row[3])
+
+    def path_since(self, t: float) -> float:
+        """Path length (m) driven since time ``t`` (from the nearest record at or before it: never less)."""
+        row = self._row(t)
+        return self.path - (0.0 if row is None else row[4])
 
 
 class Controller:
@@ -148,12 +164,16 @@ class Controller:
         self.camera = CameraGeometry(config.camera_hfov_deg, config.camera_vfov_deg, config.camera_height_m,
                                      config.camera_tilt_deg, config.pan_range_deg)
         self.range_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)
+        self.feet_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)  # the same from the bottom edge alone
+        self._feet_seen = False  # the newest box of the target has its feet in the frame
+        self._lock = 0
+        self._warned_non_finite = False
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
         self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self.target_capture: float | None = None  # capture time of the newest frame showing the target
-        self.head_cut = False  # the newest box of the target has its top edge cut: too near to approach
+        self.cut = False  # the newest box of the target has its top or bottom edge cut: too near to approach
         self.estimate: Estimate | None = None
         self.speed_limit_mps = 0.0
         self.faster = False
@@ -161,15 +181,33 @@ class Controller:
         self._search_started: float | None = None
         self._search_direction = 1.0
 
-    def observe(self, box: tuple[float, float, float, float], t_capture: float) -> None:
-        """A fresh detection of the locked target, captured at ``t_capture``."""
+    def observe(self, box: tuple[float, float, float, float], t_capture: float, received_s: float | None = None,
+                lock: int = 0) -> None:
+        """A fresh detection of the locked target, captured at ``t_capture``, received at ``received_s``.
+
+        A capture stamped after its receipt (clocks up to the gate's tolerance
+        apart) counts as captured when received: information is never newer
+        than its arrival. ``lock`` numbers the lock (:attr:`rover.drive.tracker.Tracker.locks`):
+        a new number is another person, whose range and bearing start afresh.
+        """
+        if received_s is not None:
+            t_capture = min(t_capture, received_s)
+        if lock != self._lock:
+            self._lock = lock
+            self.range_f.reset()
+            self.feet_f.reset()
+            self.bearing_f.reset()
         driven, pan, yaw = self.odometer.at(t_capture)
         obs = observe(box, self.camera, self.config.person_height_m, pan)
         sigma = RANGE_NOISE * max(obs.range_m, 0.3)
         self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
+        if obs.feet_m is not None:
+            feet_sigma = max(obs.feet_sigma_m, RANGE_NOISE * max(obs.feet_m, 0.3))
+            self.feet_f.update(obs.feet_m + driven, feet_sigma * feet_sigma, t_capture)
         self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
         if self.target_capture is None or t_capture >= self.target_capture:
-            self.head_cut = obs.head_cut
+            self.cut = obs.cut
+            self._feet_seen = obs.feet_m is not None
         self.target_capture = t_capture if self.target_capture is None else max(self.target_capture, t_capture)
 
     def target_missing(self) -> None:
@@ -178,9 +216,11 @@ class Controller:
     def reset(self) -> None:
         """Back to SAFE: everything neutral at once, the estimate forgotten."""
         self.range_f.reset()
+        self.feet_f.reset()
         self.bearing_f.reset()
         self.target_capture = None
-        self.head_cut = False
+        self.cut = False
+        self._feet_seen = False
         self.estimate = None
         self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
@@ -193,18 +233,34 @@ class Controller:
             return None
         t_range = min(now, self.range_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
         position, speed = self.range_f.predict(t_range)
+        near = position
+        if self._feet_seen and self.feet_f.ready:
+            # The feet do not depend on the assumed height: a shorter person is not put too far. They are
+            # noisier, so they count once they are nearer by FEET_SIGMAS of their own filtered spread.
+            t_feet = min(now, self.feet_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
+            feet = self.feet_f.predict(t_feet)[0]
+            if feet + FEET_SIGMAS * self.feet_f.std(t_feet) < position:
+                near = feet
         t_bearing = min(now, self.bearing_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
         world_bearing, bearing_rate = self.bearing_f.predict(t_bearing)
         bearing = world_bearing - self.odometer.yaw
         car_speed = self.current.throttle * self.config.top_speed_mps * math.cos(bearing)
-        return Estimate(position - self.odometer.distance, bearing, speed - car_speed, bearing_rate, speed)
+        values = (position, near, world_bearing, bearing_rate, speed, car_speed)
+        if not all(math.isfinite(v) for v in values):
+            if not self._warned_non_finite:
+                log.warning("the target's estimate is not a finite number %s: stopping the car", values)
+                self._warned_non_finite = True
+            return None  # no estimate: throttle and steering 0, as on information too old
+        # a range is never negative (the person passed the car by the odometry: they are at it, at most)
+        return Estimate(max(0.0, position - self.odometer.distance), bearing, speed - car_speed, bearing_rate, speed,
+                        max(0.0, near - self.odometer.distance))
 
     def _follow(self, now: float, limits: Limits) -> tuple[Commands, float]:
         """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
         cfg = self.config
         estimate = self.estimate
         if estimate is None or self.target_capture is None or now - self.target_capture >= limits.horizon_s - EPSILON_S:
-            return Commands(0.0, 0.0, self.current.pan), 0.0  # information too old: stop at once
+            return Commands(0.0, 0.0, self.current.pan), 0.0  # information too old (or not a number): stop at once
         v_limit = min(limits.speed_limit_mps, cfg.max_throttle * cfg.top_speed_mps)
         self.speed_limit_mps = v_limit
         own = estimate.target_speed_mps
@@ -214,7 +270,8 @@ class Controller:
         elif own < FASTER_CLEAR * v_limit:
             self.faster, self._faster_since = False, None
         speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
-        cap_speed = 0.0 if self.head_cut else min(v_limit, self.safe_speed(estimate.range_m, limits))
+        cap_speed = 0.0 if self.cut else min(v_limit, self.safe_speed(min(estimate.range_m, estimate.near_m), limits),
+                                                  self.budget_speed(now, limits))
         speed = min(speed, cap_speed)
         if not (cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m):
             speed = max(0.0, speed)
@@ -231,6 +288,21 @@ class Controller:
     def safe_speed(self, range_m: float, limits: Limits) -> float:
         """The fastest speed from which the car stops outside ``stop_distance_m`` if the information stops now."""
         return max(0.0, range_m - self.config.stop_distance_m) / (limits.horizon_s + limits.stop_time_s)
+
+    def budget_speed(self, now: float, limits: Limits) -> float:
+        """The fastest speed that keeps the travel since the newest capture acted on within ``travel_bound_m``.
+
+        The speed limit alone does not: when the limits grow (a slower or
+        older frame) the cut-off moves later while the distance already
+        driven at the earlier, higher limit stays driven. So the distance left
+        (the bound less the path driven since that capture) is spread over
+        the time left before the cut-off, one tick more (the tick's rounding,
+        a real car's slow-down), and the stop.
+        """
+        assert self.target_capture is not None
+        left = max(0.0, self.config.travel_bound_m - self.odometer.path_since(self.target_capture))
+        remaining = max(0.0, self.target_capture + limits.horizon_s - now) + self.config.tick_s
+        return left / (remaining + limits.stop_time_s)
 
     def output(self, state: State, now: float, dt: float, limits: Limits, forward_blocked: bool = False) -> Commands:
         """The commands for this tick of ``dt`` seconds in ``state``."""
@@ -262,6 +334,7 @@ class Controller:
         bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
         speed = throttle * cfg.top_speed_mps
         self.odometer.distance += speed * math.cos(bearing) * dt
+        self.odometer.path += abs(speed) * dt
         self.odometer.yaw += speed * math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m * dt
         self.odometer.record(now, pan)
         return self.current

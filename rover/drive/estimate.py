@@ -16,15 +16,28 @@ Range (ground distance from the camera to the person's near side):
 
 The height is used while the box is whole; once the head leaves the frame
 (the top edge at the frame's edge: a near person) the box is cut short and
-the height would put the person too far, so the bottom edge is used instead,
-which is exact for a near person but sensitive to the tilt and field of
-view (a 15 % error in the focal length puts a person at 1 m at ~1.4 m);
-so the controller never drives towards a person whose head is cut
-(:attr:`Observation.head_cut`), a fact of the pixels, whatever the
-assumptions. With both edges cut (nearer still) the
-range is at most the floor distance of the frame's bottom edge: that value is
-returned and flagged ``clipped``. Bearing: the box centre's angle off the
-camera axis plus the pan angle, left positive, off the car's heading.
+the height would put the person too far, so the bottom edge is used
+instead, which is exact for a near person but sensitive to the tilt and
+field of view (a 15 % error in the focal length puts a person at 1 m at
+~1.4 m). While the feet are in the frame the bottom-edge range is also
+given on its own (:attr:`Observation.feet_m`, with its standard deviation
+from the edge's jitter): it does not depend on the person's height, so the
+controller's stop-distance cap takes the (filtered) range from the feet
+once it is nearer than the height's by two of its standard deviations, and
+a person shorter than ``person_height_m`` (a child, someone sitting or
+crouching) is not put too far; an error in the tilt only makes it more
+cautious. It is much the noisier of the two (a box edge jitters by a share
+of the box's size: ~30 % of the range from one edge, ~4 % from the
+height), hence filtered apart and not used for the following distance. Once the feet leave the
+frame (the bottom edge at the frame's edge: a person nearer than the floor
+distance of the frame's bottom edge, ~0.7 m with the defaults, or a small
+person whose box the height would put metres away) the range is at most
+that floor distance: the smaller of it and the height range is returned,
+flagged ``clipped``. Either edge cut (:attr:`Observation.cut`) means the
+person is too near to approach, a fact of the pixels, whatever the
+assumptions: the controller never drives towards them. Bearing: the box
+centre's angle off the camera axis plus the pan angle, left positive, off
+the car's heading.
 """
 
 from __future__ import annotations
@@ -63,26 +76,58 @@ class Observation:
 
     range_m: float
     bearing_rad: float
-    clipped: bool = False  # both edges cut by the frame: the person is at most this far
-    head_cut: bool = False  # the top edge is cut: the person is nearer than where they fill the frame's height
+    clipped: bool = False  # the bottom edge is cut by the frame: the person is at most this far
+    cut: bool = False  # the top or bottom edge is cut by the frame: too near to approach
+    feet_m: float | None = None  # range from the bottom edge alone, while the feet are in the frame (height-free)
+    feet_sigma_m: float = 0.0  # its standard deviation from the edge's jitter (EDGE_JITTER of the box's height)
+
+
+#: A box edge's jitter, as a share of the box's height (a detector's boxes; the simulator's edge_noise).
+EDGE_JITTER = 0.03
+
+
+def edges_cut(box: Box) -> tuple[bool, bool]:
+    """Whether the box's top and bottom edges are cut by the frame."""
+    return box[1] <= EDGE, box[3] >= 1.0 - EDGE
 
 
 def ground_range(box: Box, camera: CameraGeometry, person_height_m: float) -> tuple[float, bool]:
     """Range (m) of a person whose box is ``box``, and whether it is only an upper bound."""
-    top_cut, bottom_cut = box[1] <= EDGE, box[3] >= 1.0 - EDGE
+    top_cut, bottom_cut = edges_cut(box)
     tan_bottom = math.tan(camera.elevation(box[3]))
+    from_height = math.inf
     if not top_cut:
         span = math.tan(camera.elevation(box[1])) - tan_bottom
         if span > 1e-6:
-            return person_height_m / span, False
-    if not bottom_cut and tan_bottom < -1e-6:
-        return camera.mount_height_m / -tan_bottom, False
+            from_height = person_height_m / span
+    if not bottom_cut:
+        if math.isfinite(from_height):
+            return from_height, False
+        if tan_bottom < -1e-6:
+            return camera.mount_height_m / -tan_bottom, False
     edge = math.tan(camera.elevation(1.0))
-    return (camera.mount_height_m / -edge if edge < -1e-6 else 0.0), True
+    frame_bottom = camera.mount_height_m / -edge if edge < -1e-6 else 0.0
+    return min(from_height, frame_bottom), True
+
+
+def feet_range(box: Box, camera: CameraGeometry) -> tuple[float, float] | None:
+    """Range (m) from the bottom edge (the feet on the floor) and its std; None when the feet are not in view."""
+    if edges_cut(box)[1]:
+        return None
+    tan_bottom = math.tan(camera.elevation(box[3]))
+    if tan_bottom >= -1e-6:
+        return None  # the bottom edge at or above the horizon: not feet on this floor
+    d = camera.mount_height_m / -tan_bottom
+    # d(range)/d(row) = range^2 / h x d(tan)/d(row), the row jittering by EDGE_JITTER of the box's height
+    k = 2.0 * math.tan(math.radians(camera.vfov_deg) / 2)
+    dtan = (1 + tan_bottom ** 2) * k / (1 + ((0.5 - box[3]) * k) ** 2)
+    return d, d * d / camera.mount_height_m * dtan * EDGE_JITTER * max(box[3] - box[1], 0.0)
 
 
 def observe(box: Box, camera: CameraGeometry, person_height_m: float, pan: float = 0.0) -> Observation:
     """Range and bearing of the person in ``box``, the head at ``pan`` (-1 right .. +1 left)."""
     range_m, clipped = ground_range(box, camera, person_height_m)
     bearing = camera.azimuth((box[0] + box[2]) / 2) + pan * math.radians(camera.pan_range_deg)
-    return Observation(range_m, bearing, clipped, head_cut=box[1] <= EDGE)
+    feet = feet_range(box, camera)
+    return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)),
+                       feet_m=None if feet is None else feet[0], feet_sigma_m=0.0 if feet is None else feet[1])

@@ -13,7 +13,8 @@ which compensates the age of the detection (~0.3-0.5 s on a Pi 4).
 - Gating: a measurement farther than ``gate`` standard deviations from the
   prediction restarts the filter at it (a new target, a jump), so one bad
   frame cannot drag the rate far for long, and the filter never diverges.
-- A measurement older than the newest one (out of order) is ignored.
+- A measurement older than the newest one (out of order), or not a finite
+  number, is ignored.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class CVFilter:
 
     def update(self, z: float, meas_var: float, t: float) -> None:
         """Fuse measurement ``z`` (variance ``meas_var``) taken at time ``t``."""
+        if not (math.isfinite(z) and math.isfinite(meas_var) and math.isfinite(t)):
+            return  # not a measurement: the filter keeps what it knows (a NaN would clamp to +max_rate)
         if self.t is None:
             self._start(z, meas_var, t)
             return
@@ -80,6 +83,12 @@ class CVFilter:
         self.p_vv = p_vv - k_v * p_xv
         self.t = t
         self.updates += 1
+
+    def std(self, t: float) -> float:
+        """Standard deviation of the value extrapolated to time ``t``."""
+        if self.t is None:
+            raise ValueError("the filter has no measurement yet")
+        return math.sqrt(max(0.0, self._propagate(max(0.0, t - self.t))[2]))
 
     def predict(self, t: float) -> tuple[float, float]:
         """Value and rate extrapolated to time ``t`` (not before the last update)."""

@@ -175,7 +175,7 @@ class DriveLoop:
         if target is None:
             self.controller.target_missing()
         else:
-            self.controller.observe(target.box, self._last_capture)
+            self.controller.observe(target.box, self._last_capture, now, self.tracker.locks)
 
     def _check_label(self, message: object) -> None:
         if self._label_checked:

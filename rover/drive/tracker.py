@@ -15,7 +15,9 @@ fresh messages, each box continuing the one before (the highest score starts
 such a run), so a false box seen once never starts the car. Once locked, only
 a continuation of the target is accepted; a different target is locked only
 after the old one has been unseen for ``relock_after_s`` (its run may already
-count during that time); until then the car coasts as LOST.
+count during that time); until then the car coasts as LOST. Each lock is
+numbered (:attr:`Tracker.locks`), so the controller starts its filters
+afresh on another person instead of reading the jump as a speed.
 
 Matching cost is bounded: a message may carry up to 1000 boxes (the
 schema's limit) and matching compares boxes pairwise, so :func:`prefilter`
@@ -115,6 +117,7 @@ class TargetTracker:
         self.lock_frames = lock_frames
         self.max_boxes = max_boxes
         self.target: Target | None = None
+        self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
         self._last_seen: float | None = None
         self._others: list[Box] = []  # the previous message's boxes that were not the target
         self._newcomer: Target | None = None  # a possible new target ...
@@ -155,6 +158,7 @@ class TargetTracker:
             return self._see(seen, now)
         self._follow_newcomer(boxes)
         if self.target is None and self._newcomer is not None and self._newcomer_run >= self.lock_frames:
+            self.locks += 1
             return self._see(self._newcomer, now)
         return None
 

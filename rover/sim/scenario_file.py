@@ -16,6 +16,7 @@ command turns it into one line and exit code 78). Format (docs/sim.md)::
     heading_deg = 0.0
     legs = [["stand", 2.0], ["walk", 1.0, 4.0], ["turn", 1.0, 3.0, 90], ["stand", 1.0], ["face", 180]]
     hidden_from = 10.0          # optional: goes through a door then
+    height_m = 1.7              # optional: the person's height (a child: ~1.0)
     [[person]]                  # optional: a second person ...
 """
 
@@ -30,7 +31,7 @@ from rover.sim.noise import DetectorModel
 from rover.sim.scenarios import PersonPath, Scenario
 
 _TOP = {"name", "duration_s", "fps", "seed", "kill_detector_at", "noise", "person"}
-_PERSON = {"start", "heading_deg", "legs", "hidden_from"}
+_PERSON = {"start", "heading_deg", "legs", "hidden_from", "height_m"}
 _LEGS = {"walk": 3, "turn": 4, "stand": 2, "face": 2}
 
 
@@ -77,7 +78,8 @@ def load(path: Path) -> tuple[Scenario, DetectorModel, int]:
         hidden = person.get("hidden_from")
         paths.append(PersonPath((_number(start[0], f"{where} start", -100), _number(start[1], f"{where} start", -100)),
                                 _number(person.get("heading_deg", 0.0), f"{where} heading_deg", -360.0), legs,
-                                None if hidden is None else _number(hidden, f"{where} hidden_from")))
+                                None if hidden is None else _number(hidden, f"{where} hidden_from"),
+                                _number(person.get("height_m", 1.7), f"{where} height_m", 0.3)))
     kill = data.get("kill_detector_at")
     scenario = Scenario(str(data.get("name", Path(path).stem)), f"from {Path(path).name}",
                         _number(data.get("duration_s", 10.0), f"{path}: duration_s", 0.5), tuple(paths),

@@ -28,12 +28,13 @@ _STEP_S = 0.05
 
 @dataclass(frozen=True)
 class PersonPath:
-    """Start (m), start heading (deg) and legs; times in seconds from the start."""
+    """Start (m), start heading (deg), legs and the person's height (m); times in seconds from the start."""
 
     start: tuple[float, float]
     heading_deg: float = 0.0
     legs: tuple[Leg, ...] = ()
     hidden_from: float | None = None
+    height_m: float = 1.7
 
     def keyframes(self) -> np.ndarray:
         """``[[t, x, y], ...]`` every 50 ms along the path."""

@@ -71,7 +71,7 @@ class World:
         out = []
         for path, frames in zip(self.scenario.people, self._paths):
             x, y = path.position(self.t, frames)
-            out.append((Person(x, y), path.visible(self.t)))
+            out.append((Person(x, y, path.height_m), path.visible(self.t)))
         return out
 
     def apply(self, command: carlib.Command) -> None:
