@@ -13,8 +13,11 @@ How it works:
   sections over its stdin pipe, and waits for its ``armed`` line: a drive
   whose sentinel does not start refuses to drive.
 - The sentinel opens a pidfd of the drive (``pidfd_open``, Linux 5.3) and
-  waits. It ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process
-  group; the drive handles it and stands the sentinel down).
+  waits. It runs in a session of its own, so nothing sent to the drive's
+  terminal or process group reaches it (a Ctrl-C, Ctrl-\\, the SIGHUP of a
+  dropped SSH session); it ignores SIGINT, SIGTERM and SIGHUP besides (systemd
+  sends SIGTERM to the unit's whole cgroup, which a new session is still in:
+  the drive handles it and stands the sentinel down).
 - On a clean exit, once ``chassis.close()`` succeeded, the drive writes
   ``S`` (stand down) and reaps the sentinel: no orphan, no second stop.
   When ``close()`` failed, the drive only closes the pipe and the sentinel
@@ -25,12 +28,16 @@ How it works:
   claims are free; it never fights a live drive for the pins. (Without a
   pidfd it falls back to the pipe's end of file, then polls until it has
   been re-parented.) Then it calls :func:`rover.hw.safestop.safe_stop`
-  with the drive's own config, retrying briefly if the pins are still busy.
+  with the drive's own config, retrying briefly if the pins are still busy,
+  and only then reports: a report it cannot write (a hung-up terminal) is
+  dropped, never a reason not to stop.
 - Should the sentinel itself die while the drive runs, the drive stops the
   car and exits 1 (:meth:`Sentinel.exited`, checked on SIGCHLD).
 
-Killing the whole process group at once (``kill -9 -PGID``) kills the
-sentinel too; under systemd ``ExecStopPost`` covers that.
+Killing the drive's process group (``kill -9 -PGID``, a terminal closing)
+leaves the sentinel running to stop the car. Killing the unit's cgroup
+(systemd's ``KillMode``, ``SIGKILL`` at the stop timeout) kills it too;
+under systemd ``ExecStopPost`` covers that.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, RoverError
-from rover.hw.safestop import safe_stop  # imported before arming: nothing to load once the drive is dead
+from rover.hw.safestop import safe_stop, say  # imported before arming: nothing to load once the drive is dead
 
 PROG = "rover-drive sentinel"
 ARMED = b"armed\n"
@@ -67,13 +74,16 @@ class Sentinel:
 
     @classmethod
     def start(cls, sections: Mapping[str, Any], *, timeout_s: float = 20.0,
-              command: Sequence[str] | None = None) -> "Sentinel":
-        """Start the sentinel for this process with the loaded ``sections``; RoverError if it does not arm."""
+              command: Sequence[str] | None = None, keep_fds: Sequence[int] = ()) -> "Sentinel":
+        """Start the sentinel for this process with the loaded ``sections``; RoverError if it does not arm.
+
+        ``keep_fds`` are inherited by the sentinel (the drive's lock: held until the car is stopped).
+        """
         ready_r, ready_w = os.pipe()
         argv = list(command) if command is not None else [sys.executable, "-m", "rover.drive.sentinel"]
         try:
             process = subprocess.Popen([*argv, str(os.getpid()), str(ready_w)], stdin=subprocess.PIPE,
-                                       pass_fds=(ready_w,), start_new_session=False)
+                                       pass_fds=(ready_w, *keep_fds), start_new_session=True)
         except OSError as exc:
             os.close(ready_r)
             os.close(ready_w)
@@ -201,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parent, ready = int(args[0]), int(args[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     stdin = sys.stdin.fileno()
     try:
         (size,) = _HEADER.unpack(_read_exact(stdin, _HEADER.size))
@@ -216,12 +227,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.close(ready)
     if not gone and not wait_for_parent(parent, stdin, pidfd):
         return EXIT_OK  # stood down: the drive stopped the car itself
-    print(f"{PROG}: the drive (pid {parent}) is gone without stopping the car: stopping it", file=sys.stderr, flush=True)
-    failures = stop_car(sections)
+    failures = stop_car(sections)  # first: reporting can never prevent a stop
+    say(f"{PROG}: the drive (pid {parent}) is gone without stopping the car: "
+        f"{'stopping it failed' if failures else 'stopped it'}", stream=sys.stderr)
     for line in failures:
-        print(f"{PROG}: {line}; run rover-safestop", file=sys.stderr, flush=True)
+        say(f"{PROG}: {line}; run rover-safestop", stream=sys.stderr)
     return EXIT_FAILURE if failures else EXIT_OK
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code`` even if the terminal is gone (a failed flush at shutdown would make it 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
