@@ -385,3 +385,63 @@ sys.exit(m.main(sys.argv[1:]))
                            "--connect", f"ipc://{tmp_path}/d", "--publish", ""],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 1 and "sentinel" in done.stderr and "died" in done.stderr, done.stderr
+
+
+# --- 5: a stopped or hung drive outside systemd -----------------------------------------------------------------
+
+
+def proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.slow
+def test_a_sigstopped_drive_is_killed_by_its_sentinel_which_stops_the_car(fakehw_env: FakeHwEnv, tmp_path: Path) -> None:
+    """SIGSTOP cannot be caught: the loop's heartbeat stops, and the sentinel acts after 2 s of quiet."""
+    drive, sentinel, det = follow(tmp_path, fakehw_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert motors(fakehw_env.state_path) != (0, 0, 0, 0)
+        os.kill(drive.pid, signal.SIGSTOP)
+        drive.wait(timeout=WAIT_S)
+        assert drive.returncode == -signal.SIGKILL
+        assert wait_stopped(fakehw_env.state_path) == (0, 0, 0, 0)
+        assert wait_gone(sentinel)
+    finally:
+        det.close()
+        if drive.poll() is None:
+            os.kill(drive.pid, signal.SIGCONT)
+            drive.kill()
+
+
+@pytest.mark.slow
+def test_ctrl_z_sets_the_car_safe_before_the_drive_stops_and_it_follows_again_after_fg(
+        fakehw_env: FakeHwEnv, tmp_path: Path) -> None:
+    drive, sentinel, det = follow(tmp_path, fakehw_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    publish = f"ipc://{tmp_path}/drive"
+    try:
+        os.kill(drive.pid, signal.SIGTSTP)
+        deadline = time.monotonic() + WAIT_S
+        while proc_state(drive.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc_state(drive.pid) == "T"
+        assert motors(fakehw_env.state_path) == (0, 0, 0, 0)  # safe before it stopped
+        time.sleep(3.0)  # longer than the sentinel's quiet limit: paused, it leaves a suspended drive alone
+        assert proc_state(drive.pid) == "T" and pid_alive(sentinel)
+        os.kill(drive.pid, signal.SIGCONT)
+        watcher = StatusWatcher(publish)
+        try:
+            watcher.wait_for(lambda s: s.state == "FOLLOWING" and s.throttle > 0.1, drive)
+        finally:
+            watcher.close()
+        deadline = time.monotonic() + WAIT_S
+        while motors(fakehw_env.state_path) == (0, 0, 0, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert motors(fakehw_env.state_path) != (0, 0, 0, 0)  # the commands were sent again after the resume
+        drive.terminate()
+        drive.wait(timeout=WAIT_S)
+        assert drive.returncode == 0 and motors(fakehw_env.state_path) == (0, 0, 0, 0)
+    finally:
+        det.close()
+        if drive.poll() is None:
+            os.kill(drive.pid, signal.SIGCONT)
+            drive.kill()

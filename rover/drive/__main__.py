@@ -29,7 +29,7 @@ from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.drive.sentinel import Sentinel
+from rover.drive.sentinel import HEARTBEAT_S, Sentinel
 from rover.hw import KIT_SECTIONS, open_chassis, section_for
 from rover.hw.kits import KITS
 from rover.hw.chassis import Chassis
@@ -132,6 +132,24 @@ def open_backend(name: str, config: Any) -> Chassis:
         ) from None
 
 
+class HeartbeatNotifier(Notifier):
+    """systemd's notifier whose watchdog ping also beats the sentinel's heartbeat, from the loop itself.
+
+    The loop pings at least every HEARTBEAT_S (rover.drive.sentinel): a hung
+    or stopped loop goes quiet, and the sentinel kills it and stops the car.
+    """
+
+    def __init__(self, sentinel: Sentinel) -> None:
+        super().__init__()
+        self._sentinel = sentinel
+        self._systemd_watchdog = self.watchdog_interval is not None
+        self.watchdog_interval = min(self.watchdog_interval or HEARTBEAT_S, HEARTBEAT_S)
+
+    def watchdog(self) -> bool:
+        self._sentinel.heartbeat()
+        return super().watchdog() if self._systemd_watchdog else False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="rover-drive: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -144,6 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loop is not None:
             loop.stop_requested = True
 
+    held: dict[str, Any] = {}
+
+    def on_suspend(signum: int, _frame: Any) -> None:
+        """Ctrl-Z: the car safe first, then stop as the shell asked; on SIGCONT every command is sent again."""
+        chassis_open = held.get("chassis")
+        if chassis_open is not None:
+            try:
+                chassis_open.safe()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway: the sentinel's heartbeat check remains
+                log.error("setting the car safe before suspending failed: %s", exc)
+        if sentinel is not None:
+            sentinel.pause()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        if loop is not None:
+            loop.sent = None  # resumed: what the chassis was told is the safe state, not the loop's last commands
+
     def on_child(signum: int, _frame: Any) -> None:
         if sentinel is not None and sentinel.exited() is not None:  # the car's stop if we are killed: gone
             on_signal(signum, _frame)
@@ -154,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, on_signal)
     signal.signal(signal.SIGCHLD, on_child)  # before the sentinel starts: no window where its death is missed
+    signal.signal(signal.SIGTSTP, on_suspend)
     opening = False
     try:
         config, backend_config = load_config(args)
@@ -173,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sentinel.stand_down()  # nothing was opened
         print(f"rover-drive: {exc}", file=sys.stderr)
         return exc.exit_code
-    notifier = Notifier()
+    notifier = HeartbeatNotifier(sentinel)
+    held["chassis"] = chassis
     subscriber = publisher = None
     try:
         chassis.safe()  # outputs neutral before any socket opens
@@ -198,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         notifier.stopping()
+        sentinel.pause()  # no heartbeats while closing (the ranger's join may take a second)
         try:
             chassis.close()  # motors off, servos centred
             sentinel.stand_down()

@@ -31,6 +31,10 @@ How it works:
   with the drive's own config, retrying briefly if the pins are still busy,
   and only then reports: a report it cannot write (a hung-up terminal) is
   dropped, never a reason not to stop.
+- Once the drive's loop runs, it writes a heartbeat byte every 0.5 s
+  (its watchdog ping). A drive silent for 2 s (hung, or SIGSTOPped) is
+  killed (through its pidfd) and the car stopped. Ctrl-Z (SIGTSTP) makes
+  the drive set the car safe and write PAUSE before it stops itself.
 - Should the sentinel itself die while the drive runs, the drive stops the
   car and exits 1 (:meth:`Sentinel.exited`, checked on SIGCHLD).
 
@@ -58,6 +62,12 @@ from rover.hw.safestop import safe_stop, say  # imported before arming: nothing 
 PROG = "rover-drive sentinel"
 ARMED = b"armed\n"
 STAND_DOWN = b"S"
+#: The drive's loop writes one every HEARTBEAT_S (``Sentinel.heartbeat``); PAUSE before it stops itself (Ctrl-Z).
+HEARTBEAT = b"H"
+PAUSE = b"P"
+HEARTBEAT_S = 0.5
+#: No heartbeat for this long once they have started (a hung or SIGSTOPped drive): kill it and stop the car.
+QUIET_S = 2.0
 #: Attempts of the safe stop when a pin or the bus is still busy, and the pause between them.
 ATTEMPTS = 5
 RETRY_S = 0.1
@@ -98,6 +108,7 @@ class Sentinel:
             if _read_line(ready_r, timeout_s) != ARMED:
                 raise RoverError(f"the drive's sentinel (pid {process.pid}) did not arm within {timeout_s:g} s "
                                  f"(exit status {process.poll()}): not driving without it")
+            os.set_blocking(process.stdin.fileno(), False)  # a heartbeat never blocks the loop
         except BaseException:
             process.kill()
             process.wait()
@@ -113,6 +124,21 @@ class Sentinel:
     def exited(self) -> int | None:
         """The sentinel's exit status once it has exited, else None."""
         return self.process.poll()
+
+    def heartbeat(self) -> None:
+        """The loop is alive (call at least every HEARTBEAT_S once driving); never blocks."""
+        self._send(HEARTBEAT)
+
+    def pause(self) -> None:
+        """This process is about to stop itself (SIGTSTP) with the car safe: no heartbeat until it resumes."""
+        self._send(PAUSE)
+
+    def _send(self, byte: bytes) -> None:
+        try:
+            assert self.process.stdin is not None
+            os.write(self.process.stdin.fileno(), byte)
+        except (OSError, ValueError):
+            pass  # gone (SIGCHLD reports it) or not reading: nothing to wait for here
 
     def stand_down(self, timeout_s: float = 5.0) -> None:
         """The car is stopped: tell the sentinel so and reap it (call only after a successful close)."""
@@ -171,14 +197,34 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
-def wait_for_parent(parent: int, stdin: int, pidfd: int | None, *, poll_s: float = POLL_S) -> bool:
-    """Block until the drive stands down (False) or has gone (True)."""
+def wait_for_parent(parent: int, stdin: int, pidfd: int | None, *, poll_s: float = POLL_S,
+                    quiet_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Block until the drive stands down (False) or has gone (True).
+
+    With ``quiet_s``: once heartbeats have started, a drive silent for
+    ``quiet_s`` (hung, or stopped by SIGSTOP) is killed, and this returns
+    True once it is gone. A PAUSE suspends that until the next heartbeat.
+    """
     watched = [stdin] if pidfd is None else [stdin, pidfd]
+    last_beat: float | None = None
     while True:
-        readable = select.select(watched, [], [])[0]
+        timeout = None
+        if quiet_s is not None and last_beat is not None:
+            timeout = max(0.0, last_beat + quiet_s - clock())
+        readable = select.select(watched, [], [], timeout)[0]
+        if not readable:
+            say(f"{PROG}: the drive (pid {parent}) sent no heartbeat for {quiet_s:g} s (hung or stopped): "
+                "killing it to stop the car", stream=sys.stderr)
+            _kill(parent, pidfd)
+            if pidfd is not None:
+                select.select([pidfd], [], [])
+            else:
+                while os.getppid() == parent:
+                    time.sleep(poll_s)
+            return True
         if stdin in readable:  # first: a stand-down written just before a clean exit wins
-            data = os.read(stdin, 1)
-            if data == STAND_DOWN:
+            data = os.read(stdin, 64)
+            if STAND_DOWN in data:
                 return False
             if not data:  # end of file: the drive is exiting (its files are being closed)
                 if pidfd is None:
@@ -186,9 +232,26 @@ def wait_for_parent(parent: int, stdin: int, pidfd: int | None, *, poll_s: float
                         time.sleep(poll_s)
                     return True
                 watched = [pidfd]
+                continue
+            for byte in data:
+                if byte == PAUSE[0]:
+                    last_beat = None
+                elif byte == HEARTBEAT[0]:
+                    last_beat = clock()
             continue
         if pidfd is not None and pidfd in readable:
             return True
+
+
+def _kill(parent: int, pidfd: int | None) -> None:
+    """SIGKILL the drive: through its pidfd (never a recycled pid), else only while it is still our parent."""
+    try:
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        elif os.getppid() == parent:
+            os.kill(parent, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # gone already
 
 
 def stop_car(sections: Mapping[str, Any], *, stop: Callable[[Mapping[str, Any]], list[str]] | None = None,
@@ -225,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError:
         gone = True
     os.close(ready)
-    if not gone and not wait_for_parent(parent, stdin, pidfd):
+    if not gone and not wait_for_parent(parent, stdin, pidfd, quiet_s=QUIET_S):
         return EXIT_OK  # stood down: the drive stopped the car itself
     failures = stop_car(sections)  # first: reporting can never prevent a stop
     say(f"{PROG}: the drive (pid {parent}) is gone without stopping the car: "
