@@ -293,7 +293,8 @@ def open_flaky(config: PicarBConfig, **_: Any) -> RecordingChassis:
 
 @pytest.fixture
 def restore_signals() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                                               signal.SIGCHLD, signal.SIGTSTP)}  # what main() installs
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)

@@ -36,7 +36,7 @@ from tests.fakehw.fakeclock import TickClock
 from tests.fakehw.fakehw_state import pid_alive
 from tests.fakehw.smbus2 import I2CWorld, SMBus
 from tests.fixtures_drive import FakeHwEnv
-from tests.test_drive_cli import REPO, WAIT_S, FakeDetector, StatusWatcher, _hermetic
+from tests.test_drive_cli import REPO, WAIT_S, FakeDetector, StatusWatcher, _hermetic, restore_signals  # noqa: F401
 from tests.test_drive_fakes import person
 from tests.test_drive_loop import Rig
 from tests.test_drive_sentinel import children
@@ -275,6 +275,7 @@ def test_an_unplugged_sensor_on_the_fake_picar_reports_unknown_and_says_it_is_fi
 
 
 @pytest.mark.parametrize("backend, section", [("picar-b", "picar_b"), ("picar-b2", "picar_b2")])
+@pytest.mark.usefixtures("restore_signals")
 def test_a_bumper_with_the_kits_sensor_disabled_is_refused_naming_the_way_out(
         tmp_path: Path, capsys: pytest.CaptureFixture, backend: str, section: str) -> None:
     from rover.drive.__main__ import main
@@ -284,6 +285,68 @@ def test_a_bumper_with_the_kits_sensor_disabled_is_refused_naming_the_way_out(
     assert main(["--config", str(cfg), "--connect", f"ipc://{tmp_path}/d", "--publish", ""]) == 78
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "drive.bumper_m = 0" in err and f"{section}.ultrasonic_enabled = false" in err
+
+
+class RecordingSentinel:
+    """Stands in for the sentinel process: records whether the drive stood it down or left it armed."""
+
+    calls: list[str] = []
+    pid = 4242
+
+    @classmethod
+    def start(cls, sections, **kwargs) -> "RecordingSentinel":
+        return cls()
+
+    def exited(self) -> None:
+        return None
+
+    def stand_down(self) -> None:
+        self.calls.append("stand_down")
+
+    def release(self) -> None:
+        self.calls.append("release")
+
+
+@pytest.mark.usefixtures("restore_signals")
+@pytest.mark.parametrize("touched, expected", [(True, "release"), (False, "stand_down")])
+def test_an_open_that_failed_after_touching_the_chip_leaves_the_sentinel_armed(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture, touched: bool,
+        expected: str) -> None:
+    """A failed open may have left a motor driven: the sentinel stops the car once the drive has exited.
+    An open that never reached the chip (no bus, no library) stands it down: nothing to stop."""
+    import rover.drive.__main__ as drive_main
+    from rover.core.errors import HardwareError
+
+    def failing_open(name, config):
+        error = HardwareError("PCA9685 at 0x5f did not answer (Remote I/O error)")
+        if touched:
+            error.hardware_touched = True
+        raise error
+
+    RecordingSentinel.calls = []
+    monkeypatch.setattr(drive_main, "Sentinel", RecordingSentinel)
+    monkeypatch.setattr(drive_main, "open_backend", failing_open)
+    cfg = tmp_path / "rover.toml"
+    cfg.write_text(CONFIG_B2)
+    assert drive_main.main(["--config", str(cfg), "--connect", f"ipc://{tmp_path}/d", "--publish", ""]) == 1
+    assert RecordingSentinel.calls == [expected]
+    assert "did not answer" in capsys.readouterr().err
+
+
+def test_a_failed_b2_open_after_the_chip_answered_is_marked_for_the_sentinel() -> None:
+    from rover.core.errors import HardwareError
+
+    world, clock, config = running_b2()
+
+    class DeadAfterStop(SMBus):
+        """The bus fails every block write (the servo centring, the motor zeros) after the all-off bytes."""
+
+        def write_i2c_block_data(self, addr, reg, data, force=None):
+            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+
+    with pytest.raises(HardwareError) as caught:
+        open_picar_b2(config, bus=DeadAfterStop(1, world=world), sleep=clock.sleep)
+    assert getattr(caught.value, "hardware_touched", False)
 
 
 # --- 4: ipc:// streams cannot be taken over; one drive per car -------------------------------------------------
