@@ -508,3 +508,21 @@ def test_ctrl_z_sets_the_car_safe_before_the_drive_stops_and_it_follows_again_af
         if drive.poll() is None:
             os.kill(drive.pid, signal.SIGCONT)
             drive.kill()
+
+
+@pytest.mark.slow
+def test_a_stopped_sentinel_stops_the_drive_and_the_car(fakehw_env: FakeHwEnv, tmp_path: Path) -> None:
+    drive, sentinel, det = follow(tmp_path, fakehw_env.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+    try:
+        os.kill(sentinel, signal.SIGSTOP)
+        _, err = drive.communicate(timeout=WAIT_S)
+        assert drive.returncode == 1 and "sentinel" in err and "is stopped (SIGSTOP)" in err, err
+        assert motors(fakehw_env.state_path) == (0, 0, 0, 0)  # the drive stopped the car itself
+    finally:
+        det.close()
+        if pid_alive(sentinel):
+            os.kill(sentinel, signal.SIGCONT)
+        if drive.poll() is None:
+            drive.kill()
+        wait_gone(sentinel)

@@ -146,6 +146,9 @@ class HeartbeatNotifier(Notifier):
         self.watchdog_interval = min(self.watchdog_interval or HEARTBEAT_S, HEARTBEAT_S)
 
     def watchdog(self) -> bool:
+        if self._sentinel.stopped():  # SIGSTOPped: it would not stop the car if this process were killed
+            raise RoverError(f"the drive's sentinel (pid {self._sentinel.pid}) is stopped (SIGSTOP): "
+                             "stopping, since nothing would stop the car if this process were killed")
         self._sentinel.heartbeat()
         return super().watchdog() if self._systemd_watchdog else False
 

@@ -125,6 +125,14 @@ class Sentinel:
         """The sentinel's exit status once it has exited, else None."""
         return self.process.poll()
 
+    def stopped(self) -> bool:
+        """True while the sentinel is stopped (SIGSTOP): alive, but it could not stop the car."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as handle:
+                return handle.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+        except (OSError, IndexError):
+            return False  # exited (exited() says so) or no /proc
+
     def heartbeat(self) -> None:
         """The loop is alive (call at least every HEARTBEAT_S once driving); never blocks."""
         self._send(HEARTBEAT)
