@@ -36,7 +36,9 @@ How it works:
   killed (through its pidfd) and the car stopped. Ctrl-Z (SIGTSTP) makes
   the drive set the car safe and write PAUSE before it stops itself.
 - Should the sentinel itself die while the drive runs, the drive stops the
-  car and exits 1 (:meth:`Sentinel.exited`, checked on SIGCHLD).
+  car and exits 1 (:meth:`Sentinel.exited`, checked on SIGCHLD and once
+  right after the start); the same when it is SIGSTOPped
+  (:meth:`Sentinel.stopped`, checked at each heartbeat).
 
 Killing the drive's process group (``kill -9 -PGID``, a terminal closing)
 leaves the sentinel running to stop the car. Killing the unit's cgroup
