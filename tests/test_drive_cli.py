@@ -293,7 +293,8 @@ def open_flaky(config: PicarBConfig, **_: Any) -> RecordingChassis:
 
 @pytest.fixture
 def restore_signals() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                                               signal.SIGCHLD, signal.SIGTSTP)}  # what main() installs
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
@@ -323,7 +324,7 @@ def test_picar_b_on_fake_hardware_steers_left_then_sigterm_leaves_it_safe(
     endpoints: tuple[str, str], left_person_detector: FakeDetector, fakehw_env: Any, tmp_path: Path, direction: int
 ) -> None:
     config_path = tmp_path / "rover.toml"
-    config_path.write_text(f"[picar_b]\nultrasonic_enabled = false\nsteering_direction = {direction}\n")
+    config_path.write_text(f"[drive]\nbumper_m = 0\n[picar_b]\nultrasonic_enabled = false\nsteering_direction = {direction}\n")
     config = PicarBConfig(ultrasonic_enabled=False, steering_direction=direction)
     connect, publish = endpoints
     process = start_drive("--config", str(config_path), "--backend", "picar-b", "--connect", connect,
@@ -362,7 +363,7 @@ def test_picar_b2_on_fake_hardware_follows_then_sigterm_zeroes_the_motor_channel
     from tests.fakehw.smbus2 import I2CWorld
 
     config_path = tmp_path / "rover.toml"
-    config_path.write_text('[drive]\nbackend = "picar-b2"\n[picar_b2]\nultrasonic_enabled = false\n')
+    config_path.write_text('[drive]\nbackend = "picar-b2"\nbumper_m = 0\n[picar_b2]\nultrasonic_enabled = false\n')
     env = dict(fakehw_env.env, ROVER_FAKEHW_I2C="0x5f")
     connect, publish = endpoints
     process = start_drive("--config", str(config_path), "--connect", connect, "--publish", publish, env=env)

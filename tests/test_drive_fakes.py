@@ -43,6 +43,7 @@ class RecordingChassis:
 
     clock: FakeClock
     distance: float | None = None
+    has_ranger: bool = False  # True: a fitted ultrasonic sensor, whose None means "unknown"
     throttle: float = 0.0
     steering: float = 0.0
     pan_position: float = 0.0

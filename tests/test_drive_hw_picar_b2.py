@@ -171,11 +171,13 @@ def test_safe_stop_of_the_2024_kit_after_a_kill_zeroes_the_motors_first() -> Non
     chassis._abandon()  # "killed": no close; the chip keeps driving
     assert motors(chip) != (0, 0, 0, 0)
     world = chip.world
+    n = len(chip.transactions())
     failures = safe_stop({"drive": {"backend": "picar-b2"}}, bus=SMBus(1, world=world), sleep=lambda s: None)
     assert failures == []
     assert motors(chip) == (0, 0, 0, 0) and [chip.pulse_ticks(c) for c in (0, 1, 2)] == [297, 297, 297]
-    run = chip.transactions()[-7:]
-    assert [g[0]["reg"] for g in run[:4]] == [0x06 + 4 * ch + 3 for ch in PicarB2Config().motor_channels]
+    run = chip.transactions()[n:]
+    # The first write is one byte, ALL_LED_OFF_H = full off: every motor input off in one transaction.
+    assert [(e["reg"], e["value"]) for e in run[0]] == [(0xFD, 0x10)]
 
 
 def test_safe_stop_takes_the_drive_config_object_too() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
@@ -26,7 +27,7 @@ def rig(distance: float | None, timeout_s: float = 0.06) -> tuple[TickClock, Fak
 
 def test_distance_is_half_the_round_trip_at_343_m_s() -> None:
     assert echo_distance_m(0.01, 9.0) == pytest.approx(1.715)
-    assert echo_distance_m(0.06, 9.0) is None  # 10.3 m: invalid, as the vendor code treats > 9 m
+    assert echo_distance_m(0.06, 9.0) == math.inf  # 10.3 m: beyond max_m, nothing in range ("far", not unknown)
     assert echo_distance_m(0.0, 9.0) is None
 
 
@@ -44,11 +45,41 @@ def test_a_missing_echo_times_out_quickly_and_yields_none() -> None:
     assert clock.peek() - before < ECHO_START_TIMEOUT_S + 0.001
 
 
-def test_an_echo_longer_than_the_timeout_yields_none_within_the_timeout() -> None:
-    clock, _sonar, _gpio, sensor = rig(8.0, timeout_s=0.02)  # 47 ms echo
+def test_an_echo_longer_than_the_timeout_reads_far_within_the_timeout() -> None:
+    clock, _sonar, _gpio, sensor = rig(8.0, timeout_s=0.02)  # 47 ms echo: it rose, nothing came back in time
     before = clock.peek()
-    assert sensor.measure() is None
+    assert sensor.measure() == math.inf
     assert clock.peek() - before < 0.02 + ECHO_START_TIMEOUT_S
+
+
+def test_an_echo_already_high_is_unknown_not_far() -> None:
+    _clock, _sonar, gpio, sensor = rig(1.0)
+
+    class Stuck:  # the echo line held high (a stuck sensor, a short to 3.3 V)
+        def __getattr__(self, name):
+            return getattr(gpio, name)
+
+        def input(self, pin):
+            return 1 if pin == ECHO else gpio.input(pin)
+
+    sensor._gpio = Stuck()
+    assert sensor.measure() is None
+
+
+def test_on_the_2024_kit_nothing_within_2_m_reads_far_and_the_median_is_inf() -> None:
+    """max_m = 2 m (the vendor's): an open room reads inf, so the drive moves; unplugged reads None."""
+    clock = TickClock(step=1e-6)
+    board = Board(clock=clock)
+    board.attach(FakeHCSR04(TRIG, ECHO, 3.5))  # a wall 3.5 m away: a 20 ms echo, beyond 2 m
+    gpio = FakeGPIO(board)
+    gpio.setmode(gpio.BCM)
+    gpio.setup(TRIG, gpio.OUT, initial=gpio.LOW)
+    gpio.setup(ECHO, gpio.IN)
+    sensor = HCSR04(gpio, TRIG, ECHO, clock=clock, timeout_s=0.06, max_m=2.0)
+    ranger = UltrasonicRanger(sensor, clock=clock, retries=1, retry_gap_s=0.0)
+    for _ in range(3):
+        ranger.add(ranger.read())
+    assert ranger.distance_m() == math.inf
 
 
 def test_the_ranger_never_blocks_and_reports_none_without_a_sensor() -> None:

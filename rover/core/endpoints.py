@@ -29,8 +29,10 @@ ZeroMQ, so the config sections use them too.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
+import socket as sock
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -125,14 +127,43 @@ def resolve(endpoint: str, environ: Mapping[str, str] | None = None, *, create: 
     return f"ipc://{full}"
 
 
+def refuse_if_served(path: str) -> None:
+    """``zmq.ZMQError(EADDRINUSE)`` when a live socket listens at the Unix socket ``path``.
+
+    libzmq unlinks an existing socket file before it binds an ``ipc://``
+    path, so a second publisher would silently take the stream over from
+    the first (TCP refuses with "address in use"). A connect tells a live
+    listener from a stale file (ECONNREFUSED: left by a killed process,
+    which the bind may replace). Abstract (``@``) names are left to libzmq.
+    """
+    if not path or path.startswith("@"):
+        return
+    probe = sock.socket(sock.AF_UNIX, sock.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError:
+        return  # no file, a stale one, or not a socket: the bind decides
+    finally:
+        probe.close()
+    import zmq  # here: this module is imported by programs that need no ZeroMQ
+
+    raise zmq.ZMQError(errno.EADDRINUSE, f"Address already in use: a live socket serves {path}")
+
+
 def bind(socket: Any, endpoint: str) -> str:
     """Bind a ZeroMQ ``socket`` to ``endpoint`` (resolved); returns the endpoint as bound.
+
+    An ``ipc://`` path a live socket already serves raises
+    ``zmq.ZMQError(EADDRINUSE)``, as a TCP port in use does (:func:`refuse_if_served`).
 
     A socket file in the runtime directory gets :data:`SOCKET_MODE`, so the
     directory's group (``rover`` on the car) may connect whatever the umask.
     ZeroMQ's errors propagate; the caller words them.
     """
     resolved = resolve(endpoint, create=True)
+    if resolved.startswith("ipc://"):
+        refuse_if_served(resolved[len("ipc://"):])
     socket.bind(resolved)
     if resolved != endpoint:
         try:

@@ -4,7 +4,7 @@ Start-up order is the safety order: config and label are checked first (a bad
 one exits 78 with one line before anything is opened), then the chassis is
 opened and set safe (any error a vendor library raises while it opens is one
 HardwareError line), and only then are the sockets opened and systemd told
-READY=1. Every exit path (normal, SIGINT, SIGTERM, any exception) goes through
+READY=1. Every exit path (normal, SIGINT, SIGTERM, SIGHUP, SIGQUIT, any exception) goes through
 ``chassis.close()``, which stops the motors and centres the servos.
 """
 
@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import logging
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from rover.core import endpoints
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
-from rover.core.errors import EXIT_FAILURE, EXIT_OK, HardwareError, RoverError
+from rover.core.errors import EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError, RoverError
 from rover.core.sdnotify import Notifier
 from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.drive.sentinel import Sentinel
+from rover.drive.sentinel import HEARTBEAT_S, Sentinel
 from rover.hw import KIT_SECTIONS, open_chassis, section_for
+from rover.hw.kits import KITS
 from rover.hw.chassis import Chassis
 
 log = logging.getLogger("rover.drive")
@@ -56,6 +61,8 @@ def load_config(args: argparse.Namespace) -> tuple[DriveConfig, Any]:
 
     With ``bumper_m = 0`` the kit is opened without its ultrasonic sensor, so
     its pins are not claimed (on the 2019-23 kit the echo pin may be SPI's).
+    A bumper with the kit's sensor disabled is a ConfigError (exit 78): the
+    bumper is never silently missing.
     """
     path = args.config
     if path is None:
@@ -64,9 +71,53 @@ def load_config(args: argparse.Namespace) -> tuple[DriveConfig, Any]:
     drive = with_overrides(loaded["drive"], follow=args.follow, connect=args.connect, publish=args.publish,
                            backend=args.backend, max_throttle=args.max_throttle, max_age_s=args.max_age_s)
     kit = loaded[section_for(drive.backend)]
+    section = section_for(drive.backend)
+    if drive.bumper_m > 0 and not kit.ultrasonic_enabled and drive.backend in KITS:
+        raise ConfigError(f"drive.bumper_m = {drive.bumper_m:g} needs the ultrasonic sensor, but "
+                          f"{section}.ultrasonic_enabled = false: enable it, or set drive.bumper_m = 0 "
+                          f"to drive without the bumper")
     if drive.bumper_m == 0 and kit.ultrasonic_enabled:
         kit = dataclasses.replace(kit, ultrasonic_enabled=False)
     return drive, kit
+
+
+#: The lock a drive holds for its whole life, in rover's runtime directory: one drive per car.
+LOCK_NAME = "drive.lock"
+
+
+def lock_the_car(backend: str) -> Any:
+    """An exclusive ``flock`` on ``LOCK_NAME``, held while the returned file stays open.
+
+    RoverError (exit 1, like a busy endpoint) when another rover-drive holds
+    it: two drives must never command one car. The dry-run backends (log,
+    sim) command no car and take no lock.
+    """
+    if backend not in KITS:
+        return None
+    try:
+        folder = endpoints.runtime_dir()
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (ConfigError, OSError):
+        folder = Path(tempfile.gettempdir())  # no runtime directory (every endpoint given explicitly)
+    path = folder / (LOCK_NAME if folder != Path(tempfile.gettempdir()) else f"rover-drive-{os.getuid()}.lock")
+    try:
+        handle = open(path, "a+", encoding="ascii")
+    except OSError as exc:
+        raise ConfigError(f"cannot open the drive's lock file {path} ({exc.strerror}): set "
+                          f"{endpoints.RUNTIME_DIR_ENV} to a writable directory") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RoverError(f"another rover-drive (pid {holder}) is driving this car (it holds {path}): "
+                         "stop it first (sudo systemctl stop rover-drive, or Ctrl-C in its terminal)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def open_backend(name: str, config: Any) -> Chassis:
@@ -81,6 +132,27 @@ def open_backend(name: str, config: Any) -> Chassis:
         ) from None
 
 
+class HeartbeatNotifier(Notifier):
+    """systemd's notifier whose watchdog ping also beats the sentinel's heartbeat, from the loop itself.
+
+    The loop pings at least every HEARTBEAT_S (rover.drive.sentinel): a hung
+    or stopped loop goes quiet, and the sentinel kills it and stops the car.
+    """
+
+    def __init__(self, sentinel: Sentinel) -> None:
+        super().__init__()
+        self._sentinel = sentinel
+        self._systemd_watchdog = self.watchdog_interval is not None
+        self.watchdog_interval = min(self.watchdog_interval or HEARTBEAT_S, HEARTBEAT_S)
+
+    def watchdog(self) -> bool:
+        if self._sentinel.stopped():  # SIGSTOPped: it would not stop the car if this process were killed
+            raise RoverError(f"the drive's sentinel (pid {self._sentinel.pid}) is stopped (SIGSTOP): "
+                             "stopping, since nothing would stop the car if this process were killed")
+        self._sentinel.heartbeat()
+        return super().watchdog() if self._systemd_watchdog else False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="rover-drive: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -93,26 +165,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loop is not None:
             loop.stop_requested = True
 
+    held: dict[str, Any] = {}
+
+    def on_suspend(signum: int, _frame: Any) -> None:
+        """Ctrl-Z: the car safe first, then stop as the shell asked; on SIGCONT every command is sent again."""
+        chassis_open = held.get("chassis")
+        if chassis_open is not None:
+            try:
+                chassis_open.safe()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway: the sentinel's heartbeat check remains
+                log.error("setting the car safe before suspending failed: %s", exc)
+        if sentinel is not None:
+            sentinel.pause()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        if loop is not None:
+            loop.sent = None  # resumed: what the chassis was told is the safe state, not the loop's last commands
+
     def on_child(signum: int, _frame: Any) -> None:
         if sentinel is not None and sentinel.exited() is not None:  # the car's stop if we are killed: gone
             on_signal(signum, _frame)
             stop["sentinel_died"] = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP (the terminal or the SSH session gone) and SIGQUIT (Ctrl-\\) stop the car like SIGTERM:
+    # their default action would end the process without its finally.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, on_signal)
+    signal.signal(signal.SIGCHLD, on_child)  # before the sentinel starts: no window where its death is missed
+    signal.signal(signal.SIGTSTP, on_suspend)
+    opening = False
     try:
         config, backend_config = load_config(args)
         check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
+        lock = lock_the_car(config.backend)  # held (open) until this process and its sentinel exit
         # Stops the car should this process die without its finally (kill -9): see rover.drive.sentinel.
-        sentinel = Sentinel.start({"drive": config, section_for(config.backend): backend_config})
-        signal.signal(signal.SIGCHLD, on_child)
+        sentinel = Sentinel.start({"drive": config, section_for(config.backend): backend_config},
+                                  keep_fds=() if lock is None else (lock.fileno(),))  # it holds the lock till the stop
+        on_child(signal.SIGCHLD, None)  # it may have died before `sentinel` was set
+        opening = True
         chassis = open_backend(config.backend, backend_config)  # HardwareError names --backend log
     except RoverError as exc:
         if sentinel is not None:
-            sentinel.stand_down()  # nothing was opened
+            if opening and getattr(exc, "hardware_touched", False):
+                sentinel.release()  # the open failed halfway, a motor may be driven: it stops the car once we exit
+            else:
+                sentinel.stand_down()  # nothing was opened
         print(f"rover-drive: {exc}", file=sys.stderr)
         return exc.exit_code
-    notifier = Notifier()
+    notifier = HeartbeatNotifier(sentinel)
+    held["chassis"] = chassis
     subscriber = publisher = None
     try:
         chassis.safe()  # outputs neutral before any socket opens
@@ -137,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         notifier.stopping()
+        sentinel.pause()  # no heartbeats while closing (the ranger's join may take a second)
         try:
             chassis.close()  # motors off, servos centred
             sentinel.stand_down()

@@ -77,6 +77,7 @@ class DriveLoop:
         self.stop_requested = False
         self.sent: Commands | None = None  # what the chassis was last told; None: unknown
         self._last_tick = now
+        self._range_unknown = False
         self._last_capture: float | None = None  # capture time (s) of the newest fresh detection
         self._last_watchdog: float | None = None
         self._reported_state: State | None = None
@@ -120,7 +121,14 @@ class DriveLoop:
         if state is State.SAFE and timed is not State.SAFE:
             self._forget_target()  # disarmed by a detector status
         distance = self.chassis.distance_m()
-        blocked = self.config.bumper_m > 0 and distance is not None and distance < self.config.bumper_m
+        # A fitted sensor that cannot tell (unplugged, stuck, its thread dead) blocks like an obstacle.
+        unknown = self.config.bumper_m > 0 and distance is None and bool(getattr(self.chassis, "has_ranger", False))
+        if unknown and not self._range_unknown and state in MOVING_STATES:
+            log.warning("ultrasonic range unknown (no valid reading): forward motion blocked by the bumper until it reads again")
+            self._range_unknown = True
+        elif not unknown:
+            self._range_unknown = False
+        blocked = unknown or (self.config.bumper_m > 0 and distance is not None and distance < self.config.bumper_m)
         # A stalled loop must not turn its whole gap into one ramp step.
         dt = min(max(0.0, now - self._last_tick), 2 * self.config.tick_s)
         commands = self.controller.output(state, now, dt, self.limits, blocked)

@@ -58,6 +58,11 @@ class PicarBChassisBase:
         """Head tilt: -1 down .. +1 up."""
         self._servo("tilt", checked("tilt", position))
 
+    @property
+    def has_ranger(self) -> bool:
+        """True when the ultrasonic sensor is fitted and open: then an unknown range blocks (rover.drive.loop)."""
+        return getattr(self, "_ranger", None) is not None
+
     def distance_m(self) -> float | None:
         return None
 

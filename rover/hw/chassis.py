@@ -46,7 +46,10 @@ class Chassis(Protocol):
         """Latest ultrasonic range in metres, or None when unknown.
 
         Never blocks the caller: a backend measures in the background (or
-        with a bounded timeout) and returns the newest valid reading.
+        with a bounded timeout) and returns the newest valid reading;
+        ``math.inf`` when nothing is in range. A backend with a fitted
+        sensor also has ``has_ranger = True``: its None then means the range
+        is unknown, and the drive's bumper blocks forward motion.
         """
 
     def safe(self) -> None:

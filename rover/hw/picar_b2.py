@@ -6,12 +6,14 @@ at one frequency (50 Hz). The ultrasonic sensor is on GPIO (BCM 23/24).
 
 The chip keeps driving the last duty after its process dies, so:
 
-- opening writes the motor channels full off first (one byte each, before
-  the chip is even woken), then configures, then centres the servos; only
-  then may the drive open a socket;
+- opening turns every output full off first with ONE byte (ALL_LED_OFF_H,
+  before the chip is woken and before RPi.GPIO is imported), then
+  configures, then centres the servos; only then may the drive open a socket;
 - every stop (``safe``, ``close``, the atexit backstop) writes zero duty to
-  the four motor channels, and ``rover-safestop`` does the same from
-  outside when the process was killed;
+  the four motor channels, and ``rover-safestop`` (and the drive's sentinel)
+  writes the one ALL_LED_OFF_H byte from outside when the process was
+  killed, then re-centres the servos: zeroing the motor channels one byte
+  at a time would pass a motor through drive states on the way;
 - the four motor channels (12..15 on the stock HAT) go in one I2C
   transaction, so both motors change together and no input pair passes
   through a state neither end has; a reversal stops for one PWM period first.
@@ -60,15 +62,13 @@ def write_channels(chip: PCA9685, ticks: dict[int, int]) -> None:
 
 
 def stop_motor_channels(chip: PCA9685, config: PicarB2Config) -> None:
-    """Every motor channel full off with single-byte writes: works asleep, awake, with or without AI."""
-    errors = []
-    for channel in config.motor_channels:
-        try:
-            chip.full_off(channel)
-        except HardwareError as exc:
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+    """Every output full off in ONE bus transaction (ALL_LED_OFF_H): asleep or awake, with or without AI.
+
+    Both motors stop together and no motor input pair passes through a drive
+    state on the way (one ``full_off`` byte per channel would: M1+ off with
+    M1- still on is M1 in reverse). The servos go limp too: centre them next.
+    """
+    chip.all_off()
 
 
 class PicarB2Chassis(PicarBChassisBase):
@@ -98,11 +98,17 @@ class PicarB2Chassis(PicarBChassisBase):
         except BaseException as exc:
             self._abandon()
             try:
+                self._pca.all_off()  # one more try: a glitch mid-open must not leave a motor driven
+            except HardwareError:
+                pass
+            try:
                 self._undo_open()
             except HardwareError as undo_error:
                 log.error("picar-b2: undoing a failed open: %s", undo_error)
             if isinstance(exc, HardwareError):
-                raise HardwareError(f"{exc}; {DRY_RUN_HINT}") from None
+                error = HardwareError(f"{exc}; {DRY_RUN_HINT}")
+                error.hardware_touched = True  # type: ignore[attr-defined]  # the caller leaves the sentinel armed
+                raise error from None
             if isinstance(exc, RuntimeError):  # RPi.GPIO at setup(): "No access to /dev/mem..."
                 raise gpio_error(exc, DRY_RUN_HINT) from None
             raise
@@ -168,6 +174,12 @@ def open_picar_b2(config: PicarB2Config | None = None, *, gpio: Any = None, bus:
         bus = open_i2c(config.i2c_bus)
     try:
         check_revision(bus, "picar-b2", config.i2c_address, config.i2c_bus)
+        # Motors off before anything that may fail or take long (importing RPi.GPIO): one byte.
+        # A failure here is not final: the chassis writes the same byte again first thing.
+        try:
+            PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep).all_off()
+        except HardwareError:
+            pass
         if config.ultrasonic_enabled and gpio is None:
             gpio = import_gpio()
     except BaseException:

@@ -59,6 +59,18 @@ PROG = "rover-safestop"
 NO_HARDWARE = ("log", "sim")
 
 
+def say(line: str, *, stream: Any = None) -> None:
+    """Print one report line; a write error (a hung-up terminal: EIO, a closed pipe) is dropped.
+
+    Reporting never prevents or fails a stop: every print here comes after
+    the hardware writes it reports, outside the try blocks that judge them.
+    """
+    try:
+        print(line, file=stream if stream is not None else sys.stdout, flush=True)
+    except (OSError, ValueError):  # EIO / EPIPE, or a stream already closed
+        pass
+
+
 def stop_motors(gpio: Any, config: PicarBConfig) -> list[int]:
     """Every motor pin an output driven LOW, enables first. Returns the pins."""
     gpio.setwarnings(False)  # the dead process still "uses" these pins; that is expected here
@@ -99,7 +111,7 @@ def safe_stop(sections: Mapping[str, Any], *, backend: str | None = None, gpio: 
         # prints it, the simulated car gets its stop command).
         from rover.hw import open_chassis  # the registry; imports only the backend named
 
-        print(f"{PROG}: backend {name} drives no hardware: sending its stop", flush=True)
+        say(f"{PROG}: backend {name} drives no hardware: sending its stop")  # say() cannot raise
         try:
             open_chassis(name, sections.get("picar_b") or PicarBConfig()).close()
         except Exception as exc:  # noqa: BLE001 - one line, like every other part
@@ -113,7 +125,7 @@ def safe_stop(sections: Mapping[str, Any], *, backend: str | None = None, gpio: 
     if found:
         # The config names the other kit than the one on the bus. Whatever drove it may have left its
         # motors running: stop the kit that is there too (its section, else its defaults), and say so.
-        print(f"{PROG}: the config names {name} but this is {found[0]}: stopping {found[0]} too")
+        say(f"{PROG}: the config names {name} but this is {found[0]}: stopping {found[0]} too")
         failures += _stop(found[0], sections, gpio=gpio, bus=bus, sleep=sleep, found=None)
     return failures
 
@@ -140,18 +152,23 @@ def stop_picar_b2(config: PicarB2Config, *, bus: Any = None, sleep: Callable[[fl
             bus = owned = open_i2c(config.i2c_bus, hint=None)
         check_revision(bus, "picar-b2", config.i2c_address, config.i2c_bus)
         chip = PCA9685(bus, config.i2c_address, bus_number=config.i2c_bus, sleep=sleep)
+        motors_off = False
         try:
             stop_motor_channels(chip, config)
-            print(f"{PROG}: motors off: PCA9685 {config.i2c_address:#04x} channels "
-                  f"{', '.join(map(str, config.motor_channels))} full off")
+            motors_off = True
         except HardwareError as exc:
             failures.append(f"motors NOT stopped: {exc}")
+        if motors_off:
+            say(f"{PROG}: motors off: PCA9685 {config.i2c_address:#04x} channels "
+                f"{', '.join(map(str, config.motor_channels))} full off")
+        written = None
         try:
             written = centre_servos(bus, config, sleep=sleep)
-            shown = ", ".join(f"{name} ch{config.servo(name).channel}={ticks}" for name, ticks in written.items())
-            print(f"{PROG}: servos centred: {shown} ticks")
         except HardwareError as exc:
             failures.append(f"servos NOT centred: {exc}")
+        if written is not None:
+            shown = ", ".join(f"{name} ch{config.servo(name).channel}={ticks}" for name, ticks in written.items())
+            say(f"{PROG}: servos centred: {shown} ticks")
     except WrongKitError as exc:
         failures.append(f"motors NOT stopped, servos NOT centred: {exc}")
         if found is not None:
@@ -176,23 +193,24 @@ def stop_picar_b(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
     ``found`` (a list) receives the other kit's backend when its chip answers instead of this one's.
     """
     failures: list[str] = []
+    pins = None
     try:
         pins = stop_motors(gpio if gpio is not None else import_gpio(hint=None), config)
-        print(f"{PROG}: motors off: BCM {', '.join(map(str, pins))} LOW")
     except HardwareError as exc:
         failures.append(f"motors NOT stopped: {exc}")
     except RuntimeError as exc:  # RPi.GPIO at setup(): "No access to /dev/mem..." and the like
         failures.append(f"motors NOT stopped: {gpio_error(exc, hint=None)}")
     except Exception as exc:  # noqa: BLE001 - whatever the GPIO library raised, the servos still get centred
         failures.append(f"motors NOT stopped: {_gpio_refusal(exc)}")
+    if pins is not None:
+        say(f"{PROG}: motors off: BCM {', '.join(map(str, pins))} LOW")
     owned = None
+    written = None
     try:
         if bus is None:
             bus = owned = open_i2c(config.i2c_bus, hint=None)
         check_revision(bus, "picar-b", config.i2c_address, config.i2c_bus)
         written = centre_servos(bus, config, sleep=sleep)
-        shown = ", ".join(f"{name} ch{config.servo(name).channel}={ticks}" for name, ticks in written.items())
-        print(f"{PROG}: servos centred: {shown} ticks")
     except WrongKitError as exc:
         failures.append(f"servos NOT centred: {exc}")
         if found is not None:
@@ -207,6 +225,9 @@ def stop_picar_b(config: PicarBConfig, *, gpio: Any = None, bus: Any = None,
                 owned.close()
             except OSError:
                 pass  # the bus is gone with the process anyway
+    if written is not None:
+        shown = ", ".join(f"{name} ch{config.servo(name).channel}={ticks}" for name, ticks in written.items())
+        say(f"{PROG}: servos centred: {shown} ticks")
     return failures
 
 
@@ -258,10 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sections, config_error = load_config(args.config, args.backend)
     if config_error is not None:
-        print(f"{PROG}: {config_error}; stopping with the kit defaults instead", file=sys.stderr)
+        say(f"{PROG}: {config_error}; stopping with the kit defaults instead", stream=sys.stderr)
     failures = safe_stop(sections)
     for line in failures:
-        print(f"{PROG}: {line}", file=sys.stderr)
+        say(f"{PROG}: {line}", stream=sys.stderr)
     if config_error is not None:
         return EXIT_CONFIG
     return EXIT_FAILURE if failures else EXIT_OK

@@ -22,6 +22,7 @@ most of them are late. docs/hardware.md states the error that remains.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -43,15 +44,15 @@ RETRY_GAP_S = 0.06
 
 
 def echo_distance_m(pulse_s: float, max_m: float) -> float | None:
-    """Distance in metres for an echo pulse of ``pulse_s`` seconds, or None if invalid.
+    """Distance in metres for an echo pulse of ``pulse_s`` seconds; ``math.inf`` beyond ``max_m``.
 
-    Readings above ``max_m`` (the vendor uses 9 m) or from a non-positive
-    pulse are noise, not distances.
+    Beyond ``max_m`` (the vendor uses 9 m; 2 m on the 2024 kit) nothing is
+    in range: a valid "far", not a failure. A non-positive pulse is noise (None).
     """
     if pulse_s <= 0.0:
         return None
     distance = pulse_s * SPEED_OF_SOUND_M_S / 2.0
-    return distance if distance <= max_m else None
+    return distance if distance <= max_m else math.inf
 
 
 class HCSR04:
@@ -67,7 +68,12 @@ class HCSR04:
         self.max_m = max_m
 
     def measure(self) -> float | None:
-        """One measurement in metres, or None (no echo, echo too long, or out of range).
+        """One measurement in metres; ``math.inf`` when nothing is in range; None when it failed.
+
+        Far (``inf``): the echo rose and lasted beyond ``max_m`` or beyond
+        ``timeout_s`` (the sensor's own "no echo came back" pulse). Failed
+        (None, "unknown"): the echo was already high (stuck, or a previous
+        burst) or never rose (no sensor answering: unplugged, unpowered).
 
         Takes at most ``ECHO_START_TIMEOUT_S + timeout_s`` of clock time.
         """
@@ -94,7 +100,7 @@ class HCSR04:
             if not level:
                 return echo_distance_m(now - rise, self.max_m)
             if now - rise > self.timeout_s:
-                return None
+                return math.inf  # the echo rose and nothing came back within range
 
 
 class UltrasonicRanger:

@@ -10,7 +10,9 @@ ValueError (smbus2 would truncate it silently, which is always a bug).
 power-on values (MODE1 0x11 asleep, PRE_SCALE 30, every channel full-off),
 PRE_SCALE writes ignored unless SLEEP is set, the RESTART flag, register
 auto-increment only with MODE1.AI (without it a block write lands in one
-register), ALL_LED_* writes loading every channel, and "writes within
+register), ALL_LED_* writes loading every channel (in the replayed history
+too), a block write applied as one transaction (no reader sees half of it,
+as the chip updates its outputs at the STOP), and "writes within
 500 us of waking" noted as violations of the datasheet. Outputs are decoded
 as pulse widths in ticks; a sleeping chip drives no pulses.
 
@@ -88,8 +90,8 @@ class PCA9685Model:
         base = LED0_ON_L + 4 * channel
         for event in self.writes():
             if event["applied"]:
-                regs[event["reg"]] = event["value"]
-                if base <= event["reg"] < base + 4 or event["reg"] == MODE1:
+                _replay(regs, event["reg"], event["value"])
+                if base <= event["reg"] < base + 4 or event["reg"] == MODE1 or 0xFA <= event["reg"] <= 0xFD:
                     seen.append(decode_pulse(regs, channel))
         return seen
 
@@ -104,13 +106,24 @@ class PCA9685Model:
 
     def write(self, register: int, value: int, txn: int | None = None) -> None:
         """One register write; ``txn`` numbers the bus transaction it belonged to (one per SMBus call)."""
+        self.write_block(register, [value], txn)
+
+    def write_block(self, register: int, values: list[int], txn: int | None = None) -> None:
+        """The bytes of one bus transaction, applied together: no reader sees half of it (the chip
+        updates its outputs at the STOP); each byte goes to the next register only with MODE1.AI."""
         t = self.world.clock()
+        txn = txn if txn is not None else next(_transactions)
+        events = []
         with self.world.store.transaction() as state:
             device = self._device(state)
-            applied = self._apply(device, register, value, t)
-        self.world.store.record({"t": t, "kind": "write", "bus": self.bus, "addr": self.address,
-                                 "reg": register, "value": value, "applied": applied,
-                                 "txn": txn if txn is not None else next(_transactions)})
+            for value in values:
+                applied = self._apply(device, register, value, t)
+                events.append({"t": t, "kind": "write", "bus": self.bus, "addr": self.address,
+                               "reg": register, "value": value, "applied": applied, "txn": txn})
+                if device["regs"][MODE1] & AI:
+                    register = 0x00 if register == 0x45 else (register + 1) & 0xFF
+        for event in events:
+            self.world.store.record(event)
 
     def transactions(self) -> list[list[dict]]:
         """The register writes grouped by bus transaction, oldest first (the chip updates outputs at each STOP)."""
@@ -127,7 +140,7 @@ class PCA9685Model:
         for group in self.transactions():
             for event in group:
                 if event["applied"]:
-                    regs[event["reg"]] = event["value"]
+                    _replay(regs, event["reg"], event["value"])
             seen.append(tuple(decode_pulse(regs, ch) for ch in channels))
         return seen
 
@@ -177,6 +190,15 @@ class PCA9685Model:
         if not ai:
             return register
         return 0x00 if register == 0x45 else (register + 1) & 0xFF
+
+
+def _replay(regs: list[int], register: int, value: int) -> None:
+    """Apply one recorded (applied) write to a register copy: an ALL_LED_* write loads every channel."""
+    if 0xFA <= register <= 0xFD:
+        for channel in range(16):
+            regs[LED0_ON_L + 4 * channel + register - 0xFA] = value
+    else:
+        regs[register] = value
 
 
 def decode_pulse(regs: list[int], channel: int, *, ignore_sleep: bool = False) -> int:
@@ -290,10 +312,7 @@ class SMBus:
         if len(data) > 32:
             raise ValueError("Data length cannot exceed 32 bytes")
         chip, reg = self._chip(i2c_addr), _byte("register", register)
-        txn = next(_transactions)
-        for value in data:
-            chip.write(reg, _byte("value", value), txn)
-            reg = chip.next_register(reg)
+        chip.write_block(reg, [_byte("value", value) for value in data], next(_transactions))
 
 
 def _byte(name: str, value: int) -> int:
