@@ -34,24 +34,25 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 _CLOSE_LINGER_MS = 500  # time the final stop command gets to reach the world
 
 
-class SimChassis:
-    """A :class:`rover.hw.chassis.Chassis` whose wheels and servos live in the simulator."""
+class CommandChassis:
+    """A simulated :class:`rover.hw.chassis.Chassis`: every call becomes one whole :class:`Command`.
 
-    def __init__(self, config: PicarBConfig | None = None, endpoint: str | None = None, context: zmq.Context | None = None,
-                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    Each value is checked finite and clamped to -1..1, and the throttle gets
+    the motor duty the PiCar-B backend would set for it (same ``[picar_b]``
+    section); :meth:`_apply` says where the command goes.
+    """
+
+    def __init__(self, config: PicarBConfig | None = None) -> None:
         self.config = config or PicarBConfig()
-        self.endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT
-        self._clock_ns = clock_ns
         self._command = Command()
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
-        self._socket.setsockopt(zmq.SNDHWM, 100)
-        self._socket.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
-        try:
-            self._socket.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            self._socket.close(0)
-            raise HardwareError(f"sim chassis cannot connect to {self.endpoint}: {exc} (set {ENV_ENDPOINT})") from None
-        self._closed = False
+
+    @property
+    def command(self) -> Command:
+        """What the world was last told."""
+        return self._command
+
+    def _apply(self, command: Command) -> None:
+        raise NotImplementedError
 
     def _set(self, **values: float) -> None:
         for name, value in values.items():
@@ -62,17 +63,7 @@ class SimChassis:
         motors = motor_command(command.throttle, self.config)
         duty = motors.right.duty / 100.0
         self._command = dataclasses.replace(command, duty=duty if motors.throttle >= 0 else -duty)
-        if self._closed:
-            return
-        try:
-            self._socket.send(encode_command(self._command, self._clock_ns()), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # the world is not listening: the command is lost, as on a car with its bus unplugged
-
-    @property
-    def command(self) -> Command:
-        """What the world was last told."""
-        return self._command
+        self._apply(self._command)
 
     def drive(self, throttle: float) -> None:
         self._set(throttle=throttle)
@@ -91,6 +82,33 @@ class SimChassis:
 
     def safe(self) -> None:
         self._set(throttle=0.0, steering=0.0, pan=0.0, tilt=0.0)
+
+
+class SimChassis(CommandChassis):
+    """The simulated car of the real-process simulator: commands go to the world over ZeroMQ."""
+
+    def __init__(self, config: PicarBConfig | None = None, endpoint: str | None = None, context: zmq.Context | None = None,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        super().__init__(config)
+        self.endpoint = endpoint or os.environ.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT
+        self._clock_ns = clock_ns
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
+        self._socket.setsockopt(zmq.SNDHWM, 100)
+        self._socket.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
+        try:
+            self._socket.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._socket.close(0)
+            raise HardwareError(f"sim chassis cannot connect to {self.endpoint}: {exc} (set {ENV_ENDPOINT})") from None
+        self._closed = False
+
+    def _apply(self, command: Command) -> None:
+        if self._closed:
+            return
+        try:
+            self._socket.send(encode_command(command, self._clock_ns()), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the world is not listening: the command is lost, as on a car with its bus unplugged
 
     def close(self) -> None:
         if self._closed:

@@ -26,9 +26,9 @@ from rover.drive.config import DriveConfig
 from rover.drive.loop import DriveLoop
 from rover.drive.states import State
 from rover.hw.config import PicarBConfig
-from rover.hw.mapping import motor_command
 from rover.sim.camera import CameraModel
 from rover.sim.car import CarModel, Command
+from rover.sim.chassis import CommandChassis
 from rover.sim.noise import DetectorModel
 from rover.sim.scenarios import Scenario
 from rover.sim.summary import Criteria, summarise
@@ -49,39 +49,17 @@ class SimClock:
         return _T0 + self.world.t
 
 
-class WorldChassis:
+class WorldChassis(CommandChassis):
     """A :class:`rover.hw.chassis.Chassis` whose commands go straight to the world."""
 
     def __init__(self, world: World, config: PicarBConfig) -> None:
-        self.world, self.config = world, config
-        self.command = Command()
+        super().__init__(config)
+        self.world = world
         self.history: list[tuple[float, Command]] = []
 
-    def _set(self, **values: float) -> None:
-        command = dataclasses.replace(self.command, **{k: max(-1.0, min(1.0, float(v))) for k, v in values.items()})
-        motors = motor_command(command.throttle, self.config)
-        duty = motors.right.duty / 100.0
-        self.command = dataclasses.replace(command, duty=duty if motors.throttle >= 0 else -duty)
-        self.world.apply(self.command)
-        self.history.append((self.world.t, self.command))
-
-    def drive(self, throttle: float) -> None:
-        self._set(throttle=throttle)
-
-    def steer(self, steering: float) -> None:
-        self._set(steering=steering)
-
-    def pan(self, position: float) -> None:
-        self._set(pan=position)
-
-    def tilt(self, position: float) -> None:
-        self._set(tilt=position)
-
-    def distance_m(self) -> float | None:
-        return None
-
-    def safe(self) -> None:
-        self._set(throttle=0.0, steering=0.0, pan=0.0, tilt=0.0)
+    def _apply(self, command: Command) -> None:
+        self.world.apply(command)
+        self.history.append((self.world.t, command))
 
     def close(self) -> None:
         self.safe()
