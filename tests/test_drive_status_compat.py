@@ -54,8 +54,8 @@ def test_every_old_drive_line_decodes_with_the_documented_values_for_the_absent_
     for message in old_lines("drive"):
         jsonschema.validate(message, SCHEMA)  # the published schema accepts it too
         status = decode(b"drive " + json.dumps(message).encode())
-        assert (status.estimate, status.target_faster, status.limits) == (None, None, None)
-        assert OPTIONAL_DEFAULTS == {"estimate": None, "target_faster": None, "limits": None}
+        assert (status.estimate, status.target_faster, status.limits, status.bumper) == (None, None, None, None)
+        assert OPTIONAL_DEFAULTS == {"estimate": None, "target_faster": None, "limits": None, "bumper": None}
         # Nothing the old drive said is lost: the status gives back its message (estimate: null = no estimate).
         assert status.to_dict() == {**message, "estimate": None}
     moving = [from_dict(m) for m in old_lines("drive") if m["state"] == "FOLLOWING"]
@@ -64,7 +64,7 @@ def test_every_old_drive_line_decodes_with_the_documented_values_for_the_absent_
 
 def test_a_line_of_todays_drive_decodes_with_every_key() -> None:
     limits = LimitsInfo(max_age_ms=500.0, deadman_ms=500.0, speed_limit_mps=0.9, travel_bound_m=1.5)
-    status = sample(target_faster=True, limits=limits)
+    status = sample(target_faster=True, limits=limits, bumper="obstacle")
     raw = encode(status)
     sent = json.loads(raw.partition(b" ")[2])
     assert sent.keys() == REQUIRED_KEYS | OPTIONAL_DEFAULTS.keys()
@@ -72,9 +72,10 @@ def test_a_line_of_todays_drive_decodes_with_every_key() -> None:
     assert decode(raw) == status
 
 
-@pytest.mark.parametrize("key, value", [("target_faster", None), ("limits", None), ("limits", {"max_age_ms": 1})])
+@pytest.mark.parametrize("key, value", [("target_faster", None), ("limits", None), ("limits", {"max_age_ms": 1}),
+                                        ("bumper", None), ("bumper", "blocked"), ("bumper", ["unknown"])])
 def test_an_optional_key_when_present_has_its_type(key: str, value: object) -> None:
-    data = {**sample(target_faster=False, limits=LimitsInfo(1.0, 1.0, 1.0, 1.0)).to_dict(), key: value}
+    data = {**sample(target_faster=False, limits=LimitsInfo(1.0, 1.0, 1.0, 1.0), bumper="clear").to_dict(), key: value}
     with pytest.raises(MessageError):
         from_dict(data)
     with pytest.raises(jsonschema.ValidationError):

@@ -18,8 +18,10 @@ latency, ``null`` before any), ``scale`` (gain and speed scale from latency,
 > 0, ``range_rate_mps``, ``bearing_rate_dps``, ``target_speed_mps`` the
 person's own speed along the line of sight), ``target_faster`` (true while
 the person walks faster than the car's speed limit: the car drives at the
-limit) and ``limits`` (``max_age_ms``, ``deadman_ms``, ``speed_limit_mps``,
-``travel_bound_m``: the limits in force, which follow the stream).
+limit), ``limits`` (``max_age_ms``, ``deadman_ms``, ``speed_limit_mps``,
+``travel_bound_m``: the limits in force, which follow the stream) and
+``bumper`` (``off``, ``clear``, ``obstacle`` or ``unknown``: whether the
+ultrasonic range blocks forward motion and why; see :mod:`rover.drive.bumper`).
 
 Compatibility (docs/drive.md, "Schema versions"): version 1 only ever gains
 *optional* keys, each with a documented meaning when absent, so a line of
@@ -39,6 +41,7 @@ from typing import Any, Iterable
 
 from rover.core.errors import MessageError
 from rover.core.messages import MAX_STRING, parse_wire
+from rover.drive.bumper import STATES as BUMPER_STATES
 from rover.drive.states import State
 
 SCHEMA_VERSION = 1
@@ -49,8 +52,8 @@ COUNTERS = ("fresh", "stale", "invalid", "status")
 REQUIRED_KEYS = frozenset({"v", "seq", "t_ns", "state", "follow", "target", "throttle", "steering", "pan",
                            "detection_age_ms", "latency_ms", "scale", "obstacle_m", "counters"})
 #: Keys added to v1 later, and what a reader takes when a (older) message lacks one:
-#: no estimate; ``target_faster`` and ``limits`` not reported (None).
-OPTIONAL_DEFAULTS: dict[str, Any] = {"estimate": None, "target_faster": None, "limits": None}
+#: no estimate; ``target_faster``, ``limits`` and ``bumper`` not reported (None).
+OPTIONAL_DEFAULTS: dict[str, Any] = {"estimate": None, "target_faster": None, "limits": None, "bumper": None}
 _ESTIMATE_KEYS = ("range_m", "bearing_deg", "range_rate_mps", "bearing_rate_dps", "target_speed_mps")
 _LIMITS_KEYS = ("max_age_ms", "deadman_ms", "speed_limit_mps", "travel_bound_m")
 _MAX_INT = 2**63 - 1
@@ -101,6 +104,8 @@ class DriveStatus:
     target_faster: bool | None = None
     #: None: not reported (a message from a drive older than the key).
     limits: LimitsInfo | None = None
+    #: The bumper's state (rover.drive.bumper.STATES): why forward motion is blocked, if it is. None: not reported.
+    bumper: str | None = None
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +113,7 @@ class DriveStatus:
         data = asdict(self)
         if self.target is not None:
             data["target"] = {"box": list(self.target.box), "score": self.target.score}
-        for key in ("target_faster", "limits"):
+        for key in ("target_faster", "limits", "bumper"):
             if data[key] is None:
                 del data[key]
         return data
@@ -162,6 +167,9 @@ def from_dict(data: Any) -> DriveStatus:
     target_faster = data.get("target_faster", OPTIONAL_DEFAULTS["target_faster"])
     if "target_faster" in data and type(target_faster) is not bool:
         raise MessageError("target_faster must be true or false")
+    bumper = data.get("bumper", OPTIONAL_DEFAULTS["bumper"])
+    if "bumper" in data and (not isinstance(bumper, str) or bumper not in BUMPER_STATES):
+        raise MessageError(f"bumper {bumper!r} is not one of {', '.join(BUMPER_STATES)}")
     return DriveStatus(
         seq=_int(data["seq"], "seq"),
         t_ns=_int(data["t_ns"], "t_ns"),
@@ -179,6 +187,7 @@ def from_dict(data: Any) -> DriveStatus:
         estimate=estimate,
         target_faster=target_faster,
         limits=limits,
+        bumper=bumper,
     )
 
 
