@@ -20,6 +20,7 @@ import time
 from typing import Callable, Protocol
 
 from rover.core.sdnotify import Notifier
+from rover.drive.bumper import UNKNOWN, blocks, bumper_state
 from rover.drive.config import DriveConfig
 from rover.drive.control import Commands, Controller
 from rover.drive.labels import check_label
@@ -122,19 +123,20 @@ class DriveLoop:
             self._forget_target()  # disarmed by a detector status
         distance = self.chassis.distance_m()
         # A fitted sensor that cannot tell (unplugged, stuck, its thread dead) blocks like an obstacle.
-        unknown = self.config.bumper_m > 0 and distance is None and bool(getattr(self.chassis, "has_ranger", False))
+        bumper = bumper_state(self.config.bumper_m, distance, bool(getattr(self.chassis, "has_ranger", False)))
+        unknown = bumper == UNKNOWN
         if unknown and not self._range_unknown and state in MOVING_STATES:
             log.warning("ultrasonic range unknown (no valid reading): forward motion blocked by the bumper until it reads again")
             self._range_unknown = True
         elif not unknown:
             self._range_unknown = False
-        blocked = unknown or (self.config.bumper_m > 0 and distance is not None and distance < self.config.bumper_m)
+        blocked = blocks(bumper)
         # A stalled loop must not turn its whole gap into one ramp step.
         dt = min(max(0.0, now - self._last_tick), 2 * self.config.tick_s)
         commands = self.controller.output(state, now, dt, self.limits, blocked)
         self._last_tick = now
         self._apply(state, commands)
-        self._publish(now, commands, distance)
+        self._publish(now, commands, distance, bumper)
         self._notify(now, state)
         return commands
 
@@ -209,7 +211,7 @@ class DriveLoop:
             self.chassis.pan(commands.pan)
         self.sent = commands
 
-    def _publish(self, now: float, commands: Commands, distance: float | None) -> None:
+    def _publish(self, now: float, commands: Commands, distance: float | None, bumper: str) -> None:
         if self.publisher is None:
             return
         target = self.tracker.target
@@ -227,6 +229,7 @@ class DriveLoop:
             detection_age_ms=None if self._last_capture is None else max(0.0, (now - self._last_capture) * 1000),
             latency_ms=None if self.timing.latency.mean is None else self.timing.latency.mean * 1000,
             obstacle_m=distance if distance is not None and math.isfinite(distance) and distance >= 0 else None,
+            bumper=bumper,
             counters=dict(self.gate.counters),
             estimate=None if estimate is None else EstimateInfo(
                 estimate.range_m, math.degrees(estimate.bearing_rad), estimate.range_rate_mps,

@@ -18,8 +18,18 @@ latency, ``null`` before any), ``scale`` (gain and speed scale from latency,
 > 0, ``range_rate_mps``, ``bearing_rate_dps``, ``target_speed_mps`` the
 person's own speed along the line of sight), ``target_faster`` (true while
 the person walks faster than the car's speed limit: the car drives at the
-limit) and ``limits`` (``max_age_ms``, ``deadman_ms``, ``speed_limit_mps``,
-``travel_bound_m``: the limits in force, which follow the stream).
+limit), ``limits`` (``max_age_ms``, ``deadman_ms``, ``speed_limit_mps``,
+``travel_bound_m``: the limits in force, which follow the stream) and
+``bumper`` (``off``, ``clear``, ``obstacle`` or ``unknown``: whether the
+ultrasonic range blocks forward motion and why; see :mod:`rover.drive.bumper`).
+
+Compatibility (docs/drive.md, "Schema versions"): version 1 only ever gains
+*optional* keys, each with a documented meaning when absent, so a line of
+any earlier v1 drive (a recording) still decodes: the keys in
+:data:`OPTIONAL_DEFAULTS` were added after the first v1 drive, and a reader
+fills in their value there (``None``: "not reported"). The drive itself
+always sends every key. A message of another version is refused at once
+with one line naming both versions.
 """
 
 from __future__ import annotations
@@ -27,18 +37,23 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from rover.core.errors import MessageError
 from rover.core.messages import MAX_STRING, parse_wire
+from rover.drive.bumper import STATES as BUMPER_STATES
 from rover.drive.states import State
 
 SCHEMA_VERSION = 1
 TOPIC = "drive"
 TOPIC_BYTES = TOPIC.encode()
 COUNTERS = ("fresh", "stale", "invalid", "status")
-_KEYS = {"v", "seq", "t_ns", "state", "follow", "target", "throttle", "steering", "pan",
-         "detection_age_ms", "latency_ms", "scale", "obstacle_m", "counters", "estimate", "target_faster", "limits"}
+#: The keys of the first v1 drive (2026-11): every v1 message has them.
+REQUIRED_KEYS = frozenset({"v", "seq", "t_ns", "state", "follow", "target", "throttle", "steering", "pan",
+                           "detection_age_ms", "latency_ms", "scale", "obstacle_m", "counters"})
+#: Keys added to v1 later, and what a reader takes when a (older) message lacks one:
+#: no estimate; ``target_faster``, ``limits`` and ``bumper`` not reported (None).
+OPTIONAL_DEFAULTS: dict[str, Any] = {"estimate": None, "target_faster": None, "limits": None, "bumper": None}
 _ESTIMATE_KEYS = ("range_m", "bearing_deg", "range_rate_mps", "bearing_rate_dps", "target_speed_mps")
 _LIMITS_KEYS = ("max_age_ms", "deadman_ms", "speed_limit_mps", "travel_bound_m")
 _MAX_INT = 2**63 - 1
@@ -67,9 +82,6 @@ class LimitsInfo:
     travel_bound_m: float
 
 
-_NO_LIMITS = LimitsInfo(0.0, 0.0, 0.0, 0.0)
-
-
 @dataclass(frozen=True)
 class DriveStatus:
     """One message of the drive status stream."""
@@ -88,14 +100,22 @@ class DriveStatus:
     obstacle_m: float | None = None
     counters: dict[str, int] = field(default_factory=lambda: {name: 0 for name in COUNTERS})
     estimate: EstimateInfo | None = None
-    target_faster: bool = False
-    limits: LimitsInfo = _NO_LIMITS
+    #: None: not reported (a message from a drive older than the key).
+    target_faster: bool | None = None
+    #: None: not reported (a message from a drive older than the key).
+    limits: LimitsInfo | None = None
+    #: The bumper's state (rover.drive.bumper.STATES): why forward motion is blocked, if it is. None: not reported.
+    bumper: str | None = None
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object; an optional key that is not reported (None, where null is not its value) is left out."""
         data = asdict(self)
         if self.target is not None:
             data["target"] = {"box": list(self.target.box), "score": self.target.score}
+        for key in ("target_faster", "limits", "bumper"):
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -110,10 +130,17 @@ def decode(raw: bytes) -> DriveStatus:
 
 
 def from_dict(data: Any) -> DriveStatus:
-    """Validate a parsed status message against schema v1 and build it."""
-    _keys(data, "status", _KEYS)
-    if type(data["v"]) is not int or data["v"] != SCHEMA_VERSION:
-        raise MessageError(f"unsupported drive status version {data['v']!r}, this reader knows {SCHEMA_VERSION}")
+    """Validate a parsed status message against schema v1 (any of its revisions) and build it.
+
+    The version is checked first, so a message of a newer schema is refused
+    with one line saying so rather than with whatever key it changed.
+    """
+    if not isinstance(data, dict):
+        raise MessageError("status must be a JSON object")
+    if "v" in data and (type(data["v"]) is not int or data["v"] != SCHEMA_VERSION):
+        raise MessageError(f"drive status schema version {data['v']!r} is not one this reader knows "
+                           f"(it reads version {SCHEMA_VERSION}): update rover where this status is read")
+    _keys(data, "status", REQUIRED_KEYS, OPTIONAL_DEFAULTS.keys())
     if not isinstance(data["state"], str) or data["state"] not in {s.value for s in State}:
         raise MessageError(f"state {data['state']!r} is not one of {', '.join(s.value for s in State)}")
     if not isinstance(data["follow"], str) or len(data["follow"]) > MAX_STRING:
@@ -127,15 +154,22 @@ def from_dict(data: Any) -> DriveStatus:
         target = TargetInfo(tuple(_num(v, "target.box", 0.0, 1.0) for v in box), _num(target["score"], "target.score", 0.0, 1.0))
     counters = data["counters"]
     _keys(counters, "counters", set(COUNTERS))
-    estimate = data["estimate"]
+    estimate = data.get("estimate", OPTIONAL_DEFAULTS["estimate"])
     if estimate is not None:
         _keys(estimate, "estimate", set(_ESTIMATE_KEYS))
         estimate = EstimateInfo(_num(estimate["range_m"], "estimate.range_m", 0.0),
                                 *(_num(estimate[k], f"estimate.{k}") for k in _ESTIMATE_KEYS[1:]))
-    limits = data["limits"]
-    _keys(limits, "limits", set(_LIMITS_KEYS))
-    if type(data["target_faster"]) is not bool:
+    # Absent: not reported. Present: never null (the schema's types), so "absent" stays distinguishable.
+    limits = data.get("limits", OPTIONAL_DEFAULTS["limits"])
+    if "limits" in data:
+        _keys(limits, "limits", set(_LIMITS_KEYS))
+        limits = LimitsInfo(*(_num(limits[k], f"limits.{k}", 0.0) for k in _LIMITS_KEYS))
+    target_faster = data.get("target_faster", OPTIONAL_DEFAULTS["target_faster"])
+    if "target_faster" in data and type(target_faster) is not bool:
         raise MessageError("target_faster must be true or false")
+    bumper = data.get("bumper", OPTIONAL_DEFAULTS["bumper"])
+    if "bumper" in data and (not isinstance(bumper, str) or bumper not in BUMPER_STATES):
+        raise MessageError(f"bumper {bumper!r} is not one of {', '.join(BUMPER_STATES)}")
     return DriveStatus(
         seq=_int(data["seq"], "seq"),
         t_ns=_int(data["t_ns"], "t_ns"),
@@ -151,14 +185,21 @@ def from_dict(data: Any) -> DriveStatus:
         obstacle_m=_opt(data["obstacle_m"], "obstacle_m"),
         counters={name: _int(counters[name], f"counters.{name}") for name in COUNTERS},
         estimate=estimate,
-        target_faster=data["target_faster"],
-        limits=LimitsInfo(*(_num(limits[k], f"limits.{k}", 0.0) for k in _LIMITS_KEYS)),
+        target_faster=target_faster,
+        limits=limits,
+        bumper=bumper,
     )
 
 
-def _keys(data: Any, where: str, keys: set[str]) -> None:
-    if not isinstance(data, dict) or data.keys() != keys:
-        raise MessageError(f"{where} must be an object with exactly the keys {', '.join(sorted(keys))}")
+def _keys(data: Any, where: str, keys: Iterable[str], optional: Iterable[str] = ()) -> None:
+    if not isinstance(data, dict):
+        raise MessageError(f"{where} must be a JSON object")
+    missing = set(keys) - data.keys()
+    if missing:
+        raise MessageError(f"{where} lacks {', '.join(sorted(missing))}")
+    extra = data.keys() - set(keys) - set(optional)
+    if extra:
+        raise MessageError(f"{where} has unknown keys {', '.join(sorted(extra))}")
 
 
 def _int(value: Any, where: str) -> int:

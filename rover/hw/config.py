@@ -8,14 +8,22 @@ about 4.9 us and 300 ticks about 1.46 ms, the centre of a hobby servo).
 
 Cross-field checks live in ``__post_init__`` so a bad value is refused when the
 file is read, naming the key and the allowed range.
+
+The ``ultrasonic_*`` keys are the same on every kit: they are defined once
+(:data:`ULTRASONIC_KEYS`, :func:`check_ultrasonic`) and added to each kit's
+section by :func:`ultrasonic_keys` with that kit's defaults, as flat keys of
+its table like the others.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TypeVar
 
 from rover.core.config import doc
+
+T = TypeVar("T")
 
 #: PCA9685 ticks per PWM period (12-bit counter).
 TICKS_PER_PERIOD = 4096
@@ -42,6 +50,81 @@ class ServoConfig:
 
 
 @dataclass(frozen=True)
+class UltrasonicKey:
+    """One of the ``ultrasonic_*`` keys every kit section has: name, type, description, shared default.
+
+    ``note`` says how a kit's vendor note is written into the description
+    (``{}`` is the note; the description's ``{note}`` is where it goes), so
+    a kit can cite its vendor's value without a second definition of the key.
+    """
+
+    name: str
+    type: type
+    doc: str
+    default: Any = None  # None: every kit must give its own (the sensor's pins, its useful range)
+    note: str = ""
+
+    def describe(self, vendor_note: str | None) -> str:
+        return self.doc.format(note=self.note.format(vendor_note) if vendor_note else "")
+
+
+#: The HC-SR04 keys, in the order the config reference lists them (after each kit's own keys).
+ULTRASONIC_KEYS = (
+    UltrasonicKey("ultrasonic_enabled", bool,
+                  "measure the ultrasonic range in a background thread (false: distance always unknown)", True),
+    UltrasonicKey("ultrasonic_trigger_pin", int, "HC-SR04 trigger (BCM{note})", note="; vendor {}"),
+    UltrasonicKey("ultrasonic_echo_pin", int, "HC-SR04 echo (BCM{note})", note="; vendor {}"),
+    UltrasonicKey("ultrasonic_interval_s", float, "seconds between two range measurements (HC-SR04 needs >= 0.06)", 0.1),
+    UltrasonicKey("ultrasonic_timeout_s", float,
+                  "longest echo pulse waited for, in s (0.06 s = 10 m, beyond any valid reading)", 0.06),
+    UltrasonicKey("ultrasonic_retries", int, "attempts per measurement before the reading counts as missing{note}", 3,
+                  note=" (vendor: {})"),
+    UltrasonicKey("ultrasonic_max_m", float, "readings above this many metres are invalid{note}", note=" (vendor: {})"),
+    UltrasonicKey("ultrasonic_stale_s", float, "a reading older than this many seconds is reported as unknown (None)", 1.0),
+    UltrasonicKey("ultrasonic_samples", int,
+                  "distance = median of this many latest readings (odd; 1 = no filter): rejects a reading made late by load", 3),
+)
+
+
+def ultrasonic_keys(*, trigger_pin: int, echo_pin: int, max_m: float, vendor: Mapping[str, str] | None = None,
+                    **defaults: Any) -> Callable[[type[T]], type[T]]:
+    """Class decorator for a kit section (put it under ``@dataclass``): append the :data:`ULTRASONIC_KEYS`.
+
+    The keys join the section as ordinary fields after the kit's own, so the
+    file format (flat keys in the kit's table), the strict loading (unknown
+    keys refused with their name) and the generated reference are those of
+    keys written out in the class. A kit gives its defaults for the pins and
+    ``max_m`` and may override the others (``retries=5``, by the short name);
+    ``vendor`` maps a short name to the vendor's value for its description.
+    The section's ``__post_init__`` calls :func:`check_ultrasonic`.
+    """
+    given = {"trigger_pin": trigger_pin, "echo_pin": echo_pin, "max_m": max_m, **defaults}
+    names = {key.name.removeprefix("ultrasonic_") for key in ULTRASONIC_KEYS}
+    unknown = (given.keys() | (vendor or {}).keys()) - names
+    if unknown:
+        raise TypeError(f"no ultrasonic key {', '.join(sorted(unknown))}: the keys are {', '.join(sorted(names))}")
+
+    def add_keys(cls: type[T]) -> type[T]:
+        annotations = cls.__dict__.get("__annotations__", {})
+        for key in ULTRASONIC_KEYS:
+            short = key.name.removeprefix("ultrasonic_")
+            if key.name in annotations:
+                raise TypeError(f"{cls.__name__} defines {key.name} itself: it comes from ULTRASONIC_KEYS")
+            default = given.get(short, key.default)
+            if default is None:
+                raise TypeError(f"{cls.__name__} must give the default of {key.name}")
+            if not (type(default) is key.type or (key.type is float and type(default) is int)):
+                raise TypeError(f"the default of {cls.__name__}.{key.name} must be of type {key.type.__name__}, not {default!r}")
+            annotations[key.name] = key.type
+            setattr(cls, key.name, doc(key.describe((vendor or {}).get(short)), key.type(default)))
+        cls.__annotations__ = annotations
+        return cls
+
+    return add_keys
+
+
+@dataclass(frozen=True)
+@ultrasonic_keys(trigger_pin=11, echo_pin=8, max_m=9.0, vendor={"retries": "5", "max_m": "9"})
 class PicarBConfig:
     """``[picar_b]``: the Adeept PiCar-B hardware as the Pi drives it."""
 
@@ -80,16 +163,7 @@ class PicarBConfig:
     tilt_min: int = doc("lowest tilt ticks ever sent", 100)
     tilt_max: int = doc("highest tilt ticks ever sent", 500)
     tilt_direction: int = doc("1: head up = centre + range (stock kit: the vendor's up() adds ticks); -1 to flip", 1)
-    # Ultrasonic range finder (HC-SR04).
-    ultrasonic_enabled: bool = doc("measure the ultrasonic range in a background thread (false: distance always unknown)", True)
-    ultrasonic_trigger_pin: int = doc("HC-SR04 trigger (BCM)", 11)
-    ultrasonic_echo_pin: int = doc("HC-SR04 echo (BCM)", 8)
-    ultrasonic_interval_s: float = doc("seconds between two range measurements (HC-SR04 needs >= 0.06)", 0.1)
-    ultrasonic_timeout_s: float = doc("longest echo pulse waited for, in s (0.06 s = 10 m, beyond any valid reading)", 0.06)
-    ultrasonic_retries: int = doc("attempts per measurement before the reading counts as missing (vendor: 5)", 3)
-    ultrasonic_max_m: float = doc("readings above this many metres are invalid (vendor: 9)", 9.0)
-    ultrasonic_stale_s: float = doc("a reading older than this many seconds is reported as unknown (None)", 1.0)
-    ultrasonic_samples: int = doc("distance = median of this many latest readings (odd; 1 = no filter): rejects a reading made late by load", 3)
+    # Then the ultrasonic range finder's keys (HC-SR04): ULTRASONIC_KEYS, added by @ultrasonic_keys.
 
     def __post_init__(self) -> None:
         motor_pins = {
@@ -162,7 +236,14 @@ class PicarBConfig:
 
 
 def check_ultrasonic(config: object) -> None:
-    """The ``ultrasonic_*`` keys every kit section shares."""
+    """The ``ultrasonic_*`` keys every kit section shares: pins (when enabled), times, counts."""
+    if getattr(config, "ultrasonic_enabled"):
+        trigger, echo = getattr(config, "ultrasonic_trigger_pin"), getattr(config, "ultrasonic_echo_pin")
+        for key, pin in (("ultrasonic_trigger_pin", trigger), ("ultrasonic_echo_pin", echo)):
+            if not 0 <= pin <= 27:
+                raise ValueError(f"{key} = {pin} is not a header GPIO: use a BCM number 0..27")
+        if trigger == echo:
+            raise ValueError(f"ultrasonic_trigger_pin and ultrasonic_echo_pin are both BCM {echo}")
     for key in ("ultrasonic_interval_s", "ultrasonic_timeout_s", "ultrasonic_max_m", "ultrasonic_stale_s"):
         check_positive(key, getattr(config, key))
     retries = getattr(config, "ultrasonic_retries")

@@ -27,6 +27,7 @@ from rover.hw.config import (
     check_direction,
     check_positive,
     check_ultrasonic,
+    ultrasonic_keys,
 )
 
 #: What tells the two current kits apart on the I2C bus (``i2cdetect -y 1``).
@@ -35,6 +36,8 @@ PICAR_B2_ADDRESS = 0x5F
 
 
 @dataclass(frozen=True)
+@ultrasonic_keys(trigger_pin=23, echo_pin=24, max_m=2.0,
+                 vendor={"trigger_pin": "Tr = 23", "echo_pin": "Ec = 24", "max_m": "max_distance=2"})
 class PicarB2Config:
     """``[picar_b2]``: the 2024 PiCar-B (Robot HAT V3.1) as the Pi drives it."""
 
@@ -73,25 +76,9 @@ class PicarB2Config:
     tilt_min_deg: float = doc("lowest tilt angle ever sent", 0.0)
     tilt_max_deg: float = doc("highest tilt angle ever sent", 180.0)
     tilt_direction: int = doc("1: head up = centre + range (vendor up adds degrees); -1 to flip", 1)
-    # Ultrasonic range finder (HC-SR04) on the Pi's GPIO.
-    ultrasonic_enabled: bool = doc("measure the ultrasonic range in a background thread (false: distance always unknown)", True)
-    ultrasonic_trigger_pin: int = doc("HC-SR04 trigger (BCM; vendor Tr = 23)", 23)
-    ultrasonic_echo_pin: int = doc("HC-SR04 echo (BCM; vendor Ec = 24)", 24)
-    ultrasonic_interval_s: float = doc("seconds between two range measurements (HC-SR04 needs >= 0.06)", 0.1)
-    ultrasonic_timeout_s: float = doc("longest echo pulse waited for, in s (0.06 s = 10 m, beyond any valid reading)", 0.06)
-    ultrasonic_retries: int = doc("attempts per measurement before the reading counts as missing", 3)
-    ultrasonic_max_m: float = doc("readings above this many metres are invalid (vendor: max_distance=2)", 2.0)
-    ultrasonic_stale_s: float = doc("a reading older than this many seconds is reported as unknown (None)", 1.0)
-    ultrasonic_samples: int = doc("distance = median of this many latest readings (odd; 1 = no filter): rejects a reading made late by load", 3)
+    # Then the ultrasonic range finder's keys (HC-SR04, on the Pi's GPIO): ULTRASONIC_KEYS, by @ultrasonic_keys.
 
     def __post_init__(self) -> None:
-        if self.ultrasonic_enabled:
-            pins = {"ultrasonic_trigger_pin": self.ultrasonic_trigger_pin, "ultrasonic_echo_pin": self.ultrasonic_echo_pin}
-            for key, pin in pins.items():
-                if not 0 <= pin <= 27:
-                    raise ValueError(f"{key} = {pin} is not a header GPIO: use a BCM number 0..27")
-            if self.ultrasonic_trigger_pin == self.ultrasonic_echo_pin:
-                raise ValueError(f"ultrasonic_trigger_pin and ultrasonic_echo_pin are both BCM {self.ultrasonic_echo_pin}")
         check_direction("m1_direction", self.m1_direction)
         check_direction("m2_direction", self.m2_direction)
         if not 0.0 < self.max_duty <= 100.0:

@@ -8,6 +8,12 @@ channels at 50 Hz. Ultrasonic: an HC-SR04 measured in a background thread.
 (an open smbus2 ``SMBus``) can be injected, which is how the tests run this
 exact code on faithful fakes. Injected objects stay the caller's: ``close()``
 stops, lowers and cleans up the pins it used, but closes only a bus it opened.
+
+A failed open undoes what it set up (PWM stopped, motor pins held LOW). Once
+a pin had been set up, its error carries ``hardware_touched = True`` (as
+``picar-b2``'s does once its chip answered): ``rover.drive`` then leaves its
+sentinel armed, which runs the safe stop after the drive has exited and
+reports any part it could not stop (a PCA9685 missing or failing mid-open).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from rover.core.errors import HardwareError
+from rover.core.errors import HardwareError, RoverError
 from rover.hw.base import PicarBChassisBase
 from rover.hw.config import PicarBConfig
 from rover.hw.kits import check_revision
@@ -59,6 +65,13 @@ class _Motor:
             self.gpio.output(pin, 0)
 
 
+def _marked(error: RoverError, touched: bool) -> RoverError:
+    """``error`` with ``hardware_touched`` set when the failed open had set up an output (as picar-b2 marks it)."""
+    if touched:
+        error.hardware_touched = True  # type: ignore[attr-defined]  # read by rover.drive.__main__
+    return error
+
+
 class PicarBChassis(PicarBChassisBase):
     """The Adeept PiCar-B. Prefer :func:`open_picar_b` (or ``rover.hw.open_chassis``)."""
 
@@ -80,15 +93,20 @@ class PicarBChassis(PicarBChassisBase):
             self._pca.ensure(config.servo_hz)
             self.safe()
         except BaseException as exc:
+            # Once a pin is set up an output may have changed (and the PCA9685 comes after the pins): the
+            # error says so, and the drive then leaves its sentinel armed to stop the car after it has exited.
+            touched = bool(self._pins)
             self._abandon()  # the car must not be driven half-open; undo what was set up
             try:
                 self._undo_open()
             except HardwareError as undo_error:
                 log.error("picar-b: undoing a failed open: %s", undo_error)
             if isinstance(exc, HardwareError):
-                raise HardwareError(f"{exc}; {DRY_RUN_HINT}") from None
+                raise _marked(HardwareError(f"{exc}; {DRY_RUN_HINT}"), touched) from None
             if isinstance(exc, RuntimeError):  # RPi.GPIO at setup(): "No access to /dev/mem..."
-                raise gpio_error(exc, DRY_RUN_HINT) from None
+                raise _marked(gpio_error(exc, DRY_RUN_HINT), touched) from None
+            if isinstance(exc, RoverError):  # e.g. SPI holding the echo pin (ConfigError), after the motor pins
+                _marked(exc, touched)
             raise
         if self._ranger is not None:
             self._ranger.start()

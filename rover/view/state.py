@@ -179,6 +179,7 @@ class LiveState:
             state=d.state, follow=d.follow, throttle=round(d.throttle, 3), steering=round(d.steering, 3),
             pan=round(d.pan, 3), scale=round(d.scale, 3), detection_age_ms=_ms(d.detection_age_ms),
             latency_ms=_ms(d.latency_ms), obstacle_m=d.obstacle_m, locked=d.target is not None, counters=dict(d.counters),
+            bumper=d.bumper,
         )
         return panel
 

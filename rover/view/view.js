@@ -40,6 +40,7 @@ function render(s) {
   $("drive-detection-age").textContent = fmt(v.detection_age_ms, " ms", 0);
   $("drive-latency").textContent = fmt(v.latency_ms, " ms");
   $("drive-obstacle").textContent = fmt(v.obstacle_m, " m", 2);
+  $("drive-bumper").textContent = fmt(v.bumper);
   $("drive-age").textContent = fmt(v.age_s, " s", 2);
   badge("video-badge", f.online);
   $("video-frames").textContent = String(f.frames);
