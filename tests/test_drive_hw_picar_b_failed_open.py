@@ -91,7 +91,7 @@ def test_the_sentinel_stops_and_reports_a_drive_whose_picar_b_open_failed_halfwa
     lines = err.strip().splitlines()
     assert any(line.startswith("rover-drive: ") and "0x40" in line and "--backend log" in line for line in lines), err
     # The sentinel acted after the drive had gone: it says what it could stop and what it could not.
-    assert "is gone without stopping the car: stopping it failed" in err, err
+    assert "exited without confirming the car stopped: stopping it failed" in err, err
     assert any("servos NOT centred" in line and "0x40" in line and "rover-safestop" in line for line in lines), err
     assert "motors NOT stopped" not in err
     board = fakehw_env.board()

@@ -100,7 +100,7 @@ def test_sigkill_of_the_drive_leaves_pins_low_and_steering_centred(
     assert_safe(fakehw_env.board(), fakehw_env.chip(), config)  # every motor pin a LOW output, servos centred
     for pin in (config.right_enable_pin, config.left_enable_pin):
         assert fakehw_env.board().pin(pin).duty is None  # no PWM left running on an enable pin
-    assert "is gone without stopping the car: stopped it" in err and "NOT" not in err, err
+    assert "exited without confirming the car stopped: stopped it" in err and "NOT" not in err, err
     assert sentinel > 0 and gone(sentinel)  # it did its work and left: no orphan
     # The figure for docs/drive.md (pytest -s shows it): SIGKILL to the sentinel's last write.
     last = max(e["t"] for e in _events(fakehw_env) if e["pid"] == sentinel)

@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not gone and not wait_for_parent(parent, stdin, pidfd, quiet_s=QUIET_S):
         return EXIT_OK  # stood down: the drive stopped the car itself
     failures = stop_car(sections)  # first: reporting can never prevent a stop
-    say(f"{PROG}: the drive (pid {parent}) is gone without stopping the car: "
+    say(f"{PROG}: the drive (pid {parent}) exited without confirming the car stopped: "
         f"{'stopping it failed' if failures else 'stopped it'}", stream=sys.stderr)
     for line in failures:
         say(f"{PROG}: {line}; run rover-safestop", stream=sys.stderr)
