@@ -10,6 +10,7 @@ value inside the motors' dead band.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -27,7 +28,7 @@ LIMITS = Limits(max_age_s=0.45, deadman_s=0.55, stop_time_s=0.2, travel_bound_m=
 def changes(speeds: list[float]) -> int:
     """Stand <-> move changes in a series."""
     moving = [s > 0 for s in speeds]
-    return sum(a != b for a, b in zip(moving, moving[1:]))
+    return sum(a != b for a, b in itertools.pairwise(moving))
 
 
 def changes_per_s(speeds: list[float]) -> float:

@@ -30,6 +30,14 @@ to *now* (which compensates the age of the detection):
   backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
   band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
   every cap applies at once.
+- Braking as the person stops: the law never asks for more than the speed
+  from which the ramp still slows the car to the person's speed at the
+  follow distance (:meth:`Controller.braking_speed`; cut at once, down to
+  the creep speed); from the second fresh frame in a row without the
+  person, from where they were last seen, not from their extrapolated walk.
+- The motors' dead band (:class:`rover.drive.motion.MotionGate`): the car
+  creeps at ``min_speed_mps`` or stands, with hysteresis, instead of
+  chattering; a cap below the creep speed stands it at once.
 - When the person's own speed exceeds the car's limit for a second the car
   drives at the limit and :attr:`Controller.faster` says so (cleared below
   90 % of it).
@@ -43,14 +51,16 @@ to *now* (which compensates the age of the detection):
   (``atan(rate x wheelbase / speed)``), after a dead-band, rate-limited. A
   wheel angle, not a bearing, sets the turn rate, and the PiCar-B's short
   wheelbase turns fast: 0.4 of steering at 1 m/s is ~100 deg/s. With
-  ``pan_follow`` the head points at the estimated bearing.
+  ``pan_follow`` the head points at the estimated bearing, no faster than
+  the tracker's centre-jump gate allows between two frames
+  (:meth:`Controller.pan_rate`). The heading counts the wheels rolling on
+  after a throttle cut (:mod:`rover.drive.odometry`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass
 
 from rover.drive.config import DriveConfig
@@ -58,6 +68,7 @@ from rover.drive.estimate import CameraGeometry, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.limits import Limits
 from rover.drive.motion import MotionGate
+from rover.drive.odometry import Odometer
 from rover.drive.states import EPSILON_S, State
 
 log = logging.getLogger("rover.drive")
@@ -124,42 +135,6 @@ class Estimate:
     held_m: float = math.inf  # the range if the person has stood still since the newest capture
 
 
-class Odometer:
-    """Distance driven towards the target, path length and head pan over time, from the commands (for the capture times)."""
-
-    def __init__(self, keep_s: float) -> None:
-        self.keep_s = keep_s
-        self.history: deque[tuple[float, float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad, path m)
-        self.distance = 0.0
-        self.yaw = 0.0
-        self.path = 0.0  # path length driven (m), forwards and backwards: what the travel bound counts
-
-    def record(self, t: float, pan: float) -> None:
-        self.history.append((t, self.distance, pan, self.yaw, self.path))
-        while len(self.history) > 2 and self.history[1][0] < t - self.keep_s:
-            self.history.popleft()
-
-    def _row(self, t: float) -> tuple[float, float, float, float, float] | None:
-        if not self.history:
-            return None
-        best = self.history[0]
-        for row in self.history:
-            if row[0] > t:
-                break
-            best = row
-        return best
-
-    def at(self, t: float) -> tuple[float, float, float]:
-        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
-        row = self._row(t)
-        return (self.distance, 0.0, self.yaw) if row is None else (row[1], row[2], row[3])
-
-    def path_since(self, t: float) -> float:
-        """Path length (m) driven since time ``t`` (from the nearest record at or before it: never less)."""
-        row = self._row(t)
-        return self.path - (0.0 if row is None else row[4])
-
-
 class Controller:
     """Turns target observations, the state and the limits into ramped chassis commands."""
 
@@ -172,10 +147,9 @@ class Controller:
         self._feet_seen = False  # the newest box of the target has its feet in the frame
         self._lock = 0
         self._unseen = 0  # fresh messages in a row without the target
-        self._rolling = 0.0  # the car's speed as the motors follow the commands (for the heading)
         self._warned_non_finite = False
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
-        self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0)
+        self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0, config.stop_time_s / 3)
         self.gate = MotionGate(config.min_speed_mps, config.start_speed_mps, config.stop_speed_mps, config.stand_after_s)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
@@ -389,16 +363,8 @@ class Controller:
             pan = rate_limit(self.current.pan, pan, self.pan_rate(limits) * dt)
         self.current = Commands(throttle, steering, pan)
         bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
-        speed = throttle * cfg.top_speed_mps
-        # The wheels roll on after a throttle cut (stop_time_s to standstill: a lag of a third of it), and
-        # while they roll the steered wheels turn the car: the heading counts that, or the bearing swings.
-        # Distance and path (the travel bound) stay those of the commands.
-        lag = cfg.stop_time_s / 3
-        rolled = speed + (self._rolling - speed) * (math.exp(-dt / lag) if lag > 0 else 0.0)
-        self._rolling = rolled if abs(rolled) > abs(speed) else speed  # rolls on when slowing; speeding up: unknown
-        self.odometer.distance += speed * math.cos(bearing) * dt
-        self.odometer.path += abs(speed) * dt
-        self.odometer.yaw += self._rolling * math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m * dt
+        self.odometer.drive(throttle * cfg.top_speed_mps, math.cos(bearing),
+                            math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m, dt)
         self.odometer.record(now, pan)
         return self.current
 

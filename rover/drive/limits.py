@@ -21,8 +21,8 @@ arrives). From those, within the hard bounds of the config:
   lowers the speed at once; a faster one lowers them and allows more speed.
 
 The measured mean period is passed on too (:attr:`Limits.period_s`): the
-controller paces the camera head by it. Before any measurement the limits are the hard upper bounds (the slowest,
-safest case). A gap between frames longer than the hard dead-man is not a
+controller paces the camera head by it. Before any measurement the limits
+are the hard upper bounds (the slowest, safest case). A gap between frames longer than the hard dead-man is not a
 period (the detector restarted) and is not measured.
 """
 
