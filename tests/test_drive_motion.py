@@ -84,8 +84,8 @@ def test_thresholds_out_of_order_are_refused() -> None:
         MotionGate(0.1, 0.15, 0.0, -1.0)
     with pytest.raises(ValueError, match="stop_speed_mps"):
         DriveConfig(stop_speed_mps=0.2)
-    with pytest.raises(ValueError, match="start_speed_mps"):
-        DriveConfig(start_speed_mps=2.0)
+    slow = Controller(DriveConfig(max_throttle=0.1))  # --max-throttle 0.1 (0.12 m/s) for a first test: still starts
+    assert slow.gate.start_speed_mps == pytest.approx(0.12) and slow.gate.min_speed_mps == pytest.approx(0.1)
 
 
 def approach(cfg: DriveConfig, seconds: float = 6.0) -> tuple[Controller, float, list[float]]:

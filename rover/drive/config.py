@@ -63,7 +63,7 @@ class DriveConfig:
     max_throttle: float = doc("speed limit: largest forward throttle (fraction of the motors' maximum duty)", 1.0)
     # The motors' dead band: creep steadily or stand (rover/drive/motion.py)
     min_speed_mps: float = doc("slowest speed the car drives at while moving (m/s): the motors hold it steadily (at [picar_b] min_duty a kit may only judder); 0: any speed", 0.1)
-    start_speed_mps: float = doc("a standing car starts only once the control law asks for at least this speed (m/s); at least min_speed_mps", 0.15)
+    start_speed_mps: float = doc("a standing car starts only once the control law asks for at least this speed (m/s); at least min_speed_mps (both at most max_throttle x top_speed_mps)", 0.15)
     stop_speed_mps: float = doc("a moving car stands once the control law has asked for this speed or less (m/s; at most min_speed_mps) for stand_after_s; the safety stops never wait", 0.0)
     stand_after_s: float = doc("... in a row (seconds; meanwhile it creeps at min_speed_mps; at once while the person is not seen): the estimate's noise near the follow distance asks for a stop for a frame or two, a person who stopped keeps asking", 0.5)
     allow_reverse: bool = doc("back away when the person is nearer than follow_distance_m - reverse_margin_m", False)
@@ -149,9 +149,6 @@ class DriveConfig:
         for name in ("min_speed_mps", "stand_after_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
-        if not self.start_speed_mps < self.max_throttle * self.top_speed_mps:
-            raise ValueError(f"start_speed_mps ({self.start_speed_mps:g}) must be below the car's top speed "
-                             f"(max_throttle x top_speed_mps = {self.max_throttle * self.top_speed_mps:g}), or it never starts")
         if self.bumper_m < 0:
             raise ValueError(f"bumper_m must be 0 (off) or a distance in metres, not {self.bumper_m}")
 

@@ -150,7 +150,9 @@ class Controller:
         self._warned_non_finite = False
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
         self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0, config.stop_time_s / 3)
-        self.gate = MotionGate(config.min_speed_mps, config.start_speed_mps, config.stop_speed_mps, config.stand_after_s)
+        top = config.max_throttle * config.top_speed_mps  # a low --max-throttle lowers the thresholds with it
+        creep = min(config.min_speed_mps, top)
+        self.gate = MotionGate(creep, min(config.start_speed_mps, top), min(config.stop_speed_mps, creep), config.stand_after_s)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self.target_capture: float | None = None  # capture time of the newest frame showing the target
@@ -264,9 +266,9 @@ class Controller:
             # throttle at once down to the creep speed; standing is the gate's decision (debounced while seen).
             braking = self.braking_speed(estimate)
             speed = self.gate.speed(min(law, braking), cap_speed, now, seen=self._unseen == 0)  # creep or stand, <= caps
-            braking = max(cfg.min_speed_mps, braking)
+            braking = max(self.gate.min_speed_mps, braking)
             speed = min(speed, braking)
-            cap_speed = 0.0 if cap_speed < cfg.min_speed_mps else min(cap_speed, braking)
+            cap_speed = 0.0 if cap_speed < self.gate.min_speed_mps else min(cap_speed, braking)
         throttle = clamp(speed / cfg.top_speed_mps, -cfg.max_reverse, cfg.max_throttle)
         bearing = apply_deadband(estimate.bearing_rad, math.radians(cfg.steer_deadband_deg))
         turn_rate = cfg.steer_gain * bearing + cfg.steer_rate_gain * estimate.bearing_rate_rad_s
@@ -349,7 +351,7 @@ class Controller:
         throttle = ramp_throttle(self.current.throttle, self.wanted.throttle, dt, cfg.accel_per_s, cfg.decel_per_s)
         if cap is not None and throttle > cap:
             throttle = cap  # limits, stop distance and old information cut at once
-        if 0.0 < throttle * cfg.top_speed_mps < cfg.min_speed_mps and self.wanted.throttle <= 0.0:
+        if 0.0 < throttle * cfg.top_speed_mps < self.gate.min_speed_mps and self.wanted.throttle <= 0.0:
             throttle = 0.0  # ramping down to a stand: below the creep speed the motors only judder
         if state in (State.STOPPED, State.SEARCH):
             throttle = 0.0
