@@ -178,3 +178,65 @@ def test_the_filter_ignores_a_measurement_that_is_not_a_number() -> None:
     f.update(3.0, m.inf, 1.2)
     x, v = f.predict(1.2)
     assert x == pytest.approx(3.0, abs=1e-6) and abs(v) < 1e-6
+
+
+def walk_then_stop(ctl: Controller, stop_at: float = 5.0, seconds: float = 9.0) -> float:
+    """A person walking away at 1 m/s from 3.2 m, standing from ``stop_at``, 3 frames/s, 0.33 s late; the closest gap (m)."""
+    limits = dataclasses.replace(LIMITS, period_s=1 / 3)
+
+    def person(t: float) -> float:
+        return 3.2 + min(t, stop_at)
+
+    t, frame, closest = 0.0, 0.0, math.inf
+    while t < seconds:
+        if t >= frame + 0.33 - 1e-9:
+            ctl.observe(box_of(person(frame) - ctl.odometer.at(frame)[0]), frame)
+            frame += 1 / 3
+        ctl.output(State.FOLLOWING, t, DT, limits)
+        t += DT
+        closest = min(closest, person(t) - ctl.odometer.distance)
+    return closest
+
+
+def test_the_braking_ramp_never_carries_the_car_far_inside_the_follow_distance_when_the_person_stops() -> None:
+    ctl = Controller(CFG)
+    closest = walk_then_stop(ctl)
+    ramped = Controller(CFG)
+    ramped.braking_speed = lambda estimate: math.inf  # type: ignore[method-assign]  # only the ramp
+    assert closest >= 1.95 and closest > walk_then_stop(ramped) + 0.1
+    assert ctl.current.throttle == 0.0  # and it stands behind them
+
+
+def test_a_person_unseen_for_two_frames_is_no_longer_extrapolated() -> None:
+    ctl = Controller(CFG)
+    walk_then_stop(ctl, stop_at=20.0, seconds=5.0)  # walking at 1 m/s, the car behind at its speed
+    assert ctl.current.throttle * CFG.top_speed_mps > 0.8
+    estimate = ctl.estimate
+    assert estimate is not None and ctl.braking_speed(estimate) > 1.0
+    ctl.target_missing()
+    assert ctl.braking_speed(estimate) > 1.0  # one missed frame: the detector's, the walk goes on
+    ctl.target_missing()
+    held = max(0.0, estimate.held_m - CFG.follow_distance_m)
+    assert ctl.braking_speed(estimate) == pytest.approx(math.sqrt(2 * CFG.decel_per_s * CFG.top_speed_mps * held))
+    ctl.observe(box_of(3.0), 5.0)  # seen again: walking on
+    assert ctl.braking_speed(ctl.predict(5.05)) > 1.0
+
+
+def test_the_head_turns_no_faster_than_the_trackers_gate_allows_between_two_frames() -> None:
+    ctl = Controller(CFG)
+    limits = dataclasses.replace(LIMITS, period_s=1 / 3)
+    rate = ctl.pan_rate(limits)  # half of 0.15 of the diagonal per frame: ~20 deg/s at 3 frames/s
+    assert rate * CFG.pan_range_deg == pytest.approx(0.5 * 0.15 * math.sqrt(2) * CFG.camera_hfov_deg * 3)
+    assert ctl.pan_rate(dataclasses.replace(LIMITS, period_s=0.1)) == pytest.approx(rate * 10 / 3)
+    pans, t = [], 0.0
+    half = math.tan(math.radians(CFG.camera_hfov_deg) / 2)
+    for k in range(40):  # a person 25 deg to the left, seen at 3 frames/s through the turning head
+        if k % 7 == 0:
+            off = math.radians(25.0) - ctl.current.pan * math.radians(CFG.pan_range_deg)
+            ctl.observe(box_of(3.0, u=0.5 - math.tan(off) / (2 * half)), t)
+        pans.append(ctl.output(State.FOLLOWING, t, DT, limits).pan)
+        t += DT
+    assert all(abs(b - a) <= rate * DT + 1e-9 for a, b in zip([0.0] + pans, pans))
+    assert ctl.estimate is not None  # the head got there (the car turning too), in about a second, not in one tick
+    assert pans[-1] == pytest.approx(ctl.estimate.bearing_rad / math.radians(CFG.pan_range_deg), abs=0.02)
+    assert pans[3] < 0.2 < pans[-1]

@@ -51,7 +51,8 @@ def test_safety_holds_for_every_seed_at_a_normal_and_a_brisk_walk(kind: str, fps
 
 
 def test_a_normal_walk_at_3_fps_stays_in_the_band() -> None:
-    for kind, share in (("straight", 0.9), ("turn", 0.85), ("stop_and_go", 0.8)):
+    # stop and go: 0.86 at worst (seed 4), short of the 90 % goal: see docs/sim.md ("The control law near the band")
+    for kind, share in (("straight", 0.9), ("turn", 0.9), ("stop_and_go", 0.85)):
         for seed in SEEDS:
             s = summary(kind, 1.0, 3.0, seed)
             assert s["in_band_share"] >= share, s

@@ -61,6 +61,11 @@ class DriveConfig:
     range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 1.2)
     top_speed_mps: float = doc("the car's speed at throttle 1 (the [picar_b] max_duty; with min_duty at the motors' dead band, speed is linear in throttle); measure it on your kit", 1.2)
     max_throttle: float = doc("speed limit: largest forward throttle (fraction of the motors' maximum duty)", 1.0)
+    # The motors' dead band: creep steadily or stand (rover/drive/motion.py)
+    min_speed_mps: float = doc("slowest speed the car drives at while moving (m/s): the motors hold it steadily (at [picar_b] min_duty a kit may only judder); 0: any speed", 0.1)
+    start_speed_mps: float = doc("a standing car starts only once the control law asks for at least this speed (m/s); at least min_speed_mps (both at most max_throttle x top_speed_mps)", 0.15)
+    stop_speed_mps: float = doc("a moving car stands once the control law has asked for this speed or less (m/s; at most min_speed_mps) for stand_after_s; the safety stops never wait", 0.0)
+    stand_after_s: float = doc("... in a row (seconds; meanwhile it creeps at min_speed_mps; at once while the person is not seen): the estimate's noise near the follow distance asks for a stop for a frame or two, a person who stopped keeps asking", 0.5)
     allow_reverse: bool = doc("back away when the person is nearer than follow_distance_m - reverse_margin_m", False)
     reverse_margin_m: float = doc("range below follow_distance_m before reversing (only with allow_reverse)", 0.5)
     max_reverse: float = doc("largest reverse throttle magnitude (only with allow_reverse)", 0.3)
@@ -138,6 +143,12 @@ class DriveConfig:
             raise ValueError("follow must name a label, e.g. \"person\"")
         if len(self.follow) > MAX_STRING:  # the drive status schema's limit, as a model's labels
             raise ValueError(f"follow is {len(self.follow)} characters long; a label has at most {MAX_STRING}")
+        if not self.stop_speed_mps <= self.min_speed_mps <= self.start_speed_mps:
+            raise ValueError(f"the motion thresholds must satisfy stop_speed_mps ({self.stop_speed_mps:g}) <= min_speed_mps "
+                             f"({self.min_speed_mps:g}) <= start_speed_mps ({self.start_speed_mps:g})")
+        for name in ("min_speed_mps", "stand_after_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if self.bumper_m < 0:
             raise ValueError(f"bumper_m must be 0 (off) or a distance in metres, not {self.bumper_m}")
 

@@ -30,6 +30,14 @@ to *now* (which compensates the age of the detection):
   backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
   band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
   every cap applies at once.
+- Braking as the person stops: the law never asks for more than the speed
+  from which the ramp still slows the car to the person's speed at the
+  follow distance (:meth:`Controller.braking_speed`; cut at once, down to
+  the creep speed); from the second fresh frame in a row without the
+  person, from where they were last seen, not from their extrapolated walk.
+- The motors' dead band (:class:`rover.drive.motion.MotionGate`): the car
+  creeps at ``min_speed_mps`` or stands, with hysteresis, instead of
+  chattering; a cap below the creep speed stands it at once.
 - When the person's own speed exceeds the car's limit for a second the car
   drives at the limit and :attr:`Controller.faster` says so (cleared below
   90 % of it).
@@ -43,20 +51,24 @@ to *now* (which compensates the age of the detection):
   (``atan(rate x wheelbase / speed)``), after a dead-band, rate-limited. A
   wheel angle, not a bearing, sets the turn rate, and the PiCar-B's short
   wheelbase turns fast: 0.4 of steering at 1 m/s is ~100 deg/s. With
-  ``pan_follow`` the head points at the estimated bearing.
+  ``pan_follow`` the head points at the estimated bearing, no faster than
+  the tracker's centre-jump gate allows between two frames
+  (:meth:`Controller.pan_rate`). The heading counts the wheels rolling on
+  after a throttle cut (:mod:`rover.drive.odometry`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass
 
 from rover.drive.config import DriveConfig
 from rover.drive.estimate import CameraGeometry, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.limits import Limits
+from rover.drive.motion import MotionGate
+from rover.drive.odometry import Odometer
 from rover.drive.states import EPSILON_S, State
 
 log = logging.getLogger("rover.drive")
@@ -73,6 +85,8 @@ FEET_SIGMAS = 2.0  # the range from the feet overrides the height's when nearer 
 MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
 FASTER_CLEAR = 0.9
 FASTER_AFTER_S = 1.0  # the person's speed must exceed the limit this long before the flag is raised
+UNSEEN_FRAMES = 2  # fresh frames in a row without the person before the car stops extrapolating their walk
+PAN_GATE_SHARE = 0.5  # share of the tracker's centre-jump gate the head may use up between two frames
 
 
 def clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
@@ -118,42 +132,7 @@ class Estimate:
     bearing_rate_rad_s: float
     target_speed_mps: float
     near_m: float = math.inf  # the smaller of the range and the range from the feet alone (the stop distance's)
-
-
-class Odometer:
-    """Distance driven towards the target, path length and head pan over time, from the commands (for the capture times)."""
-
-    def __init__(self, keep_s: float) -> None:
-        self.keep_s = keep_s
-        self.history: deque[tuple[float, float, float, float, float]] = deque()  # (t, distance m, pan, yaw rad, path m)
-        self.distance = 0.0
-        self.yaw = 0.0
-        self.path = 0.0  # path length driven (m), forwards and backwards: what the travel bound counts
-
-    def record(self, t: float, pan: float) -> None:
-        self.history.append((t, self.distance, pan, self.yaw, self.path))
-        while len(self.history) > 2 and self.history[1][0] < t - self.keep_s:
-            self.history.popleft()
-
-    def _row(self, t: float) -> tuple[float, float, float, float, float] | None:
-        if not self.history:
-            return None
-        best = self.history[0]
-        for row in self.history:
-            if row[0] > t:
-                break
-            best = row
-        return best
-
-    def at(self, t: float) -> tuple[float, float, float]:
-        """Distance, pan and yaw at time ``t`` (the nearest record at or before it)."""
-        row = self._row(t)
-        return (self.distance, 0.0, self.yaw) if row is None else (row[1], row[2], row[3])
-
-    def path_since(self, t: float) -> float:
-        """Path length (m) driven since time ``t`` (from the nearest record at or before it: never less)."""
-        row = self._row(t)
-        return self.path - (0.0 if row is None else row[4])
+    held_m: float = math.inf  # the range if the person has stood still since the newest capture
 
 
 class Controller:
@@ -167,9 +146,13 @@ class Controller:
         self.feet_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)  # the same from the bottom edge alone
         self._feet_seen = False  # the newest box of the target has its feet in the frame
         self._lock = 0
+        self._unseen = 0  # fresh messages in a row without the target
         self._warned_non_finite = False
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
-        self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0)
+        self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0, config.stop_time_s / 3)
+        top = config.max_throttle * config.top_speed_mps  # a low --max-throttle lowers the thresholds with it
+        creep = min(config.min_speed_mps, top)
+        self.gate = MotionGate(creep, min(config.start_speed_mps, top), min(config.stop_speed_mps, creep), config.stand_after_s)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self.target_capture: float | None = None  # capture time of the newest frame showing the target
@@ -190,6 +173,7 @@ class Controller:
         than its arrival. ``lock`` numbers the lock (:attr:`rover.drive.tracker.Tracker.locks`):
         a new number is another person, whose range and bearing start afresh.
         """
+        self._unseen = 0
         if received_s is not None:
             t_capture = min(t_capture, received_s)
         if lock != self._lock:
@@ -212,6 +196,7 @@ class Controller:
 
     def target_missing(self) -> None:
         """A fresh message without the target: the estimate coasts on its prediction (see :meth:`output`)."""
+        self._unseen += 1
 
     def reset(self) -> None:
         """Back to SAFE: everything neutral at once, the estimate forgotten."""
@@ -221,6 +206,7 @@ class Controller:
         self.target_capture = None
         self.cut = False
         self._feet_seen = False
+        self._unseen = 0
         self.estimate = None
         self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
@@ -253,7 +239,7 @@ class Controller:
             return None  # no estimate: throttle and steering 0, as on information too old
         # a range is never negative (the person passed the car by the odometry: they are at it, at most)
         return Estimate(max(0.0, position - self.odometer.distance), bearing, speed - car_speed, bearing_rate, speed,
-                        max(0.0, near - self.odometer.distance))
+                        max(0.0, near - self.odometer.distance), max(0.0, self.range_f.x - self.odometer.distance))
 
     def _follow(self, now: float, limits: Limits) -> tuple[Commands, float]:
         """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
@@ -269,12 +255,20 @@ class Controller:
             self.faster = self.faster or now - self._faster_since >= FASTER_AFTER_S
         elif own < FASTER_CLEAR * v_limit:
             self.faster, self._faster_since = False, None
-        speed = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
+        law = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
         cap_speed = 0.0 if self.cut else min(v_limit, self.safe_speed(min(estimate.range_m, estimate.near_m), limits),
                                                   self.budget_speed(now, limits))
-        speed = min(speed, cap_speed)
-        if not (cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m):
-            speed = max(0.0, speed)
+        if cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m and law < 0:
+            speed = max(law, -cfg.max_reverse * cfg.top_speed_mps)  # backing away: not gated
+            self.gate.stand()
+        else:
+            # The braking profile is the law's (a person who may have stopped), not a safety cap: it cuts the
+            # throttle at once down to the creep speed; standing is the gate's decision (debounced while seen).
+            braking = self.braking_speed(estimate)
+            speed = self.gate.speed(min(law, braking), cap_speed, now, seen=self._unseen == 0)  # creep or stand, <= caps
+            braking = max(self.gate.min_speed_mps, braking)
+            speed = min(speed, braking)
+            cap_speed = 0.0 if cap_speed < self.gate.min_speed_mps else min(cap_speed, braking)
         throttle = clamp(speed / cfg.top_speed_mps, -cfg.max_reverse, cfg.max_throttle)
         bearing = apply_deadband(estimate.bearing_rad, math.radians(cfg.steer_deadband_deg))
         turn_rate = cfg.steer_gain * bearing + cfg.steer_rate_gain * estimate.bearing_rate_rad_s
@@ -284,6 +278,39 @@ class Controller:
             steering = 0.0  # backing away straight
         pan = clamp(estimate.bearing_rad / math.radians(cfg.pan_range_deg)) if cfg.pan_follow else 0.0
         return Commands(throttle, steering, pan), max(0.0, cap_speed / cfg.top_speed_mps)
+
+    def braking_speed(self, estimate: Estimate) -> float:
+        """The fastest speed from which the braking ramp still slows the car to the person's speed at the follow distance.
+
+        The ramp (``decel_per_s``) smooths the throttle, but a car that only
+        learns of a stop late (the filter needs a few frames) must not be
+        carried inside ``follow_distance_m`` by it: above this speed the
+        throttle is cut at once (``v = own + sqrt(2 a (range - follow))``).
+        Once the person has been missing from ``UNSEEN_FRAMES`` fresh frames in
+        a row, their walk is no longer extrapolated: the car keeps the speed
+        from which it stops at the follow distance from where they were last
+        seen (the range if they stood still since).
+        """
+        cfg = self.config
+        brake = cfg.decel_per_s * cfg.top_speed_mps  # m/s^2
+        speed = max(0.0, estimate.target_speed_mps) + math.sqrt(2 * brake * max(0.0, estimate.range_m - cfg.follow_distance_m))
+        if self._unseen >= UNSEEN_FRAMES:
+            speed = min(speed, math.sqrt(2 * brake * max(0.0, estimate.held_m - cfg.follow_distance_m)))
+        return speed
+
+    def pan_rate(self, limits: Limits) -> float:
+        """The fastest the head may turn (pan units per second) while following.
+
+        Between two frames the head's turn shifts the whole image; the tracker
+        takes a box as the target's continuation only within ``lock_max_jump``
+        of the frame diagonal (``sqrt(2)`` in normalised units, about that
+        many widths x ``camera_hfov_deg`` of azimuth). The head uses at most
+        ``PAN_GATE_SHARE`` of it per measured frame period, the rest is the
+        person's own motion; a faster head loses the lock in a turn.
+        """
+        cfg = self.config
+        deg_per_frame = PAN_GATE_SHARE * cfg.lock_max_jump * math.sqrt(2) * cfg.camera_hfov_deg
+        return deg_per_frame / max(limits.period_s, cfg.tick_s) / cfg.pan_range_deg
 
     def safe_speed(self, range_m: float, limits: Limits) -> float:
         """The fastest speed from which the car stops outside ``stop_distance_m`` if the information stops now."""
@@ -324,18 +351,22 @@ class Controller:
         throttle = ramp_throttle(self.current.throttle, self.wanted.throttle, dt, cfg.accel_per_s, cfg.decel_per_s)
         if cap is not None and throttle > cap:
             throttle = cap  # limits, stop distance and old information cut at once
+        if 0.0 < throttle * cfg.top_speed_mps < self.gate.min_speed_mps and self.wanted.throttle <= 0.0:
+            throttle = 0.0  # ramping down to a stand: below the creep speed the motors only judder
         if state in (State.STOPPED, State.SEARCH):
             throttle = 0.0
         if forward_blocked and throttle > 0:
             throttle = 0.0  # the bumper does not ramp
+        if throttle <= 0.0:
+            self.gate.stand()  # stopped by a state, the dead-man, old information or the bumper: starts afresh
         steering = rate_limit(self.current.steering, self.wanted.steering, cfg.steer_rate_per_s * dt)
         pan = self.wanted.pan if state is not State.STOPPED else 0.0
+        if state in (State.FOLLOWING, State.LOST):
+            pan = rate_limit(self.current.pan, pan, self.pan_rate(limits) * dt)
         self.current = Commands(throttle, steering, pan)
         bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
-        speed = throttle * cfg.top_speed_mps
-        self.odometer.distance += speed * math.cos(bearing) * dt
-        self.odometer.path += abs(speed) * dt
-        self.odometer.yaw += speed * math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m * dt
+        self.odometer.drive(throttle * cfg.top_speed_mps, math.cos(bearing),
+                            math.tan(steering * math.radians(cfg.max_steer_deg)) / cfg.wheelbase_m, dt)
         self.odometer.record(now, pan)
         return self.current
 

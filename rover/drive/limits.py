@@ -20,8 +20,9 @@ arrives). From those, within the hard bounds of the config:
   where it was at that capture. A slower stream raises both limits and so
   lowers the speed at once; a faster one lowers them and allows more speed.
 
-Before any measurement the limits are the hard upper bounds (the slowest,
-safest case). A gap between frames longer than the hard dead-man is not a
+The measured mean period is passed on too (:attr:`Limits.period_s`): the
+controller paces the camera head by it. Before any measurement the limits
+are the hard upper bounds (the slowest, safest case). A gap between frames longer than the hard dead-man is not a
 period (the detector restarted) and is not measured.
 """
 
@@ -61,6 +62,7 @@ class Limits:
     deadman_s: float
     stop_time_s: float
     travel_bound_m: float
+    period_s: float = 0.0  # the measured mean time between frames (0 before any measurement)
 
     @property
     def horizon_s(self) -> float:
@@ -100,4 +102,4 @@ class StreamTiming:
         latency, period = self.latency.high, self.period.high
         max_age = age_max if latency is None else min(age_max, max(age_min, latency + AGE_MARGIN_S))
         deadman = dead_max if period is None else min(dead_max, max(dead_min, DEADMAN_PERIODS * period))
-        return Limits(max_age, deadman, self.stop_time_s, self.travel_bound_m)
+        return Limits(max_age, deadman, self.stop_time_s, self.travel_bound_m, self.period.mean or 0.0)
