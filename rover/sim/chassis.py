@@ -9,8 +9,11 @@ PULL socket. The endpoint comes from the environment variable
 ``ROVER_SIM_COMMANDS`` (the simulator sets it when it starts the drive),
 default ``tcp://127.0.0.1:5557``. Sends never block: with the world gone the
 newest commands are dropped after a queue of 100, as a car's motors would
-simply keep their last setting. ``distance_m`` is always None (the
-simulated car has no ultrasonic sensor).
+simply keep their last setting. ``distance_m`` is None (this chassis has
+no ultrasonic sensor) unless a ranger is given: a
+:class:`rover.hw.ultrasonic.UltrasonicRanger` measuring a
+:class:`rover.sim.sonar.SimSonar`, as the in-process calibration rig
+(:mod:`rover.sim.wallcal`) does; then ``has_ranger`` is True.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ class CommandChassis:
     section); :meth:`_apply` says where the command goes.
     """
 
-    def __init__(self, config: PicarBConfig | None = None) -> None:
+    def __init__(self, config: PicarBConfig | None = None, ranger: Any = None) -> None:
         self.config = config or PicarBConfig()
         self._command = Command()
+        #: The kit's ranger over the simulated sensor (None: no ultrasonic).
+        self.ranger = ranger
 
     @property
     def command(self) -> Command:
@@ -77,8 +82,12 @@ class CommandChassis:
     def tilt(self, position: float) -> None:
         self._set(tilt=position)
 
+    @property
+    def has_ranger(self) -> bool:
+        return self.ranger is not None
+
     def distance_m(self) -> float | None:
-        return None
+        return None if self.ranger is None else self.ranger.distance_m()
 
     def safe(self) -> None:
         self._set(throttle=0.0, steering=0.0, pan=0.0, tilt=0.0)
