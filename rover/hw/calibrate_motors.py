@@ -94,7 +94,9 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             raise ConfigError(f"{section}.ultrasonic_enabled = false: calibrating the motors needs the ultrasonic sensor")
         if args.write and path is None:
             raise ConfigError(f"--write needs a config file: pass --config PATH (none at {DEFAULT_CONFIG_PATH})")
-        plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty)
+        # Driven up to --max-duty (default max_duty); the top speed is stated at max_duty, what throttle 1 sets.
+        plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty,
+                    top_duty_pct=config.max_duty)
         # The sensor reads "nothing in range" beyond ultrasonic_max_m (2 m on the 2024 kit): start within it.
         limits = Limits(min_range_m=args.min_range_m, max_travel_m=args.max_travel_m, max_time_s=args.max_time_s,
                         start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - 0.05))
@@ -194,8 +196,9 @@ def report(result: RunResult, section: str, path: Path | None) -> None:
     """The steps, the fit and the config lines."""
     cal = result.calibration
     assert cal is not None
+    travelled = result.travel_m if result.final_m is None else result.baseline_m - result.final_m
     print(f"started {result.baseline_m:.2f} m from the wall, stopped at {_metres(result.final_m)} "
-          f"({result.travel_m:.2f} m travelled): {result.stop_reason}")
+          f"({travelled:.2f} m travelled): {result.stop_reason}")
     print("duty %   speed m/s  readings  residual m  moved")
     for step in result.steps:
         est = step.estimate
@@ -206,7 +209,7 @@ def report(result: RunResult, section: str, path: Path | None) -> None:
     print(f"dead band: the car moved from rest at {cal.min_duty_pct:g} % (stood still at {cal.still_duty_pct:g} %); "
           f"the speed line crosses zero at {line.zero_duty_pct:.1f} %")
     print(f"speed line: {line.slope_mps_per_pct * 100:.3f} m/s per 100 % duty over {line.samples} steps, "
-          f"RMS residual {line.residual_mps:.3f} m/s; at {cal.max_duty_pct:g} % duty: {cal.top_speed_mps:.2f} m/s"
+          f"RMS residual {line.residual_mps:.3f} m/s; at {cal.max_duty_pct:g} % duty (max_duty): {cal.top_speed_mps:.2f} m/s"
           f"{' (extrapolated: no room to drive it)' if cal.extrapolated else ''}")
     print(f"put these lines in {path or DEFAULT_CONFIG_PATH}:")
     for text in config_lines(result, section):

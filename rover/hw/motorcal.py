@@ -86,6 +86,8 @@ class Plan:
     speed_hold_s: float = 1.0
     settle_s: float = 0.5  # readings this soon after a duty change are not used (the motors' lag)
     max_duty_pct: float = 100.0
+    #: The duty the top speed is stated at: the section's max_duty (throttle 1); None: ``max_duty_pct``.
+    top_duty_pct: float | None = None
     min_speed_mps: float = 0.02
     min_travel_m: float = 0.01
     #: Only to predict a step's travel before two speeds are known: more than any PiCar-B does.
@@ -150,7 +152,8 @@ class MotorRun:
                 self.chassis.safe()
         result.final_m = self._settled_range()
         try:
-            result.calibration = motorfit.calibrate(result.steps, max_duty_pct=self.plan.max_duty_pct)
+            top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
+            result.calibration = motorfit.calibrate(result.steps, max_duty_pct=top)
         except ValueError as exc:
             raise CalibrationAborted(f"{exc} (run ended: {result.stop_reason})") from None
         return result
