@@ -78,3 +78,68 @@ def test_the_rig_car_drives_into_the_wall_gap_as_the_car_model_says() -> None:
     assert rig.gap_m() == pytest.approx(2.5 - 0.6 * (2.0 - 0.15), abs=0.06)  # the 0.15 s lag costs 0.09 m
     rig.chassis.close()
     assert rig.world.command.throttle == 0.0
+
+
+def test_range_messages_round_trip_and_reject_garbage() -> None:
+    from rover.core.errors import MessageError
+    from rover.sim.wire import decode_range, encode_range
+
+    assert decode_range(encode_range(1.25, 7)) == (1.25, 7)
+    assert decode_range(encode_range(math.inf, 8)) == (math.inf, 8)
+    assert decode_range(encode_range(None, 9)) == (None, 9)
+    with pytest.raises(MessageError):
+        decode_range(b'sim.range {"m": -1.0, "far": false, "t_ns": 1}')
+    with pytest.raises(MessageError):
+        decode_range(b'sim.range {"far": false}')
+
+
+def test_the_zmq_sim_chassis_takes_the_worlds_readings_through_the_kits_median(tmp_path) -> None:
+    import dataclasses
+    import time
+
+    import zmq
+
+    from rover.hw.config import PicarBConfig
+    from rover.sim.chassis import SimChassis
+    from rover.sim.wire import encode_range
+
+    context = zmq.Context()
+    commands, ranges = context.socket(zmq.PULL), context.socket(zmq.PUB)
+    commands.bind(f"ipc://{tmp_path}/commands")
+    ranges.bind(f"ipc://{tmp_path}/ranges")
+    config = dataclasses.replace(PicarBConfig(), ultrasonic_stale_s=0.3)
+    chassis = SimChassis(config, endpoint=f"ipc://{tmp_path}/commands", context=context, ranges=f"ipc://{tmp_path}/ranges")
+    try:
+        assert chassis.has_ranger and chassis.distance_m() is None  # nothing measured yet: unknown, not clear
+        deadline = time.monotonic() + 10.0
+        values = iter([1.50, 1.52, 2.40, 1.51] * 1000)  # one reading seen late among them
+        while chassis.distance_m() is None and time.monotonic() < deadline:
+            ranges.send(encode_range(next(values), time.monotonic_ns()))
+            time.sleep(0.01)
+        for _ in range(3):
+            ranges.send(encode_range(next(values), time.monotonic_ns()))
+        time.sleep(0.05)
+        assert chassis.distance_m() == pytest.approx(1.51, abs=0.011)  # the median drops the late 2.40
+        for _ in range(5):
+            ranges.send(encode_range(None, time.monotonic_ns()))  # the sensor failed: only misses from now on
+        time.sleep(0.4)
+        assert chassis.distance_m() is None and chassis.ranger.misses >= 1
+    finally:
+        chassis.close()
+        commands.close(0)
+        ranges.close(0)
+        context.term()
+
+
+def test_in_process_a_dead_simulated_sensor_keeps_the_car_from_driving_forward(monkeypatch) -> None:
+    from rover.sim import scenarios
+    from rover.sim.inproc import run_inprocess
+    from rover.sim.world import TRACE_COLUMNS
+
+    scenario = scenarios.named("straight")
+    working = run_inprocess(scenario, ultrasonic=True)
+    x = TRACE_COLUMNS.index("car_x")
+    assert working.trace[-1, x] > 1.0  # it followed with a working sensor
+    monkeypatch.setattr(SimSonar, "measure", lambda self: None)
+    dead = run_inprocess(scenario, ultrasonic=True)
+    assert dead.trace[:, x].max() < 0.01  # an unknown range blocks forward motion, as on a kit

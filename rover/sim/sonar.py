@@ -15,7 +15,8 @@ reads 0.17 m too far), which the kit's median filter is there to drop. The
 numbers are the datasheet's or stated assumptions, not measurements of a kit.
 :class:`SimSonar` has the ``measure()`` of :class:`rover.hw.ultrasonic.HCSR04`,
 so the kit's own :class:`~rover.hw.ultrasonic.UltrasonicRanger` (retries,
-staleness, median) runs on it unchanged.
+staleness, median) runs on it unchanged: :class:`SimRanger` is that ranger
+with its thread's loop run on simulated time instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rover.hw.ultrasonic import SPEED_OF_SOUND_M_S
+from rover.hw.ultrasonic import SPEED_OF_SOUND_M_S, UltrasonicRanger
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,34 @@ class SimSonar:
         if self.dead:
             return None
         return reading(self.source(), self.model, self.rng)
+
+
+class SimRanger(UltrasonicRanger):
+    """The kit's ranger on simulated time: :meth:`catch_up` runs the turns of its thread's loop that are due.
+
+    Built from a kit section's ``ultrasonic_*`` keys; no thread is started and
+    no real time is waited (a retry follows at once).
+    """
+
+    def __init__(self, sensor: SimSonar, clock: Callable[[], float], config: object) -> None:
+        super().__init__(sensor, clock=clock, interval_s=getattr(config, "ultrasonic_interval_s"),  # type: ignore[arg-type]
+                         retries=getattr(config, "ultrasonic_retries"), stale_s=getattr(config, "ultrasonic_stale_s"),
+                         retry_gap_s=0.0, samples=getattr(config, "ultrasonic_samples"))
+        self._next: float | None = None
+
+    def catch_up(self) -> None:
+        """Measure once per ``interval_s`` of simulated time passed since the last call (the first call measures)."""
+        now = self._clock()
+        if self._next is None:
+            self._next = now
+        while self._next <= now + 1e-9:
+            self.turn()
+            self._next += self.interval_s
+
+    def turn(self) -> None:
+        """One turn of :meth:`UltrasonicRanger._run`: a reading (with retries) kept, or a miss counted."""
+        distance = self.read()
+        if distance is None:
+            self.misses += 1
+        else:
+            self.add(distance)

@@ -7,7 +7,8 @@ Its chassis is a :class:`rover.sim.chassis.CommandChassis` whose commands go
 to the world, and whose range comes from the kit's own
 :class:`rover.hw.ultrasonic.UltrasonicRanger` (median, staleness, retries)
 measuring a :class:`rover.sim.sonar.SimSonar`. ``sleep`` advances the world
-and runs the ranger every read interval, as its thread does on the car, so a
+and runs the ranger every read interval, as its thread does on the car
+(:class:`rover.sim.sonar.SimRanger`), so a
 whole calibration takes a fraction of a second and a seed repeats it.
 
 With ``stream`` set (the ``log`` backend, a dry run), every command is also
@@ -23,11 +24,10 @@ import numpy as np
 
 from rover.hw.config import PicarBConfig
 from rover.hw.log import LogChassis
-from rover.hw.ultrasonic import UltrasonicRanger
 from rover.sim.car import CarModel
 from rover.sim.chassis import CommandChassis
 from rover.sim.scenarios import PersonPath, Scenario
-from rover.sim.sonar import SimSonar, SonarModel, Wall
+from rover.sim.sonar import SimRanger, SimSonar, SonarModel, Wall
 from rover.sim.world import World
 
 STEP_S = 0.01
@@ -39,7 +39,7 @@ _SCENARIO = Scenario("wall", "the car alone, facing a wall", 3600.0, (PersonPath
 class RigChassis(CommandChassis):
     """The rig's car: commands to the world (and to a LogChassis when printing), range from the ranger."""
 
-    def __init__(self, world: World, config: PicarBConfig, ranger: UltrasonicRanger, log: LogChassis | None) -> None:
+    def __init__(self, world: World, config: PicarBConfig, ranger: SimRanger, log: LogChassis | None) -> None:
         super().__init__(config, ranger)
         self.world, self.log = world, log
         self.closed = False
@@ -81,13 +81,9 @@ class WallRig:
         x = sonar.forward_m + wall_m  # the sensor starts at forward_m ahead of the origin
         self.world = World(_SCENARIO, car or CarModel(), seed=seed, walls=(Wall(x, -3.0, x, 3.0),), sonar=sonar)
         self.sensor = SimSonar(self.world.range_m, sonar, np.random.default_rng([seed, 2]))
-        cfg = self.config
-        self.ranger = UltrasonicRanger(self.sensor, clock=self.clock, interval_s=cfg.ultrasonic_interval_s,  # type: ignore[arg-type]
-                                       retries=cfg.ultrasonic_retries, stale_s=cfg.ultrasonic_stale_s,
-                                       retry_gap_s=0.0, samples=cfg.ultrasonic_samples)
-        log = LogChassis(cfg, stream=stream, clock=self.clock) if stream is not None else None
-        self.chassis = RigChassis(self.world, cfg, self.ranger, log)
-        self._next_read = 0.0
+        self.ranger = SimRanger(self.sensor, self.clock, self.config)
+        log = LogChassis(self.config, stream=stream, clock=self.clock) if stream is not None else None
+        self.chassis = RigChassis(self.world, self.config, self.ranger, log)
 
     @property
     def wall_x(self) -> float:
@@ -97,22 +93,13 @@ class WallRig:
         return _T0 + self.world.t
 
     def sleep(self, seconds: float) -> None:
-        """Advance the world by ``seconds``, measuring every read interval as the ranger's thread would."""
+        """Advance the world by ``seconds`` in physics steps, the ranger measuring every read interval."""
         world = self.world
         end = world.t + max(0.0, seconds)
         while world.t < end - 1e-12:
-            if world.t >= self._next_read - 1e-12:
-                self._measure()
-                self._next_read += self.ranger.interval_s
-            world.step(max(1e-6, min(STEP_S, end - world.t, self._next_read - world.t)))
-
-    def _measure(self) -> None:
-        """One turn of the ranger thread's loop (:meth:`UltrasonicRanger._run`), in simulated time."""
-        distance = self.ranger.read()
-        if distance is None:
-            self.ranger.misses += 1
-        else:
-            self.ranger.add(distance)
+            self.ranger.catch_up()
+            world.step(min(STEP_S, end - world.t))
+        self.ranger.catch_up()
 
     def gap_m(self) -> float:
         """The true distance from the sensor to the wall now."""
