@@ -156,7 +156,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         print(f"{PROG}: {exc}", file=sys.stderr)
         code = exc.exit_code
     finally:
-        code = _stop_everything(chassis, kit, backend, sections, gpio, bus, code)
+        # The kit's safe-stop only when this program holds the car: never into another drive's pins.
+        code = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, code)
         if lock is not None:
             lock.close()
         for signum, handler in previous.items():
