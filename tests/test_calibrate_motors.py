@@ -64,7 +64,8 @@ class VirtualTime:
                 else:
                     self.ranger.add(distance)
                 self.next_read += self.ranger.interval_s
-            self.clock.advance(max(0.0, min(end, self.next_read) - self.clock.peek()))
+            until = min(end, self.next_read) if self.ranger is not None else end
+            self.clock.advance(max(0.0, until - self.clock.peek()))
 
 
 @dataclass
@@ -283,3 +284,28 @@ def test_it_refuses_while_a_drive_holds_the_car(tmp_path: Path, capsys) -> None:
         assert rig.board.history() == []  # not a pin touched
     finally:
         held.close()
+
+
+def test_write_is_refused_for_the_simulators_car_and_bad_flags_are_config_errors(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "rover.toml"
+    config.write_text("[drive]\nbumper_m = 0.3\n")
+    assert calibrate_motors.main(["--backend", "sim", "--write", "--config", str(config)]) == 78
+    assert config.read_text() == "[drive]\nbumper_m = 0.3\n"
+    assert "--write is for a real kit" in capsys.readouterr().err
+    assert calibrate_motors.main(["--backend", "sim", "--max-duty", "120"]) == 78
+    assert "max_duty_pct = 120.0 must be in (0, 100]" in capsys.readouterr().err
+    assert calibrate_motors.main(["--backend", "sim", "--min-range-m", "1.5"]) == 78
+    assert "min_range_m < start_min_m" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", KITS)
+def test_a_ranger_that_stops_measuring_at_speed_aborts_before_its_readings_go_stale(backend: str, tmp_path: Path,
+                                                                                    capsys) -> None:
+    """The ranger thread ends on a GPIO error; its last median stays for ultrasonic_stale_s (1 s): not a clear road."""
+    rig = make_rig(backend, tmp_path)
+    rig.time.at.append((23.0, lambda: setattr(rig.time, "ranger", None)))  # driving a speed step: no more turns
+    assert rig.run("--yes") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped changing while the car drives" in err[0]
+    assert rig.motors_stopped() and max(rig.duties()) > DEADBAND + 0.05
+    assert rig.car.closest_m >= 0.4

@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         config = sections[section]
         if not config.ultrasonic_enabled:
             raise ConfigError(f"{section}.ultrasonic_enabled = false: calibrating the motors needs the ultrasonic sensor")
+        if args.write and kit is None:
+            raise ConfigError(f"--write is for a real kit: --backend {backend} measures the simulator's car, not yours")
         if args.write and path is None:
             raise ConfigError(f"--write needs a config file: pass --config PATH (none at {DEFAULT_CONFIG_PATH})")
         # Driven up to --max-duty (default max_duty); the top speed is stated at max_duty, what throttle 1 sets.
@@ -156,12 +158,17 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         print(f"{PROG}: {exc}", file=sys.stderr)
         code = exc.exit_code
     finally:
-        # The kit's safe-stop only when this program holds the car: never into another drive's pins.
-        code = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, code)
-        if lock is not None:
-            lock.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        # A second Ctrl-C or SIGTERM must not cut the stop short: they wait until it is done.
+        held = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, *previous)}
+        try:
+            # The kit's safe-stop only when this program holds the car: never into another drive's pins.
+            code = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, code)
+            if lock is not None:
+                lock.close()
+        finally:
+            signal.signal(signal.SIGINT, held[signal.SIGINT])
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     if result is None or code != EXIT_OK:
         return code
     report(result, section, path)

@@ -23,7 +23,11 @@ readings) once per read interval, and hands the numbers to
 Safety: every reading is checked before anything else. Unknown (None: the
 sensor failed, or its readings went stale) or nothing in range (inf: the
 wall cannot vanish, so the car turned or the sensor sees nothing) aborts
-with :class:`CalibrationAborted`; a dead sensor never reads as clear. The
+with :class:`CalibrationAborted`; a dead sensor never reads as clear. So
+does a range that stops changing while the car drives above its dead band
+for longer than the margin below covers (``interval_s + lag_s``): the
+ranger keeps its last median for up to ``ultrasonic_stale_s`` (1 s) after
+its thread stops measuring, which at full speed would be a metre blind. The
 run stops (and keeps what it measured) when the range falls below
 ``min_range_m`` plus what the car covers at its current speed during one
 read interval and the ranger's delay (``lag_s``), when the travel since the
@@ -130,6 +134,7 @@ class MotorRun:
         self._speed = 0.0  # the speed the safety margin assumes now
         self._stop: str | None = None
         self._last_m = math.nan  # the last range polled
+        self._changed_t = 0.0  # when it last changed
         self.result: RunResult | None = None
 
     # -- the run ----------------------------------------------------------------------
@@ -191,7 +196,7 @@ class MotorRun:
     def _highest_fitting(self, result: RunResult, floor: float, duty: float) -> float | None:
         """``duty``, or the highest duty below it (down to ``floor``, the last one driven, + 5 %) whose predicted
         travel fits; None if none."""
-        here = result.readings[-1][2]
+        here = self._last_m
         travelled = result.baseline_m - here
         candidate = duty
         while candidate >= floor + 5.0 - 1e-9:
@@ -230,15 +235,21 @@ class MotorRun:
         readings: list[Reading] = []
         expected = self._predict(result, duty)
         self._speed = max(self._speed, expected)
+        moving = any(s.moved for s in result.steps)
         while self.clock() - start < hold_s:
             self.sleep(self.interval_s / POLLS_PER_READ)
             t, metres = self._read()
             if metres != self._last_m:
-                self._last_m = metres
+                self._last_m, self._changed_t = metres, t
                 readings.append((t, metres))
                 result.readings.append((t, duty, metres))
                 recent = motorfit.step_speed(readings[-5:], start_s=readings[-5:][0][0], settle_s=0.0)
                 self._speed = max(expected, 0.0 if recent is None else recent.speed_mps)
+            if moving and t - max(self._changed_t, start) > self.interval_s + self.lag_s:
+                self.chassis.drive(0.0)
+                raise CalibrationAborted(
+                    f"the ultrasonic range stopped changing while the car drives ({t - self._changed_t:.2f} s: the ranger "
+                    "has stopped measuring): motors stopped; check the sensor and start again")
             if self._check_limits(result, t, metres):
                 break
         estimate = motorfit.step_speed(readings, start_s=start, settle_s=plan.settle_s)
