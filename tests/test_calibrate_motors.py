@@ -309,3 +309,33 @@ def test_a_ranger_that_stops_measuring_at_speed_aborts_before_its_readings_go_st
     assert len(err) == 1 and "stopped changing while the car drives" in err[0]
     assert rig.motors_stopped() and max(rig.duties()) > DEADBAND + 0.05
     assert rig.car.closest_m >= 0.4
+
+
+def test_any_exception_mid_run_still_stops_the_motors(tmp_path: Path) -> None:
+    rig = make_rig("picar-b2", tmp_path)
+
+    def fail() -> None:
+        raise RuntimeError("a bug somewhere")
+
+    rig.time.at.append((22.0, fail))
+    with pytest.raises(RuntimeError, match="a bug somewhere"):
+        rig.run("--yes")
+    assert max(rig.duties()) > 0 and rig.motors_stopped() and rig.servos_centred()
+
+
+def test_the_time_limit_stops_the_run(tmp_path: Path, capsys) -> None:
+    rig = make_rig("picar-b", tmp_path)
+    assert rig.run("--yes", "--max-time-s", "5") == 1
+    err = capsys.readouterr().err
+    assert "never moved" in err and "time limit" in err
+    assert rig.motors_stopped()
+    assert rig.clock.peek() - rig.time.t0 < 8.0  # 5 s of driving, the baseline and the stop around it
+
+
+def test_the_travel_limit_holds(tmp_path: Path, capsys) -> None:
+    rig = make_rig("picar-b", tmp_path)
+    code = rig.run("--yes", "--max-travel-m", "0.6")
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    assert rig.motors_stopped()
+    assert 2.5 - rig.car.closest_m <= 0.6 + 0.1  # plus the coast after the last reading (0.06 s brake lag here)

@@ -28,7 +28,7 @@ from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
 from rover.drive.sentinel import HEARTBEAT_S, Sentinel
 from rover.hw import KIT_SECTIONS, open_chassis, section_for
-from rover.hw.carlock import LOCK_NAME, lock_the_car  # noqa: F401 - LOCK_NAME: the lock's name, kept here
+from rover.hw.carlock import LOCK_NAME, lock_the_car  # noqa: F401 - moved to rover.hw (rover-calibrate takes it too); LOCK_NAME re-exported
 from rover.hw.kits import KITS
 from rover.hw.chassis import Chassis
 
