@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import logging
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from rover.core import endpoints
 from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, with_overrides
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, ConfigError, HardwareError, RoverError
 from rover.core.sdnotify import Notifier
@@ -31,6 +28,7 @@ from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
 from rover.drive.sentinel import HEARTBEAT_S, Sentinel
 from rover.hw import KIT_SECTIONS, open_chassis, section_for
+from rover.hw.carlock import LOCK_NAME, lock_the_car  # noqa: F401 - moved to rover.hw (rover-calibrate takes it too); LOCK_NAME re-exported
 from rover.hw.kits import KITS
 from rover.hw.chassis import Chassis
 
@@ -79,45 +77,6 @@ def load_config(args: argparse.Namespace) -> tuple[DriveConfig, Any]:
     if drive.bumper_m == 0 and kit.ultrasonic_enabled:
         kit = dataclasses.replace(kit, ultrasonic_enabled=False)
     return drive, kit
-
-
-#: The lock a drive holds for its whole life, in rover's runtime directory: one drive per car.
-LOCK_NAME = "drive.lock"
-
-
-def lock_the_car(backend: str) -> Any:
-    """An exclusive ``flock`` on ``LOCK_NAME``, held while the returned file stays open.
-
-    RoverError (exit 1, like a busy endpoint) when another rover-drive holds
-    it: two drives must never command one car. The dry-run backends (log,
-    sim) command no car and take no lock.
-    """
-    if backend not in KITS:
-        return None
-    try:
-        folder = endpoints.runtime_dir()
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except (ConfigError, OSError):
-        folder = Path(tempfile.gettempdir())  # no runtime directory (every endpoint given explicitly)
-    path = folder / (LOCK_NAME if folder != Path(tempfile.gettempdir()) else f"rover-drive-{os.getuid()}.lock")
-    try:
-        handle = open(path, "a+", encoding="ascii")
-    except OSError as exc:
-        raise ConfigError(f"cannot open the drive's lock file {path} ({exc.strerror}): set "
-                          f"{endpoints.RUNTIME_DIR_ENV} to a writable directory") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise RoverError(f"another rover-drive (pid {holder}) is driving this car (it holds {path}): "
-                         "stop it first (sudo systemctl stop rover-drive, or Ctrl-C in its terminal)") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 def open_backend(name: str, config: Any) -> Chassis:

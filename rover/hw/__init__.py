@@ -15,7 +15,9 @@ clock=time.monotonic)`` and returns a :class:`rover.hw.chassis.Chassis`.
 Beside the backends: :mod:`rover.hw.chassis` (the seam itself, all the drive
 logic sees), and the two programs that work on the hardware from outside the
 drive, ``rover-safestop`` (:mod:`rover.hw.safestop`) and ``rover-calibrate``
-(:mod:`rover.hw.calibrate`).
+(:mod:`rover.hw.calibrate`; its ``motors`` command: :mod:`rover.hw.calibrate_motors`,
+the run :mod:`rover.hw.motorcal`, the pure fit :mod:`rover.hw.motorfit`), and
+the car's lock they share with the drive (:mod:`rover.hw.carlock`).
 """
 
 from __future__ import annotations

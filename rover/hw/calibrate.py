@@ -1,8 +1,11 @@
-"""``rover-calibrate``: move one servo so you can find your kit's trims.
+"""``rover-calibrate``: move one servo so you can find your kit's trims, or measure the motors.
 
     python -m rover.hw.calibrate steering --ticks 310     # 2019-23 kit: try a centre in ticks
     python -m rover.hw.calibrate steering --degrees 95    # 2024 kit (picar-b2): in degrees
     python -m rover.hw.calibrate steering --position 1    # either: check the direction (should turn left)
+    python -m rover.hw.calibrate motors                   # dead band and top speed, against a wall
+
+``motors`` is :mod:`rover.hw.calibrate_motors` (its own options: ``motors --help``).
 
 The kit is ``[drive] backend`` of the config file (``--backend`` overrides):
 ``picar-b`` servos are in ticks in ``[picar_b]``, ``picar-b2`` servos in
@@ -85,8 +88,10 @@ def calibrate(config: Any, name: str, ticks: int, bus: Any, *,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Move one servo to find your kit's centre and direction.")
-    parser.add_argument("servo", choices=SERVO_NAMES, help="which servo to move")
+    parser = argparse.ArgumentParser(prog=PROG, description="Move one servo to find your kit's centre and direction.",
+                                     epilog=f"{PROG} motors [--help]: measure the motors' dead band and top speed "
+                                            "by driving towards a wall (docs/hardware.md)")
+    parser.add_argument("servo", choices=SERVO_NAMES, help="which servo to move (or: motors, see below)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--ticks", type=int, help="2019-23 kit: PCA9685 pulse in ticks (0..4095; about 300 is the centre)")
     where.add_argument("--degrees", type=float, help="2024 kit (picar-b2): servo angle in degrees (90 is the middle)")
@@ -99,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, bus: Any = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Run the command; ``bus`` replaces smbus2's bus (tests)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["motors"]:
+        from rover.hw import calibrate_motors
+
+        return calibrate_motors.main(argv[1:], bus=bus, sleep=sleep)
     args = build_parser().parse_args(argv)
     path = args.config
     if path is None:

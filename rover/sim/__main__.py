@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("sim-out"), help="folder for the picture, summary and logs (default ./sim-out)")
     parser.add_argument("--drive-config", type=Path, default=None, help="TOML config passed to the drive as --config")
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument("--ultrasonic", action="store_true",
+                        help="give the car its ultrasonic sensor (it sees the people; the drive's bumper applies)")
     return parser
 
 
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # so the runner's cleanup stops the drive and the publisher
     try:
         result = run(scenario, args.out, seed=args.seed, detector=detector, drive_args=drive_args,
-                     status=StatusLine(enabled=not args.quiet))
+                     status=StatusLine(enabled=not args.quiet), ultrasonic=args.ultrasonic)
     except RoverError as exc:
         print(f"rover.sim: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -110,12 +112,13 @@ def _in_process(scenario: scenarios.Scenario, detector: DetectorModel, args: arg
         except RoverError as exc:
             print(f"rover.sim: {exc}", file=sys.stderr)
             return exc.exit_code
-        result = run_inprocess(scenario, seed=args.seed, detector=detector, drive=loaded["drive"], picar=loaded["picar_b"])
+        result = run_inprocess(scenario, seed=args.seed, detector=detector, drive=loaded["drive"], picar=loaded["picar_b"],
+                               ultrasonic=args.ultrasonic)
         drive = loaded["drive"]
     else:
         from rover.drive.config import DriveConfig
 
-        result = run_inprocess(scenario, seed=args.seed, detector=detector)
+        result = run_inprocess(scenario, seed=args.seed, detector=detector, ultrasonic=args.ultrasonic)
         drive = DriveConfig()
     args.out.mkdir(parents=True, exist_ok=True)
     name = scenario.name.replace("@", "-")

@@ -31,6 +31,7 @@ from rover.sim.car import CarModel, Command
 from rover.sim.chassis import CommandChassis
 from rover.sim.noise import DetectorModel
 from rover.sim.scenarios import Scenario
+from rover.sim.sonar import SimRanger, SimSonar
 from rover.sim.summary import Criteria, summarise
 from rover.sim.wire import frame_message
 from rover.sim.world import Frame, World
@@ -50,12 +51,17 @@ class SimClock:
 
 
 class WorldChassis(CommandChassis):
-    """A :class:`rover.hw.chassis.Chassis` whose commands go straight to the world."""
+    """A :class:`rover.hw.chassis.Chassis` whose commands go straight to the world (``ranger``: its ultrasonic)."""
 
-    def __init__(self, world: World, config: PicarBConfig) -> None:
-        super().__init__(config)
+    def __init__(self, world: World, config: PicarBConfig, ranger: SimRanger | None = None) -> None:
+        super().__init__(config, ranger)
         self.world = world
         self.history: list[tuple[float, Command]] = []
+
+    def distance_m(self) -> float | None:
+        if self.ranger is not None:
+            self.ranger.catch_up()  # the measurements due by now (the drive asks at every step)
+        return super().distance_m()
 
     def _apply(self, command: Command) -> None:
         self.world.apply(command)
@@ -109,13 +115,18 @@ def drive_config_for(scenario_follow: DriveConfig | None = None, **changes: Any)
 
 def run_inprocess(scenario: Scenario, *, seed: int = 0, detector: DetectorModel | None = None,
                   car: CarModel | None = None, camera: CameraModel | None = None,
-                  drive: DriveConfig | None = None, picar: PicarBConfig | None = None) -> InProcessResult:
-    """Run ``scenario`` to its end on the simulated clock and summarise it."""
+                  drive: DriveConfig | None = None, picar: PicarBConfig | None = None,
+                  ultrasonic: bool = False) -> InProcessResult:
+    """Run ``scenario`` to its end on the simulated clock and summarise it (``ultrasonic``: the car has one)."""
     car = car or CarModel()
     world = World(scenario, car, camera or CameraModel(), detector or DetectorModel(), seed)
     drive = drive or drive_config_for()
     picar = picar or PicarBConfig(min_duty=car.deadband_duty * 100)
-    chassis = WorldChassis(world, picar)
+    ranger = None
+    if ultrasonic:
+        sensor = SimSonar(world.range_m, world.sonar, np.random.default_rng([seed, 2]))
+        ranger = SimRanger(sensor, SimClock(world), picar)
+    chassis = WorldChassis(world, picar, ranger)
     stream = WorldStream(world, scenario)
     loop = DriveLoop(drive, chassis, stream, None, clock=SimClock(world))
     chassis.safe()

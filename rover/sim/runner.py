@@ -36,14 +36,16 @@ from rover.core.errors import MessageError, RoverError
 from rover.sim import plot
 from rover.sim.camera import CameraModel
 from rover.sim.car import CarModel
-from rover.sim.chassis import ENV_ENDPOINT
+from rover.sim.chassis import ENV_ENDPOINT, ENV_RANGES
 from rover.sim.noise import DetectorModel
 from rover.sim.scenarios import Scenario
 from rover.sim.summary import Criteria, lost_moments, summarise
-from rover.sim.wire import decode_command, frame_message
+from rover.sim.sonar import reading
+from rover.sim.wire import decode_command, encode_range, frame_message
 from rover.sim.world import TRACE_COLUMNS, Frame, World
 
 STEP_S = 0.01  # physics step: 100 Hz, well above the drive's 20 Hz
+_RANGE_INTERVAL_S = 0.1  # the kits' default ultrasonic_interval_s
 _STARTUP_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
@@ -91,6 +93,10 @@ class Endpoints:
     @property
     def status(self) -> str:
         return self.path("drive-status")
+
+    @property
+    def ranges(self) -> str:
+        return self.path("ranges")
 
 
 class StatusLine:
@@ -163,14 +169,17 @@ def _tail(path: Path, lines: int = 5) -> str:
 def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorModel | None = None,
         car: CarModel | None = None, camera: CameraModel | None = None, criteria: Criteria | None = None,
         drive_args: Sequence[str] = (), status: StatusLine | None = None, python: str = sys.executable,
-        record: Callable[[Endpoints], subprocess.Popen] | None = None) -> RunResult:
+        record: Callable[[Endpoints], subprocess.Popen] | None = None, ultrasonic: bool = False) -> RunResult:
     """Run ``scenario``; write ``<name>.png`` and ``<name>.json`` into ``out_dir``.
 
     ``drive_args`` are appended to the drive's command line; without a
     ``--config`` among them the drive gets one that sets ``[picar_b]
     min_duty`` to the simulated motors' stall duty, as a calibrated kit has.
     ``record`` may start a recorder against the endpoints before the drive
-    starts (the record/replay test uses it).
+    starts (the record/replay test uses it). ``ultrasonic``: the world
+    measures the car's ultrasonic range (:mod:`rover.sim.sonar`) every
+    ``[picar_b] ultrasonic_interval_s`` (0.1 s) and publishes it to the drive's
+    ``sim`` chassis, whose bumper then applies as on a kit.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     world = World(scenario, car or CarModel(), camera or CameraModel(), detector or DetectorModel(), seed)
@@ -187,6 +196,9 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
     status_in = context.socket(zmq.SUB)
     status_in.setsockopt(zmq.LINGER, 0)
     status_in.setsockopt(zmq.SUBSCRIBE, b"drive ")
+    ranges_out = context.socket(zmq.PUB) if ultrasonic else None
+    sonar_rng = np.random.default_rng([seed, 2])
+    next_range = 0.0
     procs: list[subprocess.Popen] = []
     drive_log = out_dir / f"{scenario.name}.drive.log"
     published: list[Frame] = []
@@ -203,6 +215,10 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
         if "--config" not in drive_args:
             drive_args = (*drive_args, "--config", str(_calibrated_config(folder, world.car_model)))
         env = {**os.environ, ENV_ENDPOINT: ends.commands}
+        if ranges_out is not None:
+            ranges_out.setsockopt(zmq.LINGER, 0)
+            ranges_out.bind(ends.ranges)
+            env[ENV_RANGES] = ends.ranges
         drive = _spawn([python, "-m", "rover.drive", "--follow", "person", "--connect", ends.detections,
                         "--publish", ends.status, "--backend", "sim", *drive_args], drive_log, env)
         procs.append(drive)
@@ -234,6 +250,10 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
                 dt = min(STEP_S, remaining)
                 done += world.step(dt)
                 remaining -= dt
+            if ranges_out is not None and world.t >= next_range:
+                next_range = world.t + _RANGE_INTERVAL_S
+                metres = reading(world.range_m(), world.sonar, sonar_rng)
+                ranges_out.send(encode_range(metres, time.monotonic_ns()), zmq.NOBLOCK)
             if scenario.kill_detector_at is not None and not killed and world.t >= scenario.kill_detector_at:
                 publisher.kill()
                 publisher.wait()
@@ -257,8 +277,9 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
     finally:
         for proc in reversed(procs):
             _stop(proc)
-        for sock in (frames_out, commands_in, status_in):
-            sock.close(0)
+        for sock in (frames_out, commands_in, status_in, ranges_out):
+            if sock is not None:
+                sock.close(0)
         context.term()
         shutil.rmtree(folder, ignore_errors=True)
     trace, people = world.trace_array(), world.people_array()

@@ -6,6 +6,10 @@
   backend set, -1..1, through the car's ``[picar_b]`` duty mapping) and ``t_ns`` (``time.monotonic_ns()`` of the
   sender). Every message carries the whole command, so a lost one costs
   nothing but a little delay.
+- Ultrasonic readings (``--ultrasonic``), from the world to the drive's
+  ``sim`` chassis: one frame ``sim.range {json}`` per measurement with
+  ``m`` (metres; null for a failed measurement), ``far`` (true: nothing in
+  range, the kit's ``inf``) and ``t_ns`` of the world's clock.
 - Detections, from the world to its publisher process and on to the drive:
   schema v1 messages of :mod:`rover.core.messages`, with the model named
   ``simulated`` and precision ``simulated``.
@@ -24,6 +28,7 @@ from rover.sim.noise import DetectorModel
 from rover.sim.world import Frame
 
 COMMAND_TOPIC = "sim.cmd"
+RANGE_TOPIC = "sim.range"
 SIM_MODEL = ModelRef(name="simulated", precision="simulated", sha256="0" * 64, labels=("person",))
 
 
@@ -45,6 +50,26 @@ def decode_command(raw: bytes) -> tuple[Command, int]:
     if not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in values):
         raise MessageError(f"{COMMAND_TOPIC} values must be finite and within -1..1, got {values}")
     return Command(*values), t_ns
+
+
+def encode_range(metres: float | None, t_ns: int) -> bytes:
+    """The wire form of one ultrasonic measurement: metres, inf (nothing in range) or None (failed)."""
+    far = metres is not None and math.isinf(metres)
+    body = {"m": None if metres is None or far else float(metres), "far": far, "t_ns": t_ns}
+    return RANGE_TOPIC.encode() + b" " + json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_range(raw: bytes) -> tuple[float | None, int]:
+    """Parse one measurement; MessageError when it is not a well-formed ``sim.range``."""
+    data = parse_wire(raw, RANGE_TOPIC)
+    try:
+        far, metres, t_ns = bool(data["far"]), data["m"], int(data["t_ns"])
+        value = math.inf if far else (None if metres is None else float(metres))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MessageError(f"malformed {RANGE_TOPIC} message: {exc}") from None
+    if value is not None and not (value == math.inf or (math.isfinite(value) and value >= 0.0)):
+        raise MessageError(f"{RANGE_TOPIC} metres must be finite and not negative, got {metres}")
+    return value, t_ns
 
 
 def frame_message(frame: Frame, t_capture_ns: int, t_capture_unix: float, t_publish_ns: int,

@@ -20,6 +20,7 @@ from rover.sim import car as carlib
 from rover.sim.camera import CameraModel, Person, in_view, project_person, surface_distance
 from rover.sim.noise import DetectorModel, SimDetection, detect, processing_time
 from rover.sim.scenarios import Scenario
+from rover.sim.sonar import SonarModel, Wall, true_range
 
 #: Columns of the trace, one row per step.
 TRACE_COLUMNS = ("t", "car_x", "car_y", "heading", "speed", "steer", "pan",
@@ -49,6 +50,9 @@ class World:
     camera: CameraModel = field(default_factory=CameraModel)
     detector: DetectorModel = field(default_factory=DetectorModel)
     seed: int = 0
+    #: Flat obstacles (a wall to calibrate against): only the ultrasonic sees them.
+    walls: tuple[Wall, ...] = ()
+    sonar: SonarModel = field(default_factory=SonarModel)
 
     def __post_init__(self) -> None:
         # Two streams: the car's noise is drawn every step (their number depends
@@ -73,6 +77,11 @@ class World:
             x, y = path.position(self.t, frames)
             out.append((Person(x, y, path.height_m), path.visible(self.t)))
         return out
+
+    def range_m(self) -> float:
+        """What the car's ultrasonic would see now without noise: the nearest wall or person in its cone (inf: none)."""
+        people = [(p.x, p.y, p.radius_m) for p, here in self.people() if here]
+        return true_range(self.car.x, self.car.y, self.car.heading, self.walls, people, self.sonar)
 
     def apply(self, command: carlib.Command) -> None:
         """The newest chassis command; it acts from the next step on."""

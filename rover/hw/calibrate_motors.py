@@ -1,0 +1,259 @@
+"""``rover-calibrate motors``: measure the motors' dead band and the car's top speed against a wall.
+
+    rover-calibrate motors --backend sim           # the simulator's car, in a fraction of a second
+    rover-calibrate motors --backend log           # the same, printing every command (a dry run)
+    rover-calibrate motors                         # the kit of [drive] backend: asks before the wheels turn
+    rover-calibrate motors --yes --write           # no question; then writes the two lines into the config
+
+Put the car 1 to 3 m from a flat wall, facing it squarely, wheels on the
+floor, nothing between. The run (:mod:`rover.hw.motorcal`) raises the duty
+from 0 until the car moves, then holds a few higher duties while the room
+allows, and stops: at the stop range, the travel limit, the time limit, an
+unknown ultrasonic range, Ctrl-C, SIGTERM or any error. Every way out
+closes the chassis (motors off, steering centred) and then runs the kit's
+safe-stop routine (:func:`rover.hw.safestop.safe_stop`, what
+``rover-safestop`` does). It prints the steps, the fit, and the lines for
+the config file; ``--write`` writes them (never without it).
+
+Exit codes: 0 measured, 1 aborted (the line says why; the motors are
+stopped), 2 usage or not confirmed, 78 configuration error, 130/143
+interrupted by SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, read_toml
+from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RoverError
+from rover.hw.carlock import lock_the_car
+from rover.hw.kits import KITS, read_backend
+from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
+from rover.hw.tomledit import set_keys
+
+PROG = "rover-calibrate motors"
+#: Backends without a car: the simulator's car facing a wall (``log`` also prints every command).
+SIMULATED = ("sim", "log")
+
+
+#: The simulator's car facing a wall, as ``rover.hw.BACKENDS`` names the sim chassis: loaded only when asked for,
+#: since rover.hw never imports rover.sim (tests/test_layout.py).
+SIM_RIG = "rover.sim.wallcal:WallRig"
+
+
+def _sim_rig() -> Any:
+    module, _, name = SIM_RIG.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Measure the motors' dead band and the car's top speed "
+                                     "by driving towards a wall and reading the ultrasonic range.")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help=f"rover config file (default {DEFAULT_CONFIG_PATH} if it exists, else the kit defaults)")
+    parser.add_argument("--backend", choices=(*KITS, *SIMULATED),
+                        help="which car (default: drive.backend of the config); sim and log: the simulator's car")
+    parser.add_argument("--yes", action="store_true", help="start without asking (the wheels turn at once)")
+    parser.add_argument("--write", action="store_true", help="write min_duty and top_speed_mps into --config")
+    parser.add_argument("--wall-m", type=float, metavar="M", help="the distance to the wall you measured: the sensor must agree within 0.15 m")
+    parser.add_argument("--max-duty", type=float, metavar="PCT", help="highest duty driven, percent (default: the section's max_duty)")
+    parser.add_argument("--step", type=float, default=Plan.step_pct, metavar="PCT", help="duty increment while finding the dead band (default %(default)g)")
+    parser.add_argument("--min-range-m", type=float, default=Limits.min_range_m, metavar="M",
+                        help="stop this close to the wall, plus what the car covers in the sensor's delay (default %(default)g)")
+    parser.add_argument("--max-travel-m", type=float, default=Limits.max_travel_m, metavar="M", help="stop after this much travel (default %(default)g)")
+    parser.add_argument("--max-time-s", type=float, default=Limits.max_time_s, metavar="S", help="stop after this long (default %(default)g)")
+    parser.add_argument("--sim-wall-m", type=float, default=2.5, metavar="M", help="sim and log: the wall's distance (default %(default)g)")
+    parser.add_argument("--seed", type=int, default=0, help="sim and log: the random seed (default 0)")
+    return parser
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C through every ``finally`` (the motors stop)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None,
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+         stdin: TextIO | None = None, chassis_hook: Callable[[Any], None] | None = None) -> int:
+    """Run the command. ``gpio``/``bus`` replace the vendor libraries, ``clock``/``sleep`` the time (tests);
+    ``chassis_hook`` sees the opened chassis before the run (tests drive its ranger in virtual time)."""
+    args = build_parser().parse_args(argv)
+    path = args.config if args.config is not None else default_config_path()
+    try:
+        backend = args.backend or read_backend(path)
+        kit = KITS.get(backend)
+        if kit is None and backend not in SIMULATED:
+            raise ConfigError(f"drive.backend = {backend!r} has no motors to calibrate: use --backend picar-b, picar-b2 or sim")
+        section = kit.section if kit is not None else "picar_b"
+        kit_cls = kit.config if kit is not None else KITS["picar-b"].config
+        sections = load_sections(path, {section: kit_cls})
+        config = sections[section]
+        if not config.ultrasonic_enabled:
+            raise ConfigError(f"{section}.ultrasonic_enabled = false: calibrating the motors needs the ultrasonic sensor")
+        if args.write and kit is None:
+            raise ConfigError(f"--write is for a real kit: --backend {backend} measures the simulator's car, not yours")
+        if args.write and path is None:
+            raise ConfigError(f"--write needs a config file: pass --config PATH (none at {DEFAULT_CONFIG_PATH})")
+        # Driven up to --max-duty (default max_duty); the top speed is stated at max_duty, what throttle 1 sets.
+        plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty,
+                    top_duty_pct=config.max_duty)
+        # The sensor reads "nothing in range" beyond ultrasonic_max_m (2 m on the 2024 kit): start within it.
+        limits = Limits(min_range_m=args.min_range_m, max_travel_m=args.max_travel_m, max_time_s=args.max_time_s,
+                        start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - 0.05))
+    except (ValueError, RoverError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, RoverError) else ConfigError.exit_code
+    print(f"{PROG}: {backend}: duty up from 0 in {plan.step_pct:g} % steps, then up to {plan.max_duty_pct:g} %; "
+          f"stops {limits.min_range_m:g} m (plus the sensor's delay at speed) from the wall, after "
+          f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown", flush=True)
+    if kit is not None and not args.yes and not _confirmed(stdin if stdin is not None else sys.stdin):
+        print(f"{PROG}: not started: nothing was driven (pass --yes to start without asking)", file=sys.stderr)
+        return EXIT_USAGE
+    # The run commands raw duty: throttle 1 = 100 %, no dead-band offset.
+    raw = dataclasses.replace(config, min_duty=0.0, max_duty=100.0)
+    previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    lock = chassis = None
+    code = EXIT_OK
+    result: RunResult | None = None
+    try:
+        if kit is not None:
+            lock = lock_the_car(backend)  # one program commands the car at a time (rover-drive takes it too)
+            from rover.hw import open_chassis
+
+            chassis = open_chassis(backend, raw, gpio=gpio, bus=bus, clock=clock)
+        else:
+            rig = _sim_rig()(args.sim_wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
+            chassis, clock, sleep = rig.chassis, rig.clock, rig.sleep
+        if chassis_hook is not None:
+            chassis_hook(chassis)
+        samples = config.ultrasonic_samples
+        run = MotorRun(chassis, interval_s=config.ultrasonic_interval_s,
+                       lag_s=config.ultrasonic_interval_s * (samples // 2 + 1), clock=clock, sleep=sleep,
+                       plan=plan, limits=limits, wall_m=args.wall_m, say=lambda line: print(f"{PROG}: {line}", flush=True))
+        result = run.run()
+    except CalibrationAborted as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted: motors stopped", file=sys.stderr)
+        code = 128 + signal.SIGINT
+    except Interrupted as exc:
+        print(f"{PROG}: {signal.Signals(exc.signum).name}: motors stopped", file=sys.stderr)
+        code = 128 + exc.signum
+    except RoverError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    finally:
+        # A second Ctrl-C or SIGTERM must not cut the stop short: they wait until it is done.
+        held = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, *previous)}
+        try:
+            # The kit's safe-stop only when this program holds the car: never into another drive's pins.
+            code = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, code)
+            if lock is not None:
+                lock.close()
+        finally:
+            signal.signal(signal.SIGINT, held[signal.SIGINT])
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    if result is None or code != EXIT_OK:
+        return code
+    report(result, section, path)
+    if args.write:
+        assert path is not None
+        return write_lines(path, section, result)
+    return EXIT_OK
+
+
+def _confirmed(stdin: TextIO) -> bool:
+    """Ask on the terminal; never start on a closed or non-interactive stdin."""
+    if not (hasattr(stdin, "isatty") and stdin.isatty()):
+        print(f"{PROG}: stdin is not a terminal: cannot ask", file=sys.stderr)
+        return False
+    print("The car will drive FORWARD towards the wall. Clear the way, keep a hand near it. Type yes to start: ",
+          end="", flush=True)
+    try:
+        return stdin.readline().strip().lower() == "yes"
+    except (OSError, ValueError):
+        return False
+
+
+def _stop_everything(chassis: Any, kit: Any, backend: str, sections: Any, gpio: Any, bus: Any, code: int) -> int:
+    """Close the chassis (motors off, servos centred), then the kit's safe-stop routine; one line per failure."""
+    failures: list[str] = []
+    if chassis is not None:
+        try:
+            chassis.close()
+        except Exception as exc:  # noqa: BLE001 - the safe-stop routine below still runs
+            failures.append(f"closing the chassis failed: {exc}")
+    if kit is not None:
+        from rover.hw.safestop import safe_stop
+
+        failures += safe_stop({**sections, "drive": {"backend": backend}}, gpio=gpio, bus=bus)
+    for line in failures:
+        print(f"{PROG}: {line}", file=sys.stderr)
+    return EXIT_FAILURE if failures and code == EXIT_OK else code
+
+
+def report(result: RunResult, section: str, path: Path | None) -> None:
+    """The steps, the fit and the config lines."""
+    cal = result.calibration
+    assert cal is not None
+    travelled = result.travel_m if result.final_m is None else result.baseline_m - result.final_m
+    print(f"started {result.baseline_m:.2f} m from the wall, stopped at {_metres(result.final_m)} "
+          f"({travelled:.2f} m travelled): {result.stop_reason}")
+    print("duty %   speed m/s  readings  residual m  moved")
+    for step in result.steps:
+        est = step.estimate
+        speed = "     -   " if est is None else f"{est.speed_mps:9.3f}"
+        print(f"{step.duty_pct:6.1f} {speed}  {0 if est is None else est.samples:8d}  "
+              f"{'     -' if est is None else f'{est.residual_m:10.4f}'}  {'yes' if step.moved else 'no'}")
+    line = cal.line
+    print(f"dead band: the car moved from rest at {cal.min_duty_pct:g} % (stood still at {cal.still_duty_pct:g} %); "
+          f"the speed line crosses zero at {line.zero_duty_pct:.1f} %")
+    print(f"speed line: {line.slope_mps_per_pct * 100:.3f} m/s per 100 % duty over {line.samples} steps, "
+          f"RMS residual {line.residual_mps:.3f} m/s; at {cal.max_duty_pct:g} % duty (max_duty): {cal.top_speed_mps:.2f} m/s"
+          f"{' (extrapolated: no room to drive it)' if cal.extrapolated else ''}")
+    print(f"put these lines in {path or DEFAULT_CONFIG_PATH}:")
+    for text in config_lines(result, section):
+        print(text)
+
+
+def config_lines(result: RunResult, section: str) -> list[str]:
+    cal = result.calibration
+    assert cal is not None
+    return [f"[{section}]", f"min_duty = {cal.min_duty_pct:g}", "[drive]", f"top_speed_mps = {cal.top_speed_mps:.2f}"]
+
+
+def write_lines(path: Path, section: str, result: RunResult) -> int:
+    """Set the two keys in ``path`` (the rest of the file kept as it is) and check it still loads."""
+    cal = result.calibration
+    assert cal is not None
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        new = set_keys(text, {section: {"min_duty": f"{cal.min_duty_pct:g}"},
+                              "drive": {"top_speed_mps": f"{cal.top_speed_mps:.2f}"}})
+        path.write_text(new, encoding="utf-8")
+        read_toml(path)
+    except (OSError, ConfigError) as exc:
+        print(f"{PROG}: could not write {path}: {exc}", file=sys.stderr)
+        return ConfigError.exit_code
+    print(f"wrote {section}.min_duty and drive.top_speed_mps into {path}")
+    return EXIT_OK
+
+
+def _metres(value: float | None) -> str:
+    return "an unknown range" if value is None else f"{value:.2f} m"

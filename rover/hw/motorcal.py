@@ -1,0 +1,328 @@
+"""The motor calibration run: step the duty up towards a wall and watch the ultrasonic range.
+
+:class:`MotorRun` drives any :class:`rover.hw.chassis.Chassis` whose
+throttle is the raw duty fraction (``min_duty = 0``, ``max_duty = 100``: the
+caller opens the kit so) with an injected ``clock`` and ``sleep``, reads
+``chassis.distance_m()`` (the kit's ranger: the median of its latest
+readings) once per read interval, and hands the numbers to
+:mod:`rover.hw.motorfit`. The run:
+
+1. centres the steering (``safe()``, then ``steer(0)``), reads the range
+   with the motors off until the ranger answers, and refuses to start unless
+   it is finite, within ``start_min_m..start_max_m`` and steady (a standing
+   car: all but two readings within ``STEADY_M / 2`` of their median);
+2. raises the duty from 0 in ``step_pct`` increments, each held for
+   ``deadband_hold_s``, until the car moves (the dead band);
+3. holds ``speed_steps`` higher duties up to ``max_duty_pct``, each for
+   ``speed_hold_s``, while the room left allows: a step starts only if its
+   predicted travel keeps the car outside the stop range and the travel
+   limit; otherwise the run ends there and the speed line carries the top
+   speed (said so);
+4. stops the motors on every way out.
+
+Safety: every reading is checked before anything else. Unknown (None: the
+sensor failed, or its readings went stale) or nothing in range (inf: the
+wall cannot vanish, so the car turned or the sensor sees nothing) aborts
+with :class:`CalibrationAborted`; a dead sensor never reads as clear. So
+does a range that stops changing while the car drives above its dead band
+for longer than the margin below covers (``interval_s + lag_s``): the
+ranger keeps its last median for up to ``ultrasonic_stale_s`` (1 s) after
+its thread stops measuring, which at full speed would be a metre blind. The
+run stops (and keeps what it measured) when the range falls below
+``min_range_m`` plus what the car covers at its current speed during one
+read interval and the ranger's delay (``lag_s``), when the travel since the
+start exceeds ``max_travel_m``, and when ``max_time_s`` has passed. The
+``finally`` of :meth:`MotorRun.run` sets the throttle to 0 and calls
+``safe()``, whatever ended the run (KeyboardInterrupt included).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rover.core.errors import RoverError
+from rover.hw import motorfit
+from rover.hw.motorfit import Calibration, Reading, StepResult
+
+#: Readings of a standing car agree within this (m) before the run may start.
+STEADY_M = 0.05
+#: Readings taken with the motors off before starting (and while waiting for the ranger).
+BASELINE_READINGS = 7
+#: Range polls per read interval while driving (the safety checks run at every poll).
+POLLS_PER_READ = 4
+
+
+class CalibrationAborted(RoverError):
+    """The run stopped before it could measure (sensor failure, no room): the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The hard safety limits of a run (metres, seconds)."""
+
+    min_range_m: float = 0.4
+    max_travel_m: float = 2.5
+    max_time_s: float = 60.0
+    start_min_m: float = 1.0
+    start_max_m: float = 3.0
+
+    def __post_init__(self) -> None:
+        for key in ("min_range_m", "max_travel_m", "max_time_s", "start_min_m", "start_max_m"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{key} = {value} must be a positive number")
+        if not self.min_range_m < self.start_min_m <= self.start_max_m:
+            raise ValueError(f"min_range_m < start_min_m <= start_max_m must hold, not "
+                             f"{self.min_range_m:g} < {self.start_min_m:g} <= {self.start_max_m:g}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run drives: duties in percent, times in seconds."""
+
+    step_pct: float = 1.0
+    deadband_hold_s: float = 1.0
+    search_max_pct: float = 60.0  # the motors are broken or unpowered if nothing moved by then
+    speed_steps: int = 4
+    speed_hold_s: float = 1.0
+    settle_s: float = 0.5  # readings this soon after a duty change are not used (the motors' lag)
+    max_duty_pct: float = 100.0
+    #: The duty the top speed is stated at: the section's max_duty (throttle 1); None: ``max_duty_pct``.
+    top_duty_pct: float | None = None
+    min_speed_mps: float = 0.02
+    min_travel_m: float = 0.01
+    #: Only to predict a step's travel before two speeds are known: more than any PiCar-B does.
+    assumed_top_mps: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.step_pct <= 10.0:
+            raise ValueError(f"step_pct = {self.step_pct} must be in (0, 10] percent")
+        if not 0.0 < self.max_duty_pct <= 100.0:
+            raise ValueError(f"max_duty_pct = {self.max_duty_pct} must be in (0, 100] percent")
+        if self.speed_steps < 2:
+            raise ValueError(f"speed_steps = {self.speed_steps} must be at least 2 (a line needs two speeds)")
+        if not self.settle_s < min(self.deadband_hold_s, self.speed_hold_s):
+            raise ValueError("settle_s must be shorter than both hold times")
+
+
+@dataclass
+class RunResult:
+    """Everything the run saw: for the report and the tests."""
+
+    baseline_m: float
+    steps: list[StepResult]
+    readings: list[tuple[float, float, float]] = field(default_factory=list)  # (t, duty %, range m)
+    stop_reason: str = "done"
+    final_m: float | None = None
+    calibration: Calibration | None = None
+    travel_m: float = 0.0
+
+
+class MotorRun:
+    """One calibration run on ``chassis`` (throttle = duty fraction). ``say`` gets progress lines."""
+
+    def __init__(self, chassis: Any, *, interval_s: float, lag_s: float, clock: Callable[[], float],
+                 sleep: Callable[[float], None], plan: Plan = Plan(), limits: Limits = Limits(),
+                 wall_m: float | None = None, say: Callable[[str], None] = lambda line: None) -> None:
+        self.chassis, self.interval_s, self.lag_s = chassis, interval_s, lag_s
+        self.clock, self.sleep, self.plan, self.limits = clock, sleep, plan, limits
+        self.wall_m, self.say = wall_m, say
+        self._t0 = 0.0
+        self._speed = 0.0  # the speed the safety margin assumes now
+        self._stop: str | None = None
+        self._last_m = math.nan  # the last range polled
+        self._changed_t = 0.0  # when it last changed
+        self.result: RunResult | None = None
+
+    # -- the run ----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Measure; the motors are stopped on every way out. Raises :class:`CalibrationAborted` or what broke."""
+        try:
+            self.chassis.safe()
+            self.chassis.steer(0.0)
+            baseline = self._last_m = self._baseline()
+            self.result = result = RunResult(baseline, [])
+            self._t0 = self.clock()
+            self._deadband(result)
+            if self._stop is None:
+                self._speeds(result)
+            result.stop_reason = self._stop or "done"
+        finally:
+            try:
+                self.chassis.drive(0.0)
+            finally:
+                self.chassis.safe()
+        result.final_m = self._settled_range()
+        try:
+            top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
+            result.calibration = motorfit.calibrate(result.steps, max_duty_pct=top)
+        except ValueError as exc:
+            raise CalibrationAborted(f"{exc} (run ended: {result.stop_reason})") from None
+        return result
+
+    def _deadband(self, result: RunResult) -> None:
+        plan = self.plan
+        duty = 0.0
+        while self._stop is None:
+            duty = round(duty + plan.step_pct, 3)
+            if duty > min(plan.search_max_pct, plan.max_duty_pct) + 1e-9:
+                raise CalibrationAborted(
+                    f"the car did not move at any duty up to {duty - plan.step_pct:g} %: are the motors powered "
+                    "(battery switch on, charged) and the wheels on the floor?")
+            step = self._hold(result, duty, plan.deadband_hold_s)
+            if step.moved:
+                self.say(f"moved at {duty:g} % duty: {step.speed_mps:.3f} m/s")
+                return
+
+    def _speeds(self, result: RunResult) -> None:
+        plan = self.plan
+        moved_at = result.steps[-1].duty_pct
+        for duty in motorfit.speed_duties(moved_at, plan.max_duty_pct, plan.speed_steps):
+            fitting = self._highest_fitting(result, result.steps[-1].duty_pct, duty)
+            if fitting is None:
+                self._stop = f"no room for {duty:g} % duty (it would pass the stop range or the travel limit)"
+                return
+            step = self._hold(result, fitting, plan.speed_hold_s)
+            if step.speed_mps is not None:
+                self.say(f"{fitting:g} % duty: {step.speed_mps:.3f} m/s")
+            if self._stop is not None or fitting < duty:
+                if self._stop is None:
+                    self._stop = f"no room for {duty:g} % duty: stopped after {fitting:g} %"
+                return
+
+    def _highest_fitting(self, result: RunResult, floor: float, duty: float) -> float | None:
+        """``duty``, or the highest duty below it (down to ``floor``, the last one driven, + 5 %) whose predicted
+        travel fits; None if none."""
+        here = self._last_m
+        travelled = result.baseline_m - here
+        candidate = duty
+        while candidate >= floor + 5.0 - 1e-9:
+            speed = self._predict(result, candidate)
+            travel = speed * (self.plan.speed_hold_s + self.interval_s + self.lag_s)
+            if here - travel >= self.limits.min_range_m and travelled + travel <= self.limits.max_travel_m:
+                return candidate
+            candidate = round(candidate - 1.0, 3)
+        return None
+
+    def _predict(self, result: RunResult, duty: float) -> float:
+        """The speed to expect at ``duty`` (m/s), generously: 20 % over the line through the steps that moved so far,
+        or (before two such steps) the prior ``assumed_top_mps`` scaled by the duty."""
+        first = next((i for i, s in enumerate(result.steps) if s.moved), None)
+        points = [] if first is None else [(s.duty_pct, s.speed_mps) for s in result.steps[first:] if s.speed_mps is not None]
+        if len(points) >= 2:
+            try:
+                return max(0.0, 1.2 * motorfit.fit_line(points).speed_at(duty))  # type: ignore[arg-type]
+            except ValueError:
+                pass
+        return self.plan.assumed_top_mps * duty / 100.0
+
+    def _hold(self, result: RunResult, duty: float, hold_s: float) -> StepResult:
+        """Drive at ``duty`` for ``hold_s`` (or until a limit stops it), checking the range at every poll.
+
+        The range is polled ``POLLS_PER_READ`` times per read interval, and a
+        reading enters the fit when its value changed: the ranger's median
+        changes when a new measurement arrives, so each one is timed within
+        a poll instead of a whole interval (the poll and the ranger's thread
+        drift against each other). A standing car's unchanged value adds
+        nothing, which is what a standing car should add to a speed fit.
+        """
+        plan = self.plan
+        self.chassis.drive(duty / 100.0)
+        start = self.clock()
+        readings: list[Reading] = []
+        expected = self._predict(result, duty)
+        self._speed = max(self._speed, expected)
+        moving = any(s.moved for s in result.steps)
+        while self.clock() - start < hold_s:
+            self.sleep(self.interval_s / POLLS_PER_READ)
+            t, metres = self._read()
+            if metres != self._last_m:
+                self._last_m, self._changed_t = metres, t
+                readings.append((t, metres))
+                result.readings.append((t, duty, metres))
+                recent = motorfit.step_speed(readings[-5:], start_s=readings[-5:][0][0], settle_s=0.0)
+                self._speed = max(expected, 0.0 if recent is None else recent.speed_mps)
+            if moving and t - max(self._changed_t, start) > self.interval_s + self.lag_s:
+                self.chassis.drive(0.0)
+                raise CalibrationAborted(
+                    f"the ultrasonic range stopped changing while the car drives ({t - self._changed_t:.2f} s: the ranger "
+                    "has stopped measuring): motors stopped; check the sensor and start again")
+            if self._check_limits(result, t, metres):
+                break
+        estimate = motorfit.step_speed(readings, start_s=start, settle_s=plan.settle_s)
+        latest = statistics.median(r for _, r in readings[-3:]) if readings else self._last_m
+        step = StepResult(duty, estimate, motorfit.moved(estimate, result.baseline_m, latest,
+                                                         min_speed_mps=plan.min_speed_mps,
+                                                         min_travel_m=plan.min_travel_m))
+        result.steps.append(step)
+        return step
+
+    def _check_limits(self, result: RunResult, t: float, metres: float) -> bool:
+        """True (and the reason kept) when a limit says stop now."""
+        limits = self.limits
+        result.travel_m = max(result.travel_m, result.baseline_m - metres)
+        margin = limits.min_range_m + self._speed * (self.interval_s + self.lag_s)
+        if metres < margin:
+            self._stop = f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s)"
+        elif result.travel_m > limits.max_travel_m:
+            self._stop = f"travel limit: {result.travel_m:.2f} m travelled (limit {limits.max_travel_m:g} m)"
+        elif t - self._t0 > limits.max_time_s:
+            self._stop = f"time limit: {t - self._t0:.1f} s (limit {limits.max_time_s:g} s)"
+        if self._stop is not None:
+            self.chassis.drive(0.0)  # at once; the finally stops it again
+            return True
+        return False
+
+    # -- readings ---------------------------------------------------------------------
+    def _read(self) -> tuple[float, float]:
+        """``(clock, metres)`` of one finite reading; CalibrationAborted for an unknown or empty range."""
+        metres = self.chassis.distance_m()
+        t = self.clock()
+        if metres is None:
+            raise CalibrationAborted("the ultrasonic range is unknown (no valid echo, or readings went stale): "
+                                     "motors stopped; check the sensor's wiring and that it faces the wall")
+        if not math.isfinite(metres):
+            raise CalibrationAborted("the ultrasonic sees nothing in range ahead (the wall is gone: did the car turn?): "
+                                     "motors stopped; face the wall squarely and start again")
+        return t, float(metres)
+
+    def _baseline(self) -> float:
+        """The standing range: ``BASELINE_READINGS`` finite, steady readings in range, else refuse to start."""
+        limits = self.limits
+        wait_until = self.clock() + max(3.0, 10 * self.interval_s)
+        metres = None
+        while metres is None and self.clock() < wait_until:
+            self.sleep(self.interval_s)
+            metres = self.chassis.distance_m()
+        readings = []
+        for _ in range(BASELINE_READINGS):
+            if metres is not None and not math.isfinite(metres):
+                raise CalibrationAborted(f"the ultrasonic sees nothing in range ahead: place the car "
+                                         f"{limits.start_min_m:g} to {limits.start_max_m:g} m from a flat wall, facing it squarely")
+            readings.append(self._read()[1])
+            self.sleep(self.interval_s)
+            metres = self.chassis.distance_m()
+        baseline = statistics.median(readings)
+        low, high = min(readings), max(readings)
+        steady = sum(abs(r - baseline) <= STEADY_M / 2 for r in readings)
+        if steady < len(readings) - 2:  # two readings seen late (a loaded Pi) may not refuse the start
+            raise CalibrationAborted(f"the range is not steady with the motors off ({low:.2f}..{high:.2f} m): "
+                                     "is something moving in front of the car? Clear the way to the wall")
+        if not limits.start_min_m <= baseline <= limits.start_max_m:
+            raise CalibrationAborted(f"the wall is {baseline:.2f} m away: place the car {limits.start_min_m:g} to "
+                                     f"{limits.start_max_m:g} m from a flat wall, facing it squarely")
+        if self.wall_m is not None and abs(baseline - self.wall_m) > 0.15:
+            raise CalibrationAborted(f"the ultrasonic reads {baseline:.2f} m but you said the wall is {self.wall_m:g} m "
+                                     "away: is the sensor facing the wall squarely?")
+        return baseline
+
+    def _settled_range(self) -> float | None:
+        """The range once the car has stopped (a few intervals after the motors went off), None if unknown."""
+        metres = None
+        for _ in range(5):
+            self.sleep(self.interval_s)
+            metres = self.chassis.distance_m()
+        return metres

@@ -1,0 +1,167 @@
+"""Pure estimation for ``rover-calibrate motors``: range readings over time -> speed, dead band, top speed.
+
+No I/O and no clock: plain numbers in, plain numbers out, so every rule is
+tested with made-up series.
+
+- :func:`robust_slope` is the Theil-Sen estimator (the median of the slopes
+  of every pair of readings): a late ultrasonic reading (each millisecond of
+  lateness reads 0.17 m too far, :mod:`rover.hw.ultrasonic`) moves it far
+  less than it moves a least-squares line.
+- :func:`step_speed` is the speed during one held duty step: the readings
+  after the step's settle time (the motors' lag), fitted robustly; the car
+  approaches the wall, so its speed is minus the slope of range over time.
+- :func:`moved` decides whether the car moved during a step: fast enough
+  (``min_speed_mps``) and far enough from where it stood before any duty
+  (``min_travel_m``), so sensor noise on a standing car is never "moving".
+- :func:`fit_line` is the least-squares line of speed against duty over the
+  steps above the dead band, with its RMS residual and sample count; the
+  top speed is that line at ``max_duty``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+#: A reading: (seconds on the caller's clock, range in metres).
+Reading = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    """The speed during one step: ``speed_mps`` towards the wall (positive = approaching)."""
+
+    speed_mps: float
+    samples: int
+    residual_m: float  # RMS distance of the readings from the fitted line
+    span_s: float  # time between the first and last reading used
+    last_m: float  # the fitted range at the last reading
+
+
+def robust_slope(readings: Sequence[Reading]) -> tuple[float, float]:
+    """Theil-Sen ``(slope, intercept)`` of range against time; ValueError for fewer than 2 distinct times."""
+    slopes = [(r2 - r1) / (t2 - t1) for i, (t1, r1) in enumerate(readings)
+              for t2, r2 in readings[i + 1:] if t2 != t1]
+    if not slopes:
+        raise ValueError("a slope needs at least two readings at different times")
+    slope = statistics.median(slopes)
+    intercept = statistics.median(r - slope * t for t, r in readings)
+    return slope, intercept
+
+
+def step_speed(readings: Sequence[Reading], *, start_s: float, settle_s: float) -> SpeedEstimate | None:
+    """Speed of one step from its readings; those before ``start_s + settle_s`` are skipped (the motors' lag).
+
+    None when fewer than 3 readings remain (too short to tell anything).
+    Readings must be finite: an unknown or "nothing in range" reading has
+    already stopped the run.
+    """
+    used = [(t, r) for t, r in readings if t >= start_s + settle_s]
+    if len(used) < 3:
+        return None
+    for t, r in used:
+        if not (math.isfinite(t) and math.isfinite(r)):
+            raise ValueError(f"reading ({t}, {r}) is not finite: an unknown range must stop the run first")
+    slope, intercept = robust_slope(used)
+    residual = math.sqrt(sum((r - (intercept + slope * t)) ** 2 for t, r in used) / len(used))
+    last_t = used[-1][0]
+    return SpeedEstimate(-slope, len(used), residual, last_t - used[0][0], intercept + slope * last_t)
+
+
+def moved(estimate: SpeedEstimate | None, baseline_m: float, latest_m: float, *,
+          min_speed_mps: float, min_travel_m: float) -> bool:
+    """True when the car moved: it approached at ``min_speed_mps`` or more and is ``min_travel_m`` nearer than it stood.
+
+    ``baseline_m`` is the median range before any duty, ``latest_m`` a
+    median of the step's last readings. Both tests must pass: a noisy slope
+    alone, or one low reading alone, is not motion.
+    """
+    if estimate is None:
+        return False
+    return estimate.speed_mps >= min_speed_mps and baseline_m - latest_m >= min_travel_m
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """``speed = slope * (duty - zero_duty)``, duty in percent, speed in m/s."""
+
+    slope_mps_per_pct: float
+    zero_duty_pct: float  # where the line crosses zero speed (the motors' kinetic dead band)
+    residual_mps: float  # RMS of the speeds about the line
+    samples: int
+
+    def speed_at(self, duty_pct: float) -> float:
+        return self.slope_mps_per_pct * (duty_pct - self.zero_duty_pct)
+
+
+def fit_line(points: Sequence[tuple[float, float]]) -> LineFit:
+    """Least-squares line of speed (m/s) against duty (percent); ValueError without 2 distinct duties or a rising line."""
+    if len(points) < 2 or len({duty for duty, _ in points}) < 2:
+        raise ValueError("a speed line needs steps at two different duties above the dead band at least")
+    n = len(points)
+    mean_d = sum(d for d, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    sxx = sum((d - mean_d) ** 2 for d, _ in points)
+    sxy = sum((d - mean_d) * (v - mean_v) for d, v in points)
+    slope = sxy / sxx
+    if slope <= 0:
+        raise ValueError(f"the car did not go faster at a higher duty (slope {slope:.4f} m/s per %): "
+                         "is it slipping, blocked or on a stand?")
+    zero = mean_d - mean_v / slope
+    residual = math.sqrt(sum((v - slope * (d - zero)) ** 2 for d, v in points) / n)
+    return LineFit(slope, zero, residual, n)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One held duty: what was measured (``estimate`` None: too few readings)."""
+
+    duty_pct: float
+    estimate: SpeedEstimate | None
+    moved: bool
+
+    @property
+    def speed_mps(self) -> float | None:
+        return None if self.estimate is None else self.estimate.speed_mps
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the run found: the dead band, the speed line and the top speed at ``max_duty``."""
+
+    min_duty_pct: float  # the lowest duty that moved the car from rest
+    still_duty_pct: float  # the highest duty it stood still at (the dead band lies between the two)
+    line: LineFit
+    max_duty_pct: float
+    top_speed_mps: float  # the line at max_duty
+    extrapolated: bool  # True when no step reached max_duty (the line carries the top speed)
+
+
+def calibrate(steps: Sequence[StepResult], *, max_duty_pct: float) -> Calibration:
+    """The calibration from the steps in the order they were driven.
+
+    The dead band is the first step that moved; the line is fitted to that
+    step and every later step with a speed. ValueError (with what is
+    missing) when the car never moved or the line cannot be fitted.
+    """
+    first = next((i for i, s in enumerate(steps) if s.moved), None)
+    if first is None:
+        tried = max((s.duty_pct for s in steps), default=0.0)
+        raise ValueError(f"the car never moved (duty up to {tried:g} %): are the motors powered (battery switch on, "
+                         "charged) and the wheels on the floor?")
+    still = max((s.duty_pct for s in steps[:first]), default=0.0)
+    points = [(s.duty_pct, s.speed_mps) for s in steps[first:] if s.speed_mps is not None]
+    line = fit_line(points)
+    reached = max(d for d, _ in points)
+    return Calibration(steps[first].duty_pct, still, line, max_duty_pct, line.speed_at(max_duty_pct),
+                       reached < max_duty_pct - 1e-9)
+
+
+def speed_duties(start_pct: float, max_duty_pct: float, count: int) -> list[float]:
+    """``count`` duties evenly spaced above ``start_pct`` up to ``max_duty_pct`` (rounded to 0.1 %)."""
+    if count < 1 or max_duty_pct <= start_pct:
+        return []
+    span = max_duty_pct - start_pct
+    return [round(start_pct + span * (i + 1) / count, 1) for i in range(count)]
