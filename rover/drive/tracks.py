@@ -1,0 +1,215 @@
+"""One track per person in view: where they are in metres, where they will be, how well a box fits.
+
+Pure: plain floats, no I/O, times in seconds of the loop's clock. A box
+becomes a :class:`Sighting`: range and bearing through the camera model
+(:func:`rover.drive.estimate.observe`), put into the car's odometry frame
+with the car's motion at the capture (:class:`Ego`: the distance driven
+towards the target, the head's pan, the car's yaw), so the car's own
+driving and turning and the head's panning are not read as the person
+moving. A :class:`Track` follows one person with two constant-velocity
+Kalman filters (:class:`rover.drive.kalman.CVFilter`), range and bearing,
+and says how well a new sighting fits it (:meth:`Track.cost`):
+
+- hard gates in the image, from the config, while the person was seen in
+  the previous message: the box's height within ``max_size_ratio`` of the
+  last box's (appearance), and its centre within ``max_jump`` of the last
+  centre or overlapping the last box by ``min_iou`` (a track that coasts,
+  unseen, is gated in metres alone: its uncertainty has grown with time);
+- a statistical gate in metres: the squared Mahalanobis distance of the
+  sighting's range and bearing from the prediction, with the prediction's
+  uncertainty (it grows while the person is unseen) and the measurement's
+  (a box edge jitters by a few per cent: ~6 % of the range), plus the box
+  centre's row against the predicted box's (a person at another place on
+  the floor whose box happens to be as tall), within :data:`GATE`
+  (chi-square, three degrees of freedom, 99.9 %). A person 1 m
+  farther than the target predicted at 4 m, 0.2 s after it was last seen,
+  is ~4 standard deviations off: not the target, whatever the image says;
+- the cost of a fit is the negative log-likelihood (the distance plus the
+  log of the uncertainty), so a track unseen for long, whose uncertainty
+  has grown, does not take a box from a track that predicts it sharply.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rover.drive.estimate import CameraGeometry, observe
+from rover.drive.kalman import CVFilter
+
+Box = tuple[float, float, float, float]
+
+#: Filter tuning (properties of walking people and of box noise, not config).
+RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
+BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
+RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
+CUT_RANGE_NOISE = 0.3  # ... when the head is cut by the frame (the range is the feet's: ~30 %, rover.drive.estimate)
+BEARING_NOISE_RAD = 0.02  # the box centre's jitter and the odometry's yaw error
+INITIAL_BEARING_RATE_VAR = 0.25  # (rad/s)^2: a new track's bearing rate is unknown to +-0.5 rad/s
+MAX_PERSON_SPEED_MPS = 3.0
+MAX_BEARING_RATE = 2.0  # rad/s
+ROW_NOISE = 0.05  # std of the box centre's row, as a share of the box's height (edge jitter, the person's gait)
+PITCH_NOISE = 0.02  # std of the row from the car pitching on the floor (fraction of the frame: ~1 degree)
+GATE = 16.3  # chi-square with 3 degrees of freedom at 99.9 %
+MAX_COAST_S = 1.0  # the mean is extrapolated at most this far past the last sighting (its uncertainty grows on)
+
+
+@dataclass(frozen=True)
+class Ego:
+    """The car at a frame's capture: time (s), distance driven towards the target (m), head pan (-1..1), yaw (rad)."""
+
+    t: float
+    driven_m: float = 0.0
+    pan: float = 0.0
+    yaw_rad: float = 0.0
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two corner boxes; 0 for empty boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def covered(inner: Box, outer: Box) -> float:
+    """Share of ``inner``'s area inside ``outer`` (0..1; 1 for an empty ``inner``)."""
+    w = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    h = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return max(0.0, w) * max(0.0, h) / area if area > 0 else 1.0
+
+
+def centre_distance(a: Box, b: Box) -> float:
+    """Distance between box centres as a fraction of the frame diagonal (0..1)."""
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    return math.hypot(dx, dy) / math.sqrt(2)
+
+
+def size_ratio(a: Box, b: Box) -> float:
+    """Height of the taller box over the shorter one's: 1 for equal heights, inf for an empty box."""
+    ha, hb = a[3] - a[1], b[3] - b[1]
+    return max(ha, hb) / min(ha, hb) if min(ha, hb) > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One box of one message, in metres: camera-frame range, odometry-frame range and bearing."""
+
+    box: Box
+    score: float
+    ego: Ego
+    range_m: float  # from the camera (what the box says)
+    odo_range_m: float  # range + distance driven towards the target by the capture
+    odo_bearing_rad: float  # bearing off the car's heading (pan included) + the car's yaw
+    range_noise: float = RANGE_NOISE  # the range's std as a share of it (larger when the head is cut by the frame)
+    upper_bound: bool = False  # the feet are cut by the frame: the person is at most this far
+
+    @property
+    def range_var(self) -> float:
+        sigma = self.range_noise * max(self.range_m, 0.3)
+        return sigma * sigma
+
+
+def sight(box: Box, score: float, ego: Ego, camera: CameraGeometry, person_height_m: float) -> Sighting:
+    """The box ``box`` of a frame captured with the car at ``ego``, in metres."""
+    obs = observe(box, camera, person_height_m, ego.pan)
+    noise = CUT_RANGE_NOISE if obs.cut and not obs.clipped else RANGE_NOISE
+    return Sighting(box, score, ego, obs.range_m, obs.range_m + ego.driven_m, obs.bearing_rad + ego.yaw_rad, noise,
+                    obs.clipped)
+
+
+def horizon_row(camera: CameraGeometry) -> float:
+    """The image row (0 top .. 1 bottom) of the horizon: a farther person's feet move up towards it."""
+    return 0.5 + math.tan(math.radians(camera.tilt_deg)) / (2.0 * math.tan(math.radians(camera.vfov_deg) / 2))
+
+
+class Track:
+    """One person: the last box, range and bearing filters, the run of consecutive messages showing them."""
+
+    def __init__(self, seen: Sighting) -> None:
+        self.range_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)
+        self.bearing_f = CVFilter(BEARING_ACCEL_PSD, initial_rate_var=INITIAL_BEARING_RATE_VAR, max_rate=MAX_BEARING_RATE)
+        self.last = seen
+        self.run = 0  # consecutive messages showing this person (the newest included)
+        self.hits = 0
+        self.matched = False  # seen in the newest message
+        self.update(seen)
+
+    def update(self, seen: Sighting) -> None:
+        # a range that is only an upper bound says something only when the prediction is beyond it
+        if not (seen.upper_bound and self.range_f.ready and self.predict(seen.ego.t)[0] <= seen.odo_range_m):
+            self.range_f.update(seen.odo_range_m, seen.range_var, seen.ego.t)
+        self.bearing_f.update(seen.odo_bearing_rad, BEARING_NOISE_RAD ** 2, seen.ego.t)
+        self.last = seen
+        self.run += 1
+        self.hits += 1
+        self.matched = True
+
+    def missed(self) -> None:
+        """The newest message did not show this person."""
+        self.run = 0
+        self.matched = False
+
+    def unseen_s(self, t: float) -> float:
+        return max(0.0, t - self.last.ego.t)
+
+    def predict(self, t: float) -> tuple[float, float, float, float]:
+        """Odometry-frame range and bearing at ``t`` and their variances (the mean coasts at most MAX_COAST_S)."""
+        t_mean = min(t, self.last.ego.t + MAX_COAST_S)
+        r, _ = self.range_f.predict(t_mean)
+        b, _ = self.bearing_f.predict(t_mean)
+        return r, b, self.range_f.std(t) ** 2, self.bearing_f.std(t) ** 2
+
+    def predicted_box(self, ego: Ego, camera: CameraGeometry) -> Box:
+        """Where this person's box should be in a frame captured with the car at ``ego``.
+
+        The last box moved to the predicted bearing and scaled by the
+        predicted range (its size goes as 1 / range, its bottom edge towards
+        the horizon row as 1 / range).
+        """
+        r, b, _, _ = self.predict(ego.t)
+        last = self.last
+        range_now = max(0.1, r - ego.driven_m)
+        scale = max(0.25, min(4.0, last.range_m / range_now)) if last.range_m > 0 else 1.0
+        bearing_cam = b - ego.yaw_rad - ego.pan * math.radians(camera.pan_range_deg)
+        half = math.tan(math.radians(camera.hfov_deg) / 2)
+        u = 0.5 - math.tan(max(-1.5, min(1.5, bearing_cam))) / (2.0 * half)
+        x1, y1, x2, y2 = last.box
+        w, h = (x2 - x1) * scale, (y2 - y1) * scale
+        v0 = horizon_row(camera)
+        bottom = v0 + (y2 - v0) * scale
+        return (u - w / 2, bottom - h, u + w / 2, bottom)
+
+    def predicted_range(self, ego: Ego) -> float:
+        """Camera-frame range (m) predicted for a frame captured with the car at ``ego``."""
+        return max(0.0, self.predict(ego.t)[0] - ego.driven_m)
+
+    def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float]) -> float | None:
+        """Negative log-likelihood of ``seen`` being this person, None outside the gates.
+
+        ``limits`` are the image gates ``(min_iou, max_jump, max_size_ratio)``.
+        """
+        min_iou, max_jump, max_ratio = limits
+        if self.matched:  # seen in the previous message: the image gates of one frame's change
+            last = self.last.box
+            if size_ratio(last, seen.box) > max_ratio:
+                return None
+            if centre_distance(last, seen.box) > max_jump and iou(last, seen.box) < min_iou:
+                return None
+        expected = self.predicted_box(seen.ego, camera)
+        r, b, var_r, var_b = self.predict(seen.ego.t)
+        s_r, s_b = var_r + seen.range_var, var_b + BEARING_NOISE_RAD ** 2
+        row, row_seen = (expected[1] + expected[3]) / 2, (seen.box[1] + seen.box[3]) / 2
+        # the predicted row moves towards the horizon as 1 / range: its spread from the range's
+        drow_dr = (row - horizon_row(camera)) / max(0.1, r - seen.ego.driven_m)
+        s_row = (ROW_NOISE * (expected[3] - expected[1])) ** 2 + PITCH_NOISE ** 2 + drow_dr ** 2 * var_r
+        range_error = seen.odo_range_m - r
+        if seen.upper_bound:
+            range_error = min(0.0, range_error)  # the person is at most that far: any nearer prediction fits
+        d2 = range_error ** 2 / s_r + (seen.odo_bearing_rad - b) ** 2 / s_b + (row_seen - row) ** 2 / s_row
+        if not d2 <= GATE:
+            return None
+        return d2 + math.log(s_r * s_b * s_row)
