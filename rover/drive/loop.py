@@ -28,7 +28,6 @@ from rover.drive.receiver import MessageGate, Received
 from rover.drive.states import MOVING_STATES, State, StateMachine
 from rover.drive.status import DriveStatus, EstimateInfo, LimitsInfo, TargetInfo, encode
 from rover.drive.tracker import TargetTracker
-from rover.drive.tracks import Ego
 from rover.hw.chassis import Chassis
 
 log = logging.getLogger("rover.drive")
@@ -175,11 +174,7 @@ class DriveLoop:
         candidates = [(d.box, d.score) for d in message.detections if d.label == follow and d.score >= self.config.min_score]
         # The tracker sees the arming messages too: a person in all of them is
         # confirmed (lock_frames) by the time the car is ARMED, so it starts no later.
-        # The car's motion at the capture (from the commands), so the tracker's predictions follow the people,
-        # not the car's own driving, turning and panning.
-        capture = min(self._last_capture, now)
-        driven, pan, yaw = self.controller.odometer.at(capture)
-        target = self.tracker.update(candidates, now, Ego(capture, driven, pan, yaw))
+        target = self.tracker.update(candidates, now, self._last_capture)
         if self.machine.state is State.SAFE:
             self.machine.fresh(now, target_seen=False)
             return

@@ -4,8 +4,8 @@ A small multi-object tracker in the manner of SORT (one Kalman track per
 person, gated assignment, tracks that coast while unseen), cut to what a Pi
 does in well under a millisecond. Every box of the followed label becomes a
 sighting in metres and is assigned to one track (:mod:`rover.drive.tracks`:
-each track predicts its person's range and bearing in the car's odometry
-frame and scores a box against that prediction, with the prediction's
+each track predicts its person's range and bearing off the camera's axis
+and scores a box against that prediction, with the prediction's
 uncertainty). The assignment is global and greedy by cost: the best fit of
 all (track, box) pairs first. So a box is the target only if it fits the
 target's prediction *and* no other person's track explains it better: a
@@ -53,12 +53,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.estimate import CameraGeometry
-from rover.drive.tracks import Box, Ego, Sighting, Track, centre_distance, covered, iou, sight, size_ratio
+from rover.drive.tracks import Box, Sighting, Track, centre_distance, covered, iou, sight, size_ratio
 
 if TYPE_CHECKING:
     from rover.drive.config import DriveConfig
 
-__all__ = ["Box", "Ego", "Target", "TargetTracker", "centre_distance", "iou", "prefilter", "size_ratio"]
+__all__ = ["Box", "Target", "TargetTracker", "centre_distance", "iou", "prefilter", "size_ratio"]
 
 KEEP_S = 2.0  # a track unseen this long is forgotten (the target's: once its lock is dropped)
 MAX_TRACKS_PER_BOX = 2  # tracks kept: this many per box matched in a message
@@ -161,31 +161,31 @@ class TargetTracker:
         self.occluded = False
         self.tracks = []
 
-    def update(self, candidates: Iterable[tuple[Box, float]], now: float, ego: Ego | None = None) -> Target | None:
+    def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None) -> Target | None:
         """Feed the detections of the followed label in one fresh message.
 
         ``candidates`` are ``(box, score)`` pairs already filtered by label and
-        minimum score; ``ego`` is the car at the frame's capture (its time,
-        distance driven, pan and yaw; default: at ``now``, not moving).
+        minimum score; ``t_capture`` is the frame's capture time (default
+        ``now``): the tracks' predictions are made for it.
         Returns the target seen in this message, or None when it is not in
         view (the lock is kept until ``relock_after_s``, longer while it is
         occluded) or a new target is not confirmed yet.
         """
-        ego = ego or Ego(now)
+        t = now if t_capture is None else min(t_capture, now)
         anchors = [t.last.box for t in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
-        sightings = [sight(box, score, ego, self.camera, self.person_height_m) for box, score in boxes]
+        sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
         if self._target_track is not None and not self._lock_holds(now):
             self._drop_target()  # lost for long enough: another target may be locked
         unexplained = self._associate(sightings)
         self.tracks.extend(Track(s) for s in unexplained)
-        self._prune(ego.t, len(sightings))
+        self._prune(t, len(sightings))
         target = self._target_track
         if target is not None:
             if target.matched:
                 self.occluded = False
                 return self._see(target, now)
-            self.occluded = self._is_occluded(target, sightings, ego)
+            self.occluded = self._is_occluded(target, sightings, t)
             if self.occluded:
                 self._last_occluded = now
             return None
@@ -250,7 +250,7 @@ class TargetTracker:
         return (self._last_occluded is not None and now - self._last_occluded < self.relock_after_s
                 and now - self._last_seen < MAX_OCCLUDED_S)
 
-    def _is_occluded(self, target: Track, sightings: Sequence[Sighting], ego: Ego) -> bool:
+    def _is_occluded(self, target: Track, sightings: Sequence[Sighting], t: float) -> bool:
         """A nearer person's box covers the target's predicted box: the target is behind them, not gone.
 
         Nearer is a fact of the pixels: taller than the predicted box by
@@ -258,7 +258,7 @@ class TargetTracker:
         at or below the predicted one's); a box that fits the target's own
         prediction is no occluder (it may be the target, badly measured).
         """
-        expected = target.predicted_box(ego, self.camera)
+        expected = target.predicted_box(t, self.camera)
         height = expected[3] - expected[1]
         return any(s.box[3] - s.box[1] > height * (1.0 + OCCLUDER_MARGIN) and s.box[3] >= expected[3] - FEET_TOLERANCE
                    and covered(expected, s.box) >= OCCLUDED_COVER and self._cost(target, s) is None

@@ -1,14 +1,17 @@
 """One track per person in view: where they are in metres, where they will be, how well a box fits.
 
-Pure: plain floats, no I/O, times in seconds of the loop's clock. A box
-becomes a :class:`Sighting`: range and bearing through the camera model
-(:func:`rover.drive.estimate.observe`), put into the car's odometry frame
-with the car's motion at the capture (:class:`Ego`: the distance driven
-towards the target, the head's pan, the car's yaw), so the car's own
-driving and turning and the head's panning are not read as the person
-moving. A :class:`Track` follows one person with two constant-velocity
-Kalman filters (:class:`rover.drive.kalman.CVFilter`), range and bearing,
-and says how well a new sighting fits it (:meth:`Track.cost`):
+Pure: plain floats, no I/O, times in seconds of the loop's clock (a frame's
+capture time). A box becomes a :class:`Sighting`: range and bearing off the
+camera's axis through the camera model (:func:`rover.drive.estimate.observe`).
+A :class:`Track` follows one person with two constant-velocity Kalman
+filters (:class:`rover.drive.kalman.CVFilter`), range and bearing, and says
+how well a new sighting fits it (:meth:`Track.cost`). The filters work in
+the camera's frame: the car's driving and the head's panning between two
+frames are part of the motion they follow (their process noise covers it),
+so the lock does not depend on the car moving as commanded (a stuck wheel,
+a lagging servo, a car held by hand).
+
+Fits:
 
 - hard gates in the image, from the config, while the person was seen in
   the previous message: the box's height within ``max_size_ratio`` of the
@@ -44,7 +47,7 @@ RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a 
 BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
 RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
 CUT_RANGE_NOISE = 0.3  # ... when the head is cut by the frame (the range is the feet's: ~30 %, rover.drive.estimate)
-BEARING_NOISE_RAD = 0.02  # the box centre's jitter and the odometry's yaw error
+BEARING_NOISE_RAD = 0.02  # the box centre's jitter (~1 degree)
 INITIAL_BEARING_RATE_VAR = 0.25  # (rad/s)^2: a new track's bearing rate is unknown to +-0.5 rad/s
 MAX_PERSON_SPEED_MPS = 3.0
 MAX_BEARING_RATE = 2.0  # rad/s
@@ -52,16 +55,6 @@ ROW_NOISE = 0.05  # std of the box centre's row, as a share of the box's height 
 PITCH_NOISE = 0.02  # std of the row from the car pitching on the floor (fraction of the frame: ~1 degree)
 GATE = 16.3  # chi-square with 3 degrees of freedom at 99.9 %
 MAX_COAST_S = 1.0  # the mean is extrapolated at most this far past the last sighting (its uncertainty grows on)
-
-
-@dataclass(frozen=True)
-class Ego:
-    """The car at a frame's capture: time (s), distance driven towards the target (m), head pan (-1..1), yaw (rad)."""
-
-    t: float
-    driven_m: float = 0.0
-    pan: float = 0.0
-    yaw_rad: float = 0.0
 
 
 def iou(a: Box, b: Box) -> float:
@@ -96,14 +89,13 @@ def size_ratio(a: Box, b: Box) -> float:
 
 @dataclass(frozen=True)
 class Sighting:
-    """One box of one message, in metres: camera-frame range, odometry-frame range and bearing."""
+    """One box of one frame captured at ``t``, in metres: range, bearing off the camera's axis (left > 0)."""
 
     box: Box
     score: float
-    ego: Ego
-    range_m: float  # from the camera (what the box says)
-    odo_range_m: float  # range + distance driven towards the target by the capture
-    odo_bearing_rad: float  # bearing off the car's heading (pan included) + the car's yaw
+    t: float
+    range_m: float
+    bearing_rad: float
     range_noise: float = RANGE_NOISE  # the range's std as a share of it (larger when the head is cut by the frame)
     upper_bound: bool = False  # the feet are cut by the frame: the person is at most this far
 
@@ -113,12 +105,11 @@ class Sighting:
         return sigma * sigma
 
 
-def sight(box: Box, score: float, ego: Ego, camera: CameraGeometry, person_height_m: float) -> Sighting:
-    """The box ``box`` of a frame captured with the car at ``ego``, in metres."""
-    obs = observe(box, camera, person_height_m, ego.pan)
+def sight(box: Box, score: float, t: float, camera: CameraGeometry, person_height_m: float) -> Sighting:
+    """The box ``box`` of a frame captured at ``t``, in metres."""
+    obs = observe(box, camera, person_height_m)
     noise = CUT_RANGE_NOISE if obs.cut and not obs.clipped else RANGE_NOISE
-    return Sighting(box, score, ego, obs.range_m, obs.range_m + ego.driven_m, obs.bearing_rad + ego.yaw_rad, noise,
-                    obs.clipped)
+    return Sighting(box, score, t, obs.range_m, obs.bearing_rad, noise, obs.clipped)
 
 
 def horizon_row(camera: CameraGeometry) -> float:
@@ -140,9 +131,9 @@ class Track:
 
     def update(self, seen: Sighting) -> None:
         # a range that is only an upper bound says something only when the prediction is beyond it
-        if not (seen.upper_bound and self.range_f.ready and self.predict(seen.ego.t)[0] <= seen.odo_range_m):
-            self.range_f.update(seen.odo_range_m, seen.range_var, seen.ego.t)
-        self.bearing_f.update(seen.odo_bearing_rad, BEARING_NOISE_RAD ** 2, seen.ego.t)
+        if not (seen.upper_bound and self.range_f.ready and self.predict(seen.t)[0] <= seen.range_m):
+            self.range_f.update(seen.range_m, seen.range_var, seen.t)
+        self.bearing_f.update(seen.bearing_rad, BEARING_NOISE_RAD ** 2, seen.t)
         self.last = seen
         self.run += 1
         self.hits += 1
@@ -154,38 +145,32 @@ class Track:
         self.matched = False
 
     def unseen_s(self, t: float) -> float:
-        return max(0.0, t - self.last.ego.t)
+        return max(0.0, t - self.last.t)
 
     def predict(self, t: float) -> tuple[float, float, float, float]:
-        """Odometry-frame range and bearing at ``t`` and their variances (the mean coasts at most MAX_COAST_S)."""
-        t_mean = min(t, self.last.ego.t + MAX_COAST_S)
+        """Range and bearing at ``t`` and their variances (the mean coasts at most MAX_COAST_S)."""
+        t_mean = min(t, self.last.t + MAX_COAST_S)
         r, _ = self.range_f.predict(t_mean)
         b, _ = self.bearing_f.predict(t_mean)
         return r, b, self.range_f.std(t) ** 2, self.bearing_f.std(t) ** 2
 
-    def predicted_box(self, ego: Ego, camera: CameraGeometry) -> Box:
-        """Where this person's box should be in a frame captured with the car at ``ego``.
+    def predicted_box(self, t: float, camera: CameraGeometry) -> Box:
+        """Where this person's box should be in a frame captured at ``t``.
 
         The last box moved to the predicted bearing and scaled by the
         predicted range (its size goes as 1 / range, its bottom edge towards
         the horizon row as 1 / range).
         """
-        r, b, _, _ = self.predict(ego.t)
+        r, b, _, _ = self.predict(t)
         last = self.last
-        range_now = max(0.1, r - ego.driven_m)
-        scale = max(0.25, min(4.0, last.range_m / range_now)) if last.range_m > 0 else 1.0
-        bearing_cam = b - ego.yaw_rad - ego.pan * math.radians(camera.pan_range_deg)
+        scale = max(0.25, min(4.0, last.range_m / max(0.1, r))) if last.range_m > 0 else 1.0
         half = math.tan(math.radians(camera.hfov_deg) / 2)
-        u = 0.5 - math.tan(max(-1.5, min(1.5, bearing_cam))) / (2.0 * half)
+        u = 0.5 - math.tan(max(-1.5, min(1.5, b))) / (2.0 * half)
         x1, y1, x2, y2 = last.box
         w, h = (x2 - x1) * scale, (y2 - y1) * scale
         v0 = horizon_row(camera)
         bottom = v0 + (y2 - v0) * scale
         return (u - w / 2, bottom - h, u + w / 2, bottom)
-
-    def predicted_range(self, ego: Ego) -> float:
-        """Camera-frame range (m) predicted for a frame captured with the car at ``ego``."""
-        return max(0.0, self.predict(ego.t)[0] - ego.driven_m)
 
     def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float]) -> float | None:
         """Negative log-likelihood of ``seen`` being this person, None outside the gates.
@@ -199,17 +184,17 @@ class Track:
                 return None
             if centre_distance(last, seen.box) > max_jump and iou(last, seen.box) < min_iou:
                 return None
-        expected = self.predicted_box(seen.ego, camera)
-        r, b, var_r, var_b = self.predict(seen.ego.t)
+        expected = self.predicted_box(seen.t, camera)
+        r, b, var_r, var_b = self.predict(seen.t)
         s_r, s_b = var_r + seen.range_var, var_b + BEARING_NOISE_RAD ** 2
         row, row_seen = (expected[1] + expected[3]) / 2, (seen.box[1] + seen.box[3]) / 2
         # the predicted row moves towards the horizon as 1 / range: its spread from the range's
-        drow_dr = (row - horizon_row(camera)) / max(0.1, r - seen.ego.driven_m)
+        drow_dr = (row - horizon_row(camera)) / max(0.1, r)
         s_row = (ROW_NOISE * (expected[3] - expected[1])) ** 2 + PITCH_NOISE ** 2 + drow_dr ** 2 * var_r
-        range_error = seen.odo_range_m - r
+        range_error = seen.range_m - r
         if seen.upper_bound:
             range_error = min(0.0, range_error)  # the person is at most that far: any nearer prediction fits
-        d2 = range_error ** 2 / s_r + (seen.odo_bearing_rad - b) ** 2 / s_b + (row_seen - row) ** 2 / s_row
+        d2 = range_error ** 2 / s_r + (seen.bearing_rad - b) ** 2 / s_b + (row_seen - row) ** 2 / s_row
         if not d2 <= GATE:
             return None
         return d2 + math.log(s_r * s_b * s_row)
