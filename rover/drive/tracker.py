@@ -132,6 +132,8 @@ class TargetTracker:
         self.target: Target | None = None
         self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
+        self.seen: Target | None = None  # the target as the newest message showed it (None: not in it)
+        self.messages = 0  # messages fed to :meth:`update`
         self.tracks: list[Track] = []
         self._target_track: Track | None = None
         self._last_seen: float | None = None
@@ -159,6 +161,7 @@ class TargetTracker:
         self._target_track = None
         self._last_seen = self._last_occluded = None
         self.occluded = False
+        self.seen = None
         self.tracks = []
 
     def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None) -> Target | None:
@@ -172,6 +175,8 @@ class TargetTracker:
         occluded) or a new target is not confirmed yet.
         """
         t = now if t_capture is None else min(t_capture, now)
+        self.messages += 1
+        self.seen = None
         anchors = [t.last.box for t in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
@@ -274,4 +279,5 @@ class TargetTracker:
         self._target_track = track
         self.target = Target(track.last.box, track.last.score)
         self._last_seen = now
+        self.seen = self.target
         return self.target
