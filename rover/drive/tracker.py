@@ -28,8 +28,8 @@ numbered (:attr:`TargetTracker.locks`), so the controller starts its filters
 afresh on another person instead of reading the jump as a speed.
 
 Occlusion: when the target is not in a message but a nearer person's box
-(taller than the target's predicted box by :data:`OCCLUDER_MARGIN`, its feet
-no higher in the image, and not a fit to the target's track) covers at least :data:`OCCLUDED_COVER` of the target's predicted box, the
+(a person tracked since before the target was last seen, taller than the
+target's predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least :data:`OCCLUDED_COVER` of the target's predicted box, the
 target is *occluded* (:attr:`TargetTracker.occluded`): the nearer person is
 the occluder, not the target. The lock then holds until ``relock_after_s``
 after the last message that showed the occlusion (at most
@@ -190,7 +190,7 @@ class TargetTracker:
             if target.matched:
                 self.occluded = False
                 return self._see(target, now)
-            self.occluded = self._is_occluded(target, sightings, t)
+            self.occluded = self._is_occluded(target, t)
             if self.occluded:
                 self._last_occluded = now
             return None
@@ -255,19 +255,24 @@ class TargetTracker:
         return (self._last_occluded is not None and now - self._last_occluded < self.relock_after_s
                 and now - self._last_seen < MAX_OCCLUDED_S)
 
-    def _is_occluded(self, target: Track, sightings: Sequence[Sighting], t: float) -> bool:
-        """A nearer person's box covers the target's predicted box: the target is behind them, not gone.
+    def _is_occluded(self, target: Track, t: float) -> bool:
+        """Another person's box covers the target's predicted box: the target is behind them, not gone.
 
-        Nearer is a fact of the pixels: taller than the predicted box by
-        OCCLUDER_MARGIN and standing no higher in the image (its bottom edge
-        at or below the predicted one's); a box that fits the target's own
-        prediction is no occluder (it may be the target, badly measured).
+        The occluder is a person tracked since before the target was last
+        seen (they walked in while both were in view: not a new track begun
+        from the target's own box), seen in this message, nearer by the
+        pixels: taller than the predicted box by OCCLUDER_MARGIN and standing
+        no higher in the image (its bottom edge at or below the predicted one's).
         """
         expected = target.predicted_box(t, self.camera)
         height = expected[3] - expected[1]
-        return any(s.box[3] - s.box[1] > height * (1.0 + OCCLUDER_MARGIN) and s.box[3] >= expected[3] - FEET_TOLERANCE
-                   and covered(expected, s.box) >= OCCLUDED_COVER and self._cost(target, s) is None
-                   for s in sightings)
+        for other in self.tracks:
+            box = other.last.box
+            if (other is not target and other.matched and other.first_t < target.last.t
+                    and box[3] - box[1] > height * (1.0 + OCCLUDER_MARGIN) and box[3] >= expected[3] - FEET_TOLERANCE
+                    and covered(expected, box) >= OCCLUDED_COVER):
+                return True
+        return False
 
     def _drop_target(self) -> None:
         self.target = None

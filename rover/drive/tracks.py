@@ -124,6 +124,7 @@ class Track:
         self.range_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)
         self.bearing_f = CVFilter(BEARING_ACCEL_PSD, initial_rate_var=INITIAL_BEARING_RATE_VAR, max_rate=MAX_BEARING_RATE)
         self.last = seen
+        self.first_t = seen.t  # capture time of the first sighting
         self.run = 0  # consecutive messages showing this person (the newest included)
         self.hits = 0
         self.matched = False  # seen in the newest message
