@@ -128,6 +128,8 @@ class Track:
         self.run = 0  # consecutive messages showing this person (the newest included)
         self.hits = 0
         self.matched = False  # seen in the newest message
+        self._predicted: tuple[tuple[float, int], tuple[float, float, float, float]] | None = None
+        self._box: tuple[tuple[float, int], Box] | None = None
         self.update(seen)
 
     def update(self, seen: Sighting) -> None:
@@ -150,10 +152,15 @@ class Track:
 
     def predict(self, t: float) -> tuple[float, float, float, float]:
         """Range and bearing at ``t`` and their variances (the mean coasts at most MAX_COAST_S)."""
+        key = (t, self.hits)  # one prediction per message and state: a message's boxes are all fitted against it
+        if self._predicted is not None and self._predicted[0] == key:
+            return self._predicted[1]
         t_mean = min(t, self.last.t + MAX_COAST_S)
         r, _ = self.range_f.predict(t_mean)
         b, _ = self.bearing_f.predict(t_mean)
-        return r, b, self.range_f.std(t) ** 2, self.bearing_f.std(t) ** 2
+        value = (r, b, self.range_f.std(t) ** 2, self.bearing_f.std(t) ** 2)
+        self._predicted = (key, value)
+        return value
 
     def predicted_box(self, t: float, camera: CameraGeometry) -> Box:
         """Where this person's box should be in a frame captured at ``t``.
@@ -162,6 +169,9 @@ class Track:
         predicted range (its size goes as 1 / range, its bottom edge towards
         the horizon row as 1 / range).
         """
+        key = (t, self.hits)
+        if self._box is not None and self._box[0] == key:
+            return self._box[1]
         r, b, _, _ = self.predict(t)
         last = self.last
         scale = max(0.25, min(4.0, last.range_m / max(0.1, r))) if last.range_m > 0 else 1.0
@@ -171,7 +181,9 @@ class Track:
         w, h = (x2 - x1) * scale, (y2 - y1) * scale
         v0 = horizon_row(camera)
         bottom = v0 + (y2 - v0) * scale
-        return (u - w / 2, bottom - h, u + w / 2, bottom)
+        box = (u - w / 2, bottom - h, u + w / 2, bottom)
+        self._box = (key, box)
+        return box
 
     def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float]) -> float | None:
         """Negative log-likelihood of ``seen`` being this person, None outside the gates.
