@@ -2,7 +2,8 @@
 
 A small multi-object tracker in the manner of SORT (one Kalman track per
 person, gated assignment, tracks that coast while unseen), cut to what a Pi
-does in well under a millisecond. Every box of the followed label becomes a
+does in a few milliseconds a message (~0.1 ms with two people, ~3 ms with 16
+boxes of clutter on an AMD EPYC). Every box of the followed label becomes a
 sighting in metres and is assigned to one track (:mod:`rover.drive.tracks`:
 each track predicts its person's range and bearing off the camera's axis
 and scores a box against that prediction, with the prediction's
