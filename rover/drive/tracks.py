@@ -46,7 +46,7 @@ Box = tuple[float, float, float, float]
 RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
 BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
 RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
-CUT_RANGE_NOISE = 0.3  # ... when the head is cut by the frame (the range is the feet's: ~30 %, rover.drive.estimate)
+BOUND_RANGE_NOISE = 0.3  # ... of a range that is only an upper bound (the frame's bottom edge on the floor)
 BEARING_NOISE_RAD = 0.02  # the box centre's jitter (~1 degree)
 INITIAL_BEARING_RATE_VAR = 0.25  # (rad/s)^2: a new track's bearing rate is unknown to +-0.5 rad/s
 MAX_PERSON_SPEED_MPS = 3.0
@@ -96,20 +96,19 @@ class Sighting:
     t: float
     range_m: float
     bearing_rad: float
-    range_noise: float = RANGE_NOISE  # the range's std as a share of it (larger when the head is cut by the frame)
-    upper_bound: bool = False  # the feet are cut by the frame: the person is at most this far
+    kind: str = "height"  # the range is from the box's height; "feet": from the bottom edge (head cut); "bound": at most
 
     @property
     def range_var(self) -> float:
-        sigma = self.range_noise * max(self.range_m, 0.3)
+        sigma = (RANGE_NOISE if self.kind == "height" else BOUND_RANGE_NOISE) * max(self.range_m, 0.3)
         return sigma * sigma
 
 
 def sight(box: Box, score: float, t: float, camera: CameraGeometry, person_height_m: float) -> Sighting:
     """The box ``box`` of a frame captured at ``t``, in metres."""
     obs = observe(box, camera, person_height_m)
-    noise = CUT_RANGE_NOISE if obs.cut and not obs.clipped else RANGE_NOISE
-    return Sighting(box, score, t, obs.range_m, obs.bearing_rad, noise, obs.clipped)
+    kind = "bound" if obs.clipped else "feet" if obs.cut else "height"
+    return Sighting(box, score, t, obs.range_m, obs.bearing_rad, kind)
 
 
 def horizon_row(camera: CameraGeometry) -> float:
@@ -133,8 +132,9 @@ class Track:
         self.update(seen)
 
     def update(self, seen: Sighting) -> None:
-        # a range that is only an upper bound says something only when the prediction is beyond it
-        if not (seen.upper_bound and self.range_f.ready and self.predict(seen.t)[0] <= seen.range_m):
+        # Only ranges from the box's height feed the range filter: the feet's depend on the tilt and field
+        # of view, so an error in those would make the two disagree by far more than their noise.
+        if seen.kind == "height":
             self.range_f.update(seen.range_m, seen.range_var, seen.t)
         self.bearing_f.update(seen.bearing_rad, BEARING_NOISE_RAD ** 2, seen.t)
         self.last = seen
@@ -155,10 +155,13 @@ class Track:
         key = (t, self.hits)  # one prediction per message and state: a message's boxes are all fitted against it
         if self._predicted is not None and self._predicted[0] == key:
             return self._predicted[1]
-        t_mean = min(t, self.last.t + MAX_COAST_S)
-        r, _ = self.range_f.predict(t_mean)
-        b, _ = self.bearing_f.predict(t_mean)
-        value = (r, b, self.range_f.std(t) ** 2, self.bearing_f.std(t) ** 2)
+        b, _ = self.bearing_f.predict(min(t, self.bearing_f.t + MAX_COAST_S))  # type: ignore[operator]
+        if self.range_f.ready:
+            r, _ = self.range_f.predict(min(t, self.range_f.t + MAX_COAST_S))  # type: ignore[operator]
+            var_r = self.range_f.std(t) ** 2
+        else:  # never seen whole: no range to predict
+            r, var_r = self.last.range_m, math.inf
+        value = (r, b, var_r, self.bearing_f.std(t) ** 2)
         self._predicted = (key, value)
         return value
 
@@ -172,9 +175,12 @@ class Track:
         key = (t, self.hits)
         if self._box is not None and self._box[0] == key:
             return self._box[1]
-        r, b, _, _ = self.predict(t)
+        r, b, var_r, _ = self.predict(t)
         last = self.last
-        scale = max(0.25, min(4.0, last.range_m / max(0.1, r))) if last.range_m > 0 else 1.0
+        scale = 1.0
+        if math.isfinite(var_r):  # the size changes with the predicted range since the last box
+            r_then = self.predict(last.t)[0] if last.t != t else r
+            scale = max(0.5, min(2.0, r_then / max(0.1, r)))
         half = math.tan(math.radians(camera.hfov_deg) / 2)
         u = 0.5 - math.tan(max(-1.5, min(1.5, b))) / (2.0 * half)
         x1, y1, x2, y2 = last.box
@@ -203,11 +209,19 @@ class Track:
         row, row_seen = (expected[1] + expected[3]) / 2, (seen.box[1] + seen.box[3]) / 2
         # the predicted row moves towards the horizon as 1 / range: its spread from the range's
         drow_dr = (row - horizon_row(camera)) / max(0.1, r)
-        s_row = (ROW_NOISE * (expected[3] - expected[1])) ** 2 + PITCH_NOISE ** 2 + drow_dr ** 2 * var_r
-        range_error = seen.range_m - r
-        if seen.upper_bound:
-            range_error = min(0.0, range_error)  # the person is at most that far: any nearer prediction fits
-        d2 = range_error ** 2 / s_r + (seen.bearing_rad - b) ** 2 / s_b + (row_seen - row) ** 2 / s_row
+        s_row = (ROW_NOISE * (expected[3] - expected[1])) ** 2 + PITCH_NOISE ** 2
+        d2 = (seen.bearing_rad - b) ** 2 / s_b
+        if math.isfinite(var_r):
+            s_row += drow_dr ** 2 * var_r
+            range_error = seen.range_m - r
+            if seen.kind == "bound":
+                range_error = min(0.0, range_error)  # the person is at most that far: any nearer prediction fits
+            elif seen.kind == "feet":
+                range_error = 0.0  # another measure (tilt, field of view): the image gates and the row decide
+            d2 += range_error ** 2 / s_r
+        else:
+            s_r = 1.0
+        d2 += (row_seen - row) ** 2 / s_row
         if not d2 <= GATE:
             return None
         return d2 + math.log(s_r * s_b * s_row)
