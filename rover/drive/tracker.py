@@ -66,6 +66,8 @@ MAX_TRACKS_PER_BOX = 2  # tracks kept: this many per box matched in a message
 OCCLUDER_MARGIN = 0.1  # an occluder's box is at least this share taller than the target's predicted box ...
 FEET_TOLERANCE = 0.02  # ... its bottom edge no higher than the predicted one's by more than this (frame heights) ...
 OCCLUDED_COVER = 0.3  # ... and covers at least this share of the target's predicted box
+LOOSE_D2 = 4.0  # a fit of the target beyond this squared distance (3 dof: a quarter of true fits are farther) is loose ...
+CLAIM_S = 1.5  # ... and refused when a person tracked until this long ago fits the box closer
 MAX_OCCLUDED_S = 4.0  # an occlusion keeps the lock at most this long after the target was last seen
 
 
@@ -203,18 +205,19 @@ class TargetTracker:
 
     # -- association ------------------------------------------------------
 
-    def _cost(self, track: Track, seen: Sighting) -> float | None:
+    def _cost(self, track: Track, seen: Sighting) -> tuple[float, float] | None:
         return track.cost(seen, self.camera, (self.min_iou, self.max_jump, self.max_size_ratio))
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
         """Assign sightings to tracks, best fit first; update them; return the sightings no track explains."""
-        pairs = []
+        fits: dict[tuple[int, int], tuple[float, float]] = {}
         for ti, track in enumerate(self.tracks):
             for si, seen in enumerate(sightings):
-                cost = self._cost(track, seen)
-                if cost is not None:
-                    pairs.append((cost, ti, si))
-        pairs.sort()
+                fit = self._cost(track, seen)
+                if fit is not None:
+                    fits[ti, si] = fit
+        pairs = sorted((nll, ti, si) for (ti, si), (nll, _) in fits.items()
+                       if not self._claimed_by_another(ti, si, fits, sightings[si].t))
         taken_tracks: set[int] = set()
         taken: set[int] = set()
         for _, ti, si in pairs:
@@ -227,6 +230,20 @@ class TargetTracker:
             if ti not in taken_tracks:
                 track.missed()
         return [s for si, s in enumerate(sightings) if si not in taken]
+
+    def _claimed_by_another(self, ti: int, si: int, fits: dict[tuple[int, int], tuple[float, float]], t: float) -> bool:
+        """A box that fits the target only loosely is not the target when another person's track fits it closer.
+
+        Asymmetric on purpose: refusing the target its own box costs a frame
+        of coasting; giving it another person's box makes the car follow them.
+        Only tracks unseen for less than CLAIM_S count (their prediction
+        still says where that person is).
+        """
+        if self.tracks[ti] is not self._target_track or fits[ti, si][1] <= LOOSE_D2:
+            return False
+        mine = fits[ti, si][1]
+        return any(oi != ti and d2 < mine and self.tracks[oi].unseen_s(t) < CLAIM_S
+                   for (oi, osi), (_, d2) in fits.items() if osi == si)
 
     def _prune(self, t: float, matched: int) -> None:
         """Forget tracks unseen for KEEP_S, and the longest unseen beyond the bound (never the target's)."""

@@ -191,8 +191,8 @@ class Track:
         self._box = (key, box)
         return box
 
-    def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float]) -> float | None:
-        """Negative log-likelihood of ``seen`` being this person, None outside the gates.
+    def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float]) -> tuple[float, float] | None:
+        """How well ``seen`` fits this person: ``(negative log-likelihood, squared Mahalanobis distance)``, None outside the gates.
 
         ``limits`` are the image gates ``(min_iou, max_jump, max_size_ratio)``.
         """
@@ -224,4 +224,4 @@ class Track:
         d2 += (row_seen - row) ** 2 / s_row
         if not d2 <= GATE:
             return None
-        return d2 + math.log(s_r * s_b * s_row)
+        return d2 + math.log(s_r * s_b * s_row), d2
