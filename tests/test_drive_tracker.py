@@ -312,3 +312,15 @@ def test_a_loose_fit_of_the_target_that_another_person_fits_closer_is_refused() 
     assert tracker.locks == 1
     t += 0.2
     assert tracker.update([(person_box(0.50, 0.33), 0.8), (person_box(0.42, 0.285), 0.75)], now=t).box == person_box(0.50, 0.33)
+
+
+def test_at_2_fps_one_missed_frame_does_not_hand_the_lock_to_someone_else() -> None:
+    """Frames 0.5 s apart: one miss leaves the target unseen for relock_after_s (1 s); its own track still finds them."""
+    target, edge = person_box(0.50, 0.24), person_box(0.10, 0.27)  # the crosser at the left edge, confirmed long ago
+    tracker = TargetTracker(lock_frames=3, relock_after_s=1.0)
+    for k in range(4):
+        tracker.update([(target, 0.8), (edge, 0.9)], now=0.5 * k)
+    assert tracker.target is not None and tracker.target.box == target
+    assert tracker.update([(edge, 0.9)], now=2.0) is None  # the target missed
+    seen = tracker.update([(person_box(0.49, 0.23), 0.8), (person_box(0.07, 0.28), 0.9)], now=2.5)
+    assert seen is not None and seen.box == person_box(0.49, 0.23) and tracker.locks == 1

@@ -183,20 +183,24 @@ class TargetTracker:
         anchors = [t.last.box for t in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
-        if self._target_track is not None and not self._lock_holds(now):
-            self._drop_target()  # lost for long enough: another target may be locked
         unexplained = self._associate(sightings)
         self.tracks.extend(Track(s) for s in unexplained)
-        self._prune(t, len(sightings))
         target = self._target_track
         if target is not None:
-            if target.matched:
+            # The target's own track found them (its gate has widened while they were unseen); once the lock
+            # no longer holds, only a close fit counts (a newcomer in the widened gate is not the target).
+            if target.matched and (target.fit_d2 <= LOOSE_D2 or self._lock_holds(now)):
                 self.occluded = False
+                self._prune(t, len(sightings))
                 return self._see(target, now)
-            self.occluded = self._is_occluded(target, t)
+            self.occluded = not target.matched and self._is_occluded(target, t)
             if self.occluded:
                 self._last_occluded = now
-            return None
+            if self._lock_holds(now):
+                self._prune(t, len(sightings))
+                return None
+            self._drop_target()  # lost for long enough: another target may be locked
+        self._prune(t, len(sightings))
         confirmed = [t for t in self.tracks if t.matched and t.run >= self.lock_frames]
         if not confirmed:
             return None
@@ -225,7 +229,7 @@ class TargetTracker:
                 continue
             taken_tracks.add(ti)
             taken.add(si)
-            self.tracks[ti].update(sightings[si])
+            self.tracks[ti].update(sightings[si], fits[ti, si][1])
         for ti, track in enumerate(self.tracks):
             if ti not in taken_tracks:
                 track.missed()

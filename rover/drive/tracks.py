@@ -131,13 +131,15 @@ class Track:
         self._box: tuple[tuple[float, int], Box] | None = None
         self.update(seen)
 
-    def update(self, seen: Sighting) -> None:
+    def update(self, seen: Sighting, d2: float = 0.0) -> None:
+        """Add ``seen``, which fitted the prediction at squared distance ``d2``."""
         # Only ranges from the box's height feed the range filter: the feet's depend on the tilt and field
         # of view, so an error in those would make the two disagree by far more than their noise.
         if seen.kind == "height":
             self.range_f.update(seen.range_m, seen.range_var, seen.t)
         self.bearing_f.update(seen.bearing_rad, BEARING_NOISE_RAD ** 2, seen.t)
         self.last = seen
+        self.fit_d2 = d2
         self.run += 1
         self.hits += 1
         self.matched = True
