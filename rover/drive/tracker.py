@@ -2,14 +2,18 @@
 
 A small multi-object tracker in the manner of SORT (one Kalman track per
 person, gated assignment, tracks that coast while unseen), cut to what a Pi
-does in a few milliseconds a message (~0.1 ms with two people, ~3 ms with 16
-boxes of clutter on an AMD EPYC). Every box of the followed label becomes a
+does in a few milliseconds a message (~0.09 ms with two people, ~2.4 ms with
+16 boxes of clutter on an AMD EPYC). Every box of the followed label becomes a
 sighting in metres and is assigned to one track (:mod:`rover.drive.tracks`:
 each track predicts its person's range and bearing off the camera's axis
 and scores a box against that prediction, with the prediction's
 uncertainty). The assignment is global and greedy by cost: the best fit of
-all (track, box) pairs first. So a box is the target only if it fits the
-target's prediction *and* no other person's track explains it better: a
+all (track, box) pairs first; a box that fits the target only loosely
+(squared distance above :data:`LOOSE_D2`) is refused when another person's
+track, seen within :data:`CLAIM_S`, fits it closer (refusing the target its
+own box costs a frame of coasting, taking another's makes the car follow
+them). So a box is the target only if it fits the target's prediction *and*
+no other person's track explains it better: a
 second person walking past keeps their own track, including while they are
 hidden behind the target (their track coasts for :data:`KEEP_S`), and is not
 taken for the target when they come out in a frame where the detector
@@ -22,7 +26,10 @@ range weighted by how far off-centre the box is (``range x (1 + 2 |u -
 0.5|)``, 1 to 2 times), not the highest score, so a far person at the edge
 of the frame is not followed instead of the one standing in front. Once
 locked, only the target's track is followed; another one is locked only
-after the target has been unseen for ``relock_after_s``; until then the car
+after the target has been unseen for ``relock_after_s`` (the target's own
+track is matched first, and once the lock would lapse only a close fit,
+within :data:`LOOSE_D2`, re-acquires it, not a newcomer inside the widened
+gate); until then the car
 coasts as LOST (the drive's state machine: it slows and stops, never drives
 on the prediction for longer than the freshness limits allow). Each lock is
 numbered (:attr:`TargetTracker.locks`), so the controller starts its filters
@@ -30,8 +37,8 @@ afresh on another person instead of reading the jump as a speed.
 
 Occlusion: when the target is not in a message but a nearer person's box
 (a person tracked since before the target was last seen, taller than the
-target's predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least :data:`OCCLUDED_COVER` of the target's predicted box, the
-target is *occluded* (:attr:`TargetTracker.occluded`): the nearer person is
+target's predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers
+at least :data:`OCCLUDED_COVER` of the target's predicted box, the target is *occluded* (:attr:`TargetTracker.occluded`): the nearer person is
 the occluder, not the target. The lock then holds until ``relock_after_s``
 after the last message that showed the occlusion (at most
 :data:`MAX_OCCLUDED_S` after the target was last seen), so the person who
@@ -54,7 +61,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.estimate import CameraGeometry
-from rover.drive.tracks import Box, Sighting, Track, centre_distance, covered, iou, sight, size_ratio
+from rover.drive.tracks import (
+    Box,
+    Sighting,
+    Track,
+    centre_distance,
+    covered,
+    iou,
+    sight,
+    size_ratio,
+)
 
 if TYPE_CHECKING:
     from rover.drive.config import DriveConfig
@@ -113,7 +129,8 @@ class TargetTracker:
     """Keeps the lock on one target across messages.
 
     ``min_iou``, ``max_jump`` and ``max_size_ratio`` (> 1) are the image
-    gates of a box against a track's predicted box; ``lock_frames`` is how
+    gates of a box against a track's last box, while the track was seen in
+    the previous message (:meth:`rover.drive.tracks.Track.cost`); ``lock_frames`` is how
     many consecutive fresh messages must show a new target before it is
     locked (1: at once); ``relock_after_s`` is how long the target must have
     been unseen before another one may be locked; ``max_boxes`` bounds the
@@ -180,7 +197,7 @@ class TargetTracker:
         t = now if t_capture is None else min(t_capture, now)
         self.messages += 1
         self.seen = None
-        anchors = [t.last.box for t in self._anchors()]
+        anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
         unexplained = self._associate(sightings)
@@ -201,7 +218,7 @@ class TargetTracker:
                 return None
             self._drop_target()  # lost for long enough: another target may be locked
         self._prune(t, len(sightings))
-        confirmed = [t for t in self.tracks if t.matched and t.run >= self.lock_frames]
+        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames]
         if not confirmed:
             return None
         self.locks += 1
