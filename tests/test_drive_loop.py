@@ -77,7 +77,10 @@ def test_person_left_of_centre_steers_left_and_far_person_drives_forward() -> No
 def test_close_person_stops_the_car() -> None:
     rig = Rig()
     start = rig.clock.now
-    rig.play(lambda t: [person(0.5, 0.2 if t < start + 2.0 else 0.8)], 0.0, 5.0)  # 0.8 of the frame: ~2.2 m, inside the follow distance
+    def height(t: float) -> float:  # far (0.2 of the frame), then walking up to the car within 1.5 s
+        return 0.2 + 0.6 * min(1.0, max(0.0, t - start - 2.0) / 1.5)
+
+    rig.play(lambda t: [person(0.5, height(t))], 0.0, 5.0)  # 0.8 of the frame: ~2.2 m, inside the follow distance
     rig.run_for(2.0)
     assert rig.chassis.throttle > 0.3
     rig.run_for(2.0)
@@ -281,10 +284,10 @@ def test_two_people_in_view_the_car_keeps_the_locked_one() -> None:
     start = rig.clock.now
 
     def scene(t: float) -> list:
-        # The locked person walks slowly from left of centre; a second one, scoring higher
-        # after the lock, stands on the right.
+        # The locked person walks slowly from left of centre; a second one, farther and
+        # scoring higher after the lock, stands on the right.
         walker = person(0.30 + 0.02 * (t - start), 0.3, score=0.9 if t < start + 0.5 else 0.6)
-        other = person(0.80, 0.35, score=0.7 if t < start + 0.5 else 0.99)
+        other = person(0.80, 0.25, score=0.7 if t < start + 0.5 else 0.99)
         return [other, walker]
 
     rig.play(scene, 0.0, 4.0)

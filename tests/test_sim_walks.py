@@ -5,7 +5,8 @@ the detector's processing delay one frame period): never nearer anyone than
 the stop distance, no dead-man trip while the detector is alive, and after
 the person vanishes or the detector dies the car stops within the travel
 bound of the last capture it acted on. The in-band share is asserted for the
-fixed seeds 0-4 at 1.0 m/s and 3 frames/s. The same runs with the follower's
+fixed seeds 0-4 at 1.0 m/s and 3 frames/s. In the crossing walk the followed
+person stays locked: never another person's box taken for theirs. The same runs with the follower's
 assumptions 15 % off the world. The sweep itself is ``python -m rover.sim.sweep``.
 """
 
@@ -48,6 +49,17 @@ def test_safety_holds_for_every_seed_at_a_normal_and_a_brisk_walk(kind: str, fps
                 # the car's speed is the motors' +-3 % noise off what the drive commands
                 assert s["travel_after_last_capture_m"] <= CFG.travel_bound_m * 1.05, s
                 assert s["stop_command_s"] <= CFG.max_age_s + CFG.deadman_s, s
+
+
+@pytest.mark.parametrize("fps", (3.0, 5.0, 10.0))
+def test_the_followed_person_stays_locked_while_a_second_person_crosses(fps: float) -> None:
+    for speed in (1.0, 1.3):
+        for seed in SEEDS:
+            s = summary("crossing", speed, fps, seed)
+            assert s["followed_other_frames"] == 0, s  # never the crosser's (or a false) box taken for the target
+            assert s["followed_person"] == 0 and s["locked"], s  # the car points at them at the end
+            assert s["closest_approach_m"] >= CFG.stop_distance_m, s
+            assert s["deadman_trips"] == 0, s
 
 
 def test_a_normal_walk_at_3_fps_stays_in_the_band() -> None:

@@ -342,6 +342,8 @@ class Controller:
                 self.current = NEUTRAL  # not moving yet / dead-man: no ramp
         elif state in (State.FOLLOWING, State.LOST):
             self.wanted, cap = self._follow(now, limits)
+            if state is State.LOST:  # coasting on the prediction, the target unseen: slow or hold, never speed up
+                cap = min(cap, max(0.0, self.current.throttle))
         if state is State.SEARCH:
             self.wanted = Commands(0.0, 0.0, self._sweep(now, dt))
         else:

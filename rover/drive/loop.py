@@ -68,8 +68,7 @@ class DriveLoop:
         self.notifier = notifier or Notifier(environ={})
         now = clock()
         self.gate = MessageGate(config.max_age_s)
-        self.tracker = TargetTracker(config.lock_min_iou, config.lock_max_jump, config.relock_after_s,
-                                     config.lock_max_size_ratio, config.lock_frames, config.track_max_boxes)
+        self.tracker = TargetTracker.from_config(config)
         self.timing = StreamTiming(config.max_age_min_s, config.max_age_s, config.deadman_min_s, config.deadman_s,
                                    config.stop_time_s, config.travel_bound_m)
         self.limits = self.timing.limits()
@@ -177,7 +176,7 @@ class DriveLoop:
         candidates = [(d.box, d.score) for d in message.detections if d.label == follow and d.score >= self.config.min_score]
         # The tracker sees the arming messages too: a person in all of them is
         # confirmed (lock_frames) by the time the car is ARMED, so it starts no later.
-        target = self.tracker.update(candidates, now)
+        target = self.tracker.update(candidates, now, self._last_capture)
         if self.machine.state is State.SAFE:
             self.machine.fresh(now, target_seen=False)
             return

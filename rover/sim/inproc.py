@@ -106,6 +106,7 @@ class InProcessResult:
     drive_states: list[tuple[float, str]] = field(default_factory=list)
     faster_s: float = 0.0
     deadman_trips: int = 0
+    followed: list[tuple[float, int | None]] = field(default_factory=list)  # (publish time, person) the drive took as its target
 
 
 def drive_config_for(scenario_follow: DriveConfig | None = None, **changes: Any) -> DriveConfig:
@@ -132,9 +133,12 @@ def run_inprocess(scenario: Scenario, *, seed: int = 0, detector: DetectorModel 
     chassis.safe()
     states: list[tuple[float, str]] = []
     faster_s, trips, last_state = 0.0, 0, State.SAFE
+    followed: list[tuple[float, int | None]] = []
     while world.t < scenario.duration_s:
-        before = world.t
+        before, messages = world.t, loop.tracker.messages
         loop.step()
+        if loop.tracker.messages > messages and loop.tracker.seen is not None and stream.published:
+            followed.append((stream.published[-1].t_publish, _person(stream.published[-1], loop.tracker.seen.box)))
         if loop.state is not last_state:
             if loop.state is State.SAFE and last_state is not State.SAFE:
                 trips += 1
@@ -154,7 +158,15 @@ def run_inprocess(scenario: Scenario, *, seed: int = 0, detector: DetectorModel 
     summary["deadman_trips"] = max(0, trips - (1 if scenario.kill_detector_at is not None else 0))
     summary["target_faster_s"] = round(faster_s, 2)
     summary["locked"] = _locked(states)
-    return InProcessResult(summary, trace, people, stream.published, states, faster_s, trips)
+    # frames in which the drive took someone else (another person, a false box) for the followed person
+    summary["followed_other_frames"] = sum(1 for _, who in followed if who != 0)
+    return InProcessResult(summary, trace, people, stream.published, states, faster_s, trips, followed)
+
+
+def _person(frame: Frame, box: tuple[float, float, float, float]) -> int | None:
+    """The person whose detection in ``frame`` is ``box`` (the box came through the wire: nearest corners)."""
+    best = min(frame.detections, key=lambda d: sum(abs(a - b) for a, b in zip(d.box, box)), default=None)
+    return None if best is None or sum(abs(a - b) for a, b in zip(best.box, box)) > 1e-3 else best.person
 
 
 def _locked(states: list[tuple[float, str]]) -> bool:

@@ -1,0 +1,58 @@
+"""A person walks in front of the followed one: the drive loop with the tracker, tick by tick on an exact clock.
+
+While the followed person is hidden the car coasts as LOST on the last
+estimate: the throttle may fall or hold, never rise; it is 0 once the last
+capture of the followed person is older than the information horizon; the
+person in front is never taken for the target; and the followed person is
+re-acquired, with the same lock, when they come out.
+"""
+
+from __future__ import annotations
+
+from rover.drive.states import State
+from tests.test_drive_fakes import person
+from tests.test_drive_loop import Rig
+
+FAR = 0.30  # the followed person's box height: ~6 m ahead
+NEAR = 0.60  # the one who walks in front: ~3 m
+
+
+def test_a_person_walking_in_front_hides_the_target_the_car_slows_and_reacquires_the_same_person() -> None:
+    rig = Rig()
+    start = rig.clock.now
+    hidden = (start + 3.0, start + 4.5)
+
+    def scene(t: float) -> list:
+        target = person(0.50, FAR, score=0.8, top=0.45)
+        if t < start + 2.0:
+            return [target]
+        x = 0.95 - 0.45 * min(1.0, (t - start - 2.0) / 1.0)  # walks in from the right and stands in front
+        if t >= start + 4.5:
+            x = 0.50 + 0.3 * (t - start - 4.5)  # then walks on to the right
+        other = person(x, NEAR, score=0.9, top=0.30)
+        return [other] if hidden[0] <= t < hidden[1] else [target, other]
+
+    rig.play(scene, 0.0, 7.0)
+    rig.run_until(hidden[0])
+    assert rig.loop.state is State.FOLLOWING and rig.loop.tracker.locks == 1
+    throttle = rig.chassis.throttle
+    assert throttle > 0.0
+    last_capture = rig.loop.controller.target_capture
+    assert last_capture is not None
+    horizon = rig.loop.limits.horizon_s
+    while rig.clock.now < hidden[1]:
+        rig.loop.step()
+        if rig.loop.tracker.seen is not None:
+            break  # the followed person is in view again
+        target = rig.loop.tracker.target
+        assert target is not None and target.height < 0.4  # the lock stays on the far person, never the near one
+        assert rig.chassis.throttle <= throttle + 1e-12  # coasting on a prediction: never faster
+        throttle = rig.chassis.throttle
+        if rig.clock.now >= last_capture + horizon:
+            assert rig.chassis.throttle == 0.0  # information too old: stopped
+        assert rig.loop.state is not State.SAFE  # the stream is alive: no dead-man
+    assert rig.clock.now >= hidden[1] - 0.1  # hidden until the person in front walked on
+    assert rig.chassis.values("throttle")  # (the loop ran and commanded the motors)
+    rig.run_for(1.0)
+    assert rig.loop.state is State.FOLLOWING and rig.loop.tracker.locks == 1  # the same person, the same lock
+    assert rig.loop.tracker.target is not None and rig.loop.tracker.target.height < 0.4
