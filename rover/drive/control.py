@@ -74,7 +74,7 @@ from rover.drive.states import EPSILON_S, State
 log = logging.getLogger("rover.drive")
 
 #: Filter tuning (not config: properties of walking people and of box noise).
-RANGE_ACCEL_PSD = 2.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
+RANGE_ACCEL_PSD = 1.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
 BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
 RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
 BEARING_NOISE_RAD = 0.02
