@@ -33,9 +33,9 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -134,9 +134,10 @@ def run_emulated(emulator: Emulator | Sequence[str], runs: Sequence[ModelRun], i
         job = {"inputs": str(work / "inputs.npy"), "out": str(work), "threads": threads, "repeat": repeat,
                "runs": [{"label": r.label, "model": str(r.model), "config": dict(r.config)} for r in runs]}  # fmt: skip
         (work / "job.json").write_text(json.dumps(job))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+               "OPENBLAS_NUM_THREADS": "1"}  # numpy's idle BLAS threads would spin under the emulator  # fmt: skip
         done = subprocess.run([*prefix, sys.executable, "-m", "export.emulate", str(work / "job.json")], env=env,
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+                              capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
         if done.returncode != 0:
             tail = "\n".join(line for line in done.stderr.splitlines() if "TCG doesn't support" not in line)[-2000:]
             raise RuntimeError(f"emulated worker ({' '.join(prefix)}) exited {done.returncode}: {tail}")

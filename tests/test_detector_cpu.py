@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from rover.detector import model as detector_model_module
-from rover.detector.cpu import X64_PRECISION_KEY, cpu_flags, int8_config, this_cpu_int8_config
+from rover.detector.cpu import (
+    X64_PRECISION_KEY,
+    cpu_flags,
+    int8_config,
+    this_cpu_int8_config,
+)
 
 #: /proc/cpuinfo flags (abridged to the vector extensions) of the CPUs that matter.
 ZEN3 = "fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi2 sha_ni vaes vpclmulqdq"  # EPYC 7003 (Milan)

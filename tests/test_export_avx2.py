@@ -14,7 +14,13 @@ import torch
 
 from export.emulate import EMULATORS, PRECISION_KEY, ModelRun, run_emulated, run_models
 from export.frames import Frame, sample, to_input
-from tests.test_export_trained import INT8_MAP_MARGIN, LABELS, SIZE, make_scene, write_voc
+from tests.test_export_trained import (
+    INT8_MAP_MARGIN,
+    LABELS,
+    SIZE,
+    make_scene,
+    write_voc,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,7 +43,6 @@ def test_ssd300_fuses_the_same_int8_graph_on_avx2_and_exact_mode_matches_vnni(ex
     runs = [ModelRun("fast", exported_models.int8_path), ModelRun("exact", exported_models.int8_path, {PRECISION_KEY: "1"})]
     avx2 = run_emulated(EMULATORS["valgrind"], runs, [image], timeout=TIMEOUT_S)
     native = run_models(runs[:1], [image])
-    assert native.features["AVX512VNNI"] or not native.features["AVX512F"], native.features
     assert avx2.features["AVX2"] and not avx2.features["AVX512F"], f"the emulated CPU must be AVX2-only: {avx2.features}"
     for label in ("fast", "exact"):
         ops = avx2.ops[label]
