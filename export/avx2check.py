@@ -83,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3, help="frames sampled from --video (default: 3; each costs ~20 s emulated)")
     parser.add_argument("--images", type=Path, nargs="*", help=f"photos to compare on (default: {', '.join(PHOTOS)} in ../shared/data)")
     parser.add_argument("--voc", type=Path, help="a VOC year folder for the models' labels: true mAP@0.5 of every run on its test split")
-    parser.add_argument("--float-on-avx2", action="store_true", help="also run the float model emulated (slow: valgrind emulates FMA lane by lane) "
+    parser.add_argument("--float-on-avx2", action="store_true", help="also run the float model emulated (slow: minutes per image under valgrind) "
                         "and score int8-AVX2 against it; default: against the native float outputs")
-    parser.add_argument("--callgrind", action="store_true", help="also count the instructions of one int8 and one fp32 inference (valgrind's callgrind; a few minutes)")
+    parser.add_argument("--callgrind", action="store_true", help="also count the instructions of one int8 and one fp32 inference (valgrind's callgrind: tens of minutes, each model runs twice)")
     parser.add_argument("--calib-frames", type=int, default=16, help="calibration frames when the models are built here (default: 16)")
     args = parser.parse_args(argv)
     if (args.float_path is None) != (args.int8_path is None):

@@ -22,16 +22,16 @@ from tests.test_export_trained import (
     write_voc,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not EMULATORS["valgrind"].available(), reason="valgrind not installed (apt install valgrind): "
-                       "it is how this machine runs onnxruntime's AVX2 kernels"),
-]  # fmt: skip
+#: The emulated tests: slow, and only where valgrind is.
+needs_valgrind = pytest.mark.skipif(not EMULATORS["valgrind"].available(), reason="valgrind not installed (apt install valgrind): "
+                                    "it is how this machine runs onnxruntime's AVX2 kernels")  # fmt: skip
 
 #: Emulated runs are ~100x slower than native: a stuck worker fails the test instead of hanging the suite.
 TIMEOUT_S = 300
 
 
+@pytest.mark.slow
+@needs_valgrind
 def test_ssd300_fuses_the_same_int8_graph_on_avx2_and_exact_mode_matches_vnni(exported_models):
     """Graph fusions are the optimizer's, not the kernels': 70 QLinearConv and 16 QLinearAdd on AVX2 too.
 
@@ -55,6 +55,8 @@ def test_ssd300_fuses_the_same_int8_graph_on_avx2_and_exact_mode_matches_vnni(ex
         assert fast > 10 * exact, f"AVX2 saturation no longer shows ({fast} vs {exact}): re-measure docs/export.md"
 
 
+@pytest.mark.slow
+@needs_valgrind
 def test_trained_detector_keeps_its_true_map_on_avx2_kernels(tmp_path, trained_tiny_ssd):
     """The tiny trained SSD's true mAP@0.5 on AVX2 int8 kernels, both modes, within the trained test's margin of float."""
     from export.graph import export_onnx
@@ -79,3 +81,13 @@ def test_trained_detector_keeps_its_true_map_on_avx2_kernels(tmp_path, trained_t
     assert maps["int8"] >= maps["float"] - INT8_MAP_MARGIN, maps
     assert maps["exact"] >= maps["float"] - INT8_MAP_MARGIN, maps
     print(f"tiny SSD true mAP@0.5 on AVX2 kernels: {maps}")
+
+
+def test_avx2check_without_its_emulator_says_what_to_install(monkeypatch, capsys):
+    from export import avx2check
+    from export.emulate import Emulator
+
+    monkeypatch.setitem(avx2check.EMULATORS, "qemu", Emulator("qemu", ("qemu-x86_64-static-not-installed",), "test"))
+    assert avx2check.main(["--emulator", "qemu"]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "qemu-x86_64-static-not-installed not found" in err[0] and "install" in err[0]
