@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from export.graph import ContractWrapper
 from rover.core.contract import INPUT_NAME
+from rover.detector.cpu import this_cpu_int8_config
 from rover.detector.postprocess import PostprocessConfig, RawDetections, select
 
 #: The mAP convention of the author's evaluation: keep scores above 0.01,
@@ -53,6 +54,8 @@ def open_session(path: str, threads: int) -> ort.InferenceSession:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as rover.detector.model does
+    for key, value in this_cpu_int8_config().items():  # exact int8 on x86 without VNNI, as rover does
+        options.add_session_config_entry(key, value)
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -127,12 +130,21 @@ def agreement(
     progress: bool = True,
 ) -> Agreement:
     """How closely the int8 model reproduces the float one on ``inputs``."""
+    pairs = ((run(float_session, image), run(int8_session, image)) for image in tqdm(inputs, desc="int8 vs float", unit="frame", disable=not progress))
+    return agreement_of(pairs, truth)
+
+
+def agreement_of(pairs: Iterable[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+                 truth: PostprocessConfig = AGREEMENT_POSTPROCESS) -> Agreement:
+    """:func:`agreement` on outputs already computed: ``((float boxes, scores), (int8 boxes, scores))`` per frame.
+
+    Lets outputs computed elsewhere (another process, an emulated CPU:
+    :mod:`export.avx2check`) be scored exactly as the report scores them.
+    """
     preds, targets = [], []
     abs_diffs, max_diff, box_diffs = [], 0.0, []
     n_float = n_int8 = 0
-    for image in tqdm(inputs, desc="int8 vs float", unit="frame", disable=not progress):
-        f_boxes, f_scores = run(float_session, image)
-        q_boxes, q_scores = run(int8_session, image)
+    for (f_boxes, f_scores), (q_boxes, q_scores) in pairs:
         diff = np.abs(q_scores - f_scores)
         abs_diffs.append(float(diff.mean()))
         max_diff = max(max_diff, float(diff.max()))
@@ -150,7 +162,7 @@ def agreement(
         mean_abs_box_diff=float(np.mean(box_diffs)) if box_diffs else 0.0,
         float_detections=n_float,
         int8_detections=n_int8,
-        frames=len(inputs),
+        frames=len(abs_diffs),
     )
 
 

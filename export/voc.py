@@ -92,6 +92,23 @@ def target_of(image: VocImage) -> dict[str, torch.Tensor]:
     }
 
 
+def prepare(image: VocImage, width: int, height: int) -> tuple[np.ndarray, dict[str, torch.Tensor], tuple[int, int]]:
+    """The model input of one test image (the robot's resize), its target, and the image's ``(width, height)``."""
+    bgr = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ConfigError(f"VOC image {image.path} cannot be decoded")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return to_input(rgb, width, height), target_of(image), (rgb.shape[1], rgb.shape[0])
+
+
+def map50_of(outputs: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[dict[str, torch.Tensor]], sizes: Sequence[tuple[int, int]]) -> float:
+    """mAP@0.5 of model outputs ``(boxes, scores)`` already computed on the prepared images (same order)."""
+    metric = MeanAveragePrecision(iou_thresholds=[0.5])
+    for (boxes, scores), target, (w, h) in zip(outputs, targets, sizes, strict=True):
+        metric.update([to_metric(select(boxes, scores, MAP_POSTPROCESS), w, h)], [target])
+    return float(metric.compute()["map_50"])
+
+
 def voc_map50(
     sessions: dict[str, ort.InferenceSession],
     images: Sequence[VocImage],
@@ -99,16 +116,11 @@ def voc_map50(
     height: int,
     progress: bool = True,
 ) -> dict[str, float]:
-    """mAP@0.5 of each named session on ``images``."""
+    """mAP@0.5 of each named session on ``images`` (one image in memory at a time)."""
     metrics = {name: MeanAveragePrecision(iou_thresholds=[0.5]) for name in sessions}
     for image in tqdm(images, desc="VOC mAP", unit="image", disable=not progress):
-        bgr = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ConfigError(f"VOC image {image.path} cannot be decoded")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        model_input = to_input(rgb, width, height)
-        target = target_of(image)
+        model_input, target, (w, h) = prepare(image, width, height)
         for name, session in sessions.items():
             det = select(*run(session, model_input), MAP_POSTPROCESS)
-            metrics[name].update([to_metric(det, rgb.shape[1], rgb.shape[0])], [target])
+            metrics[name].update([to_metric(det, w, h)], [target])
     return {name: float(metric.compute()["map_50"]) for name, metric in metrics.items()}

@@ -46,3 +46,19 @@ def exported_models(tmp_path_factory: pytest.TempPathFactory) -> ExportedModels:
     out = work / "models"
     calib = demo.VIDEO if demo.VIDEO.is_file() else work / "synthetic_frames"
     return ExportedModels(out / FLOAT_NAME, out / INT8_NAME, work / "ssd_weights.pth", out / REPORT_JSON, out, calib)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_ssd():
+    """The tiny SSD of tests/test_export_trained.py, trained once per session on one torch thread
+    (training is most of those tests' time; the AVX2 tests score the same model)."""
+    import torch
+
+    from tests.test_export_trained import TinySSD, train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # with other work on the machine, more threads only contend
+    try:
+        return train(TinySSD())
+    finally:
+        torch.set_num_threads(threads)

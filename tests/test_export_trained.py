@@ -143,19 +143,8 @@ def write_voc(root, rng: np.random.Generator, count: int, scale: int = 2) -> Non
     (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(ids) + "\n")
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Train on one thread: with other work on the machine, more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def test_int8_keeps_the_true_map_of_a_trained_detector(tmp_path, one_torch_thread):
-    model = train(TinySSD())
+def test_int8_keeps_the_true_map_of_a_trained_detector(tmp_path, trained_tiny_ssd):
+    model = trained_tiny_ssd
     rng = np.random.default_rng(123)
     calib = [Frame(f"calib{i}", make_scene(rng)[0]) for i in range(16)]
     held_out = [Frame(f"val{i}", make_scene(rng)[0]) for i in range(8)]
