@@ -56,3 +56,36 @@ def test_a_person_walking_in_front_hides_the_target_the_car_slows_and_reacquires
     rig.run_for(1.0)
     assert rig.loop.state is State.FOLLOWING and rig.loop.tracker.locks == 1  # the same person, the same lock
     assert rig.loop.tracker.target is not None and rig.loop.tracker.target.height < 0.4
+
+
+def test_a_one_frame_false_box_while_the_target_is_hidden_neither_starts_nor_steers_the_car() -> None:
+    # The scene above, and one false box at the left edge at 3.6 s, while the followed person is hidden.
+    rig = Rig()
+    start = rig.clock.now
+    hidden, ghost_t = (start + 3.0, start + 4.5), start + 3.6
+
+    def scene(t: float) -> list:
+        target = person(0.50, FAR, score=0.8, top=0.45)
+        if t < start + 2.0:
+            return [target]
+        x = 0.95 - 0.45 * min(1.0, (t - start - 2.0) / 1.0)
+        if t >= start + 4.5:
+            x = 0.50 + 0.3 * (t - start - 4.5)
+        out = [person(x, NEAR, score=0.9, top=0.30)]
+        if not hidden[0] <= t < hidden[1]:
+            out.append(target)
+        if abs(t - ghost_t) < 0.05:
+            out.append(("person", 0.6, (0.02, 0.40, 0.10, 0.62)))
+        return out
+
+    rig.play(scene, 0.0, 7.0)
+    rig.run_until(ghost_t - 0.2)
+    assert rig.loop.state is State.LOST and rig.chassis.throttle == 0.0  # hidden long enough: stopped
+    steering = rig.chassis.steering
+    while rig.clock.now < hidden[1] - 0.1:
+        rig.loop.step()
+        assert rig.loop.tracker.seen is None and rig.loop.state is not State.FOLLOWING
+        assert rig.chassis.throttle == 0.0 and rig.chassis.steering == steering
+    rig.run_for(1.0)
+    assert rig.loop.state is State.FOLLOWING and rig.loop.tracker.locks == 1  # the followed person, back
+    assert rig.loop.tracker.target is not None and rig.loop.tracker.target.height < 0.4
