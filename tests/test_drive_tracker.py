@@ -380,3 +380,21 @@ def test_at_2_fps_one_missed_frame_does_not_hand_the_lock_to_someone_else() -> N
     assert tracker.update([(edge, 0.9)], now=2.0) is None  # the target missed
     seen = tracker.update([(person_box(0.49, 0.23), 0.8), (person_box(0.07, 0.28), 0.9)], now=2.5)
     assert seen is not None and seen.box == person_box(0.49, 0.23) and tracker.locks == 1
+
+
+@pytest.mark.parametrize("junk_score", [0.55, 0.9])
+def test_a_box_cut_by_the_frames_bottom_or_of_a_low_score_is_not_locked_before_the_person(junk_score: float) -> None:
+    # A person ~3.7 m ahead, centred, and a small box on the frame's bottom edge (a bag, a chair leg): its range is
+    # only a bound (<= 0.7 m), so ranked by it, it would be "in front". With a false box's score, it is never locked.
+    from rover.drive.config import DriveConfig
+
+    tracker = TargetTracker.from_config(DriveConfig())
+    real = ((0.44, 0.30, 0.56, 0.80), 0.92)
+    junk = ((0.62, 0.90, 0.66, 1.00), junk_score)
+    for k in range(3):
+        target = tracker.update([real, junk], 0.2 * k, 0.2 * k)
+    assert target is not None and target.box == real[0]
+    alone = TargetTracker.from_config(DriveConfig())
+    for k in range(3):
+        found = alone.update([junk], 0.2 * k, 0.2 * k)
+    assert (found is None) == (junk_score < DriveConfig().lock_min_score)  # a cut box alone is locked if it scores

@@ -46,6 +46,7 @@ class DriveConfig:
     lock_max_jump: float = doc("... or when its centre moved less than this (fraction of the frame diagonal)", 0.15)
     lock_max_size_ratio: float = doc("... and only when its height is within this factor of the last one's (1.3: 1/1.3 to 1.3 times), so a person nearer or farther is not the target", 1.3)
     lock_frames: int = doc("a new target is locked only after this many consecutive fresh messages show it (boxes continuing each other), so a one-frame false box never starts the car", 3)
+    lock_min_score: float = doc("a new target is locked only on a box of at least this score (the detector's false boxes score lower); among those, the person in front, a box cut by the frame's bottom edge (its range only a bound) after every whole one", 0.6)
     relock_after_s: float = doc("a different target may be locked only after the old one has been unseen this long", 1.0)
     track_max_boxes: int = doc("boxes of the followed label matched per message: the best scores and those nearest the target (bounds the cost of a 1000-box message)", 16)
     # The target in metres (camera model: docs/drive.md)
@@ -101,7 +102,7 @@ class DriveConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be greater than 0, not {getattr(self, name)}")
-        fractions = ("min_score", "lock_min_iou", "lock_max_jump", "max_throttle", "max_reverse", "search_pan_limit")
+        fractions = ("min_score", "lock_min_score", "lock_min_iou", "lock_max_jump", "max_throttle", "max_reverse", "search_pan_limit")
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")

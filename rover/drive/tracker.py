@@ -20,8 +20,10 @@ taken for the target when they come out in a frame where the detector
 missed the target. Boxes no track explains start new tracks.
 
 Locking: a track becomes the target once it has been seen in ``lock_frames``
-consecutive fresh messages (so a false box seen once never starts the car);
-among several such tracks, the person in front of the car: the smallest
+consecutive fresh messages (so a false box seen once never starts the car)
+with a score of at least ``lock_min_score``; among several such tracks, the
+person in front of the car (whole boxes before those cut by the frame's
+bottom edge, whose range is only a bound): the smallest
 range weighted by how far off-centre the box is (``range x (1 + 2 |u -
 0.5|)``, 1 to 2 times), not the highest score, so a far person at the edge
 of the frame is not followed instead of the one standing in front. Once
@@ -145,12 +147,13 @@ class TargetTracker:
     locked (1: at once); ``relock_after_s`` is how long the target must have
     been unseen before another one may be locked; ``max_boxes`` bounds the
     boxes matched per message (:func:`prefilter`). ``camera`` and
-    ``person_height_m`` turn boxes into metres (:mod:`rover.drive.estimate`).
+    ``person_height_m`` turn boxes into metres (:mod:`rover.drive.estimate`);
+    ``lock_min_score`` is the least score of the box a new target is locked on.
     """
 
     def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0,
                  max_size_ratio: float = 1.5, lock_frames: int = 3, max_boxes: int = 16,
-                 camera: CameraGeometry | None = None, person_height_m: float = 1.7) -> None:
+                 camera: CameraGeometry | None = None, person_height_m: float = 1.7, lock_min_score: float = 0.6) -> None:
         self.min_iou = min_iou
         self.max_jump = max_jump
         self.relock_after_s = relock_after_s
@@ -159,6 +162,7 @@ class TargetTracker:
         self.max_boxes = max_boxes
         self.camera = camera or CameraGeometry()
         self.person_height_m = person_height_m
+        self.lock_min_score = lock_min_score
         self.target: Target | None = None
         self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
@@ -176,7 +180,7 @@ class TargetTracker:
         camera = CameraGeometry(config.camera_hfov_deg, config.camera_vfov_deg, config.camera_height_m,
                                 config.camera_tilt_deg, config.pan_range_deg)
         return cls(config.lock_min_iou, config.lock_max_jump, config.relock_after_s, config.lock_max_size_ratio,
-                   config.lock_frames, config.track_max_boxes, camera, config.person_height_m)
+                   config.lock_frames, config.track_max_boxes, camera, config.person_height_m, config.lock_min_score)
 
     @property
     def locked(self) -> bool:
@@ -244,7 +248,8 @@ class TargetTracker:
                 return None
             self._drop_target()  # lost for long enough: another target may be locked
         self._prune(t, len(sightings))
-        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames]
+        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames
+                     and track.last.score >= self.lock_min_score]
         if not confirmed:
             return None
         self.locks += 1
@@ -331,10 +336,15 @@ class TargetTracker:
 
     # -- lock -------------------------------------------------------------
 
-    def _in_front(self, track: Track) -> float:
-        """Rank of a lock candidate: its range, up to twice as long at the frame's edge (smaller: in front)."""
+    def _in_front(self, track: Track) -> tuple[bool, float]:
+        """Rank of a lock candidate: its range, up to twice as long at the frame's edge (smaller: in front).
+
+        A box cut by the frame's bottom edge ranks after every whole one: its
+        range is only a bound (<= ~0.7 m), so a bag or a chair leg at the
+        bottom of the frame would otherwise always be "in front".
+        """
         box = track.last.box
-        return track.last.range_m * (1.0 + 2.0 * abs((box[0] + box[2]) / 2 - 0.5))
+        return track.last.kind == "bound", track.last.range_m * (1.0 + 2.0 * abs((box[0] + box[2]) / 2 - 0.5))
 
     def _lock_holds(self, now: float) -> bool:
         assert self._last_seen is not None
