@@ -59,6 +59,7 @@ class DriveConfig:
     # Speed: the target's speed along the line of sight plus a damped correction of the range error
     follow_distance_m: float = doc("distance (camera to the person) the car keeps; at least stop_distance_m + travel_bound_m", 2.5)
     stop_distance_m: float = doc("never drive towards a person nearer than this (metres)", 1.0)
+    path_half_width_m: float = doc("half the width of the car's path straight ahead (metres: half the car's width + a margin for a person's own width): any person seen in it, not only the one followed, caps the speed by stop_distance_m; one whose box is cut by the frame's bottom edge stops forward motion", 0.4)
     range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 1.2)
     top_speed_mps: float = doc("the car's speed at throttle 1 (the [picar_b] max_duty; with min_duty at the motors' dead band, speed is linear in throttle); measure it on your kit", 1.2)
     max_throttle: float = doc("speed limit: largest forward throttle (fraction of the motors' maximum duty)", 1.0)
@@ -98,7 +99,7 @@ class DriveConfig:
         positive = ("tick_s", "max_age_s", "max_age_min_s", "deadman_s", "deadman_min_s", "travel_bound_m",
                     "relock_after_s", "steer_rate_per_s", "accel_per_s", "decel_per_s", "lost_coast_s", "search_s",
                     "person_height_m", "camera_hfov_deg", "camera_vfov_deg", "camera_height_m", "pan_range_deg",
-                    "follow_distance_m", "stop_distance_m", "top_speed_mps", "range_gain", "wheelbase_m", "max_steer_deg")
+                    "follow_distance_m", "stop_distance_m", "path_half_width_m", "top_speed_mps", "range_gain", "wheelbase_m", "max_steer_deg")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be greater than 0, not {getattr(self, name)}")

@@ -186,6 +186,11 @@ class TargetTracker:
     def locked(self) -> bool:
         return self.target is not None
 
+    def others(self) -> list[tuple[Box, float]]:
+        """Everyone else in the newest message (the path's check): their box and bearing rate (rad/s, camera frame)."""
+        return [(track.last.box, track.bearing_f.v if track.bearing_f.updates >= 2 else 0.0)
+                for track in self.tracks if track.matched and track is not self._target_track]
+
     def unseen_for(self, now: float) -> float | None:
         """Seconds since the locked target was last seen, or None without a lock."""
         return None if self._last_seen is None else now - self._last_seen

@@ -8,7 +8,8 @@ Markdown table row per walk, speed and rate, worst case over the seeds:
 
 - ``in band``: the smallest share of the walk with the distance in the band
   (follow distance - 0.5 m .. + 1.0 m);
-- ``closest``: the nearest the camera came to anyone (m), against the stop
+- ``closest``: the nearest the camera came to anyone (m; any person in the
+  walk, the crossers too), against the stop
   distance;
 - ``range err``: the mean |distance - follow distance| (m), largest over seeds;
 - ``osc``: steering sign changes per second (largest);
