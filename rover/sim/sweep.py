@@ -15,8 +15,9 @@ Markdown table row per walk, speed and rate, worst case over the seeds:
 - ``osc``: steering sign changes per second (largest);
 - ``stop``: seconds from the last fresh detection to throttle 0 for good
   (largest), when the person vanished or the detector died;
-- ``travel``: metres driven after the capture of that detection (largest),
-  against the stated bound;
+- ``travel``: metres driven after the capture of the newest detection the
+  drive acted on (its target's, whoever it had locked; largest), against the
+  stated bound;
 - ``trips``: dead-man trips while the detector was alive (total);
 - ``locked``: runs that kept the person (crossing: the car points at them at
   the end; others: it followed) over runs;
