@@ -174,6 +174,22 @@ def test_a_loose_reappearance_of_the_target_counts_once_lock_frames_messages_con
     assert tracker.locks == 1  # the same person: the lock held while it was being confirmed
 
 
+@pytest.mark.parametrize("jitter", [0.16, 0.2])
+def test_the_target_back_where_it_stood_after_a_jittery_last_box_is_taken_at_once(jitter: float) -> None:
+    # Standing centred at 3 frames/s; the last box before a missed frame jumped aside (a detector's jitter), so the
+    # filter reads a walk. Where it stood, the person fits closely (standing where last seen): seen at once.
+    tracker, t = TargetTracker(), 0.0
+    for _ in range(6):
+        tracker.update([far_person(0.5)], t, t)
+        t += 1 / 3
+    tracker.update([far_person(0.5 - jitter)], t, t)
+    t += 1 / 3
+    tracker.update([], t, t)
+    t += 1 / 3
+    back = tracker.update([far_person(0.5)], t, t)
+    assert back is not None and back.centre_x == pytest.approx(0.5) and tracker.locks == 1
+
+
 def test_a_box_beyond_a_walk_from_the_coasting_target_is_never_its_continuation() -> None:
     # ~10 m ahead (box height 0.18), missed for 0.8 s at 10 frames/s; then a box 0.45 of the width to the right:
     # 29 degrees, 5.5 m sideways in 0.9 s, beyond a sprint (MAX_PERSON_SPEED_MPS), though its fit is close.

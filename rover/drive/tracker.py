@@ -36,7 +36,9 @@ afresh on another person instead of reading the jump as a speed.
 
 Re-acquisition: a target that was not in the previous message (it coasts,
 its gate widening with the time unseen) takes a box at once only on a close
-fit, within :data:`LOOSE_D2`, and within reach: the bearing may have changed
+fit, within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing
+where last seen: a person who stopped, a rate misread from a jittery last
+box), and within reach: the bearing may have changed
 by no more than a walk at ``MAX_PERSON_SPEED_MPS`` sideways over the time
 unseen, plus one centre-jump gate (:meth:`TargetTracker._reachable`). A box
 inside the gate but beyond LOOSE_D2, and within reach, starts a tentative
@@ -264,9 +266,13 @@ class TargetTracker:
 
     def _cost(self, track: Track, seen: Sighting) -> tuple[float, float] | None:
         """A track's fit of a box; the coasting target's only close (LOOSE_D2) and physically possible."""
-        fit = track.cost(seen, self.camera, (self.min_iou, self.max_jump, self.max_size_ratio))
-        if fit is not None and track is self._target_track and not track.matched:
-            if fit[1] > LOOSE_D2 or not self._reachable(track, seen):
+        limits = (self.min_iou, self.max_jump, self.max_size_ratio)
+        fit = track.cost(seen, self.camera, limits)
+        if track is self._target_track and not track.matched:
+            if fit is None or fit[1] > LOOSE_D2:  # the walk extrapolated, or the person standing where last seen
+                held = track.cost(seen, self.camera, limits, held=True)
+                fit = held if fit is None or (held is not None and held[1] < fit[1]) else fit
+            if fit is not None and (fit[1] > LOOSE_D2 or not self._reachable(track, seen)):
                 return None
         return fit
 
@@ -285,8 +291,9 @@ class TargetTracker:
 
     def _loose_fit(self, target: Track, seen: Sighting) -> bool:
         """``seen`` fits the coasting target only loosely (beyond LOOSE_D2, inside the gate) but is within reach."""
-        fit = target.cost(seen, self.camera, (self.min_iou, self.max_jump, self.max_size_ratio))
-        return fit is not None and self._reachable(target, seen)
+        limits = (self.min_iou, self.max_jump, self.max_size_ratio)
+        fits = (target.cost(seen, self.camera, limits), target.cost(seen, self.camera, limits, held=True))
+        return any(fit is not None for fit in fits) and self._reachable(target, seen)
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
         """Assign sightings to tracks, best fit first; update them; return the sightings no track explains."""
