@@ -11,6 +11,7 @@ from rover.drive.config import DriveConfig
 from rover.drive.control import Controller, apply_deadband, ramp_throttle
 from rover.drive.limits import Limits
 from rover.drive.states import State
+from rover.drive.tracks import centre_distance
 from tests.test_drive_estimate import box_of
 
 CFG = DriveConfig()
@@ -225,8 +226,13 @@ def test_a_person_unseen_for_two_frames_is_no_longer_extrapolated() -> None:
 def test_the_head_turns_no_faster_than_the_trackers_gate_allows_between_two_frames() -> None:
     ctl = Controller(CFG)
     limits = dataclasses.replace(LIMITS, period_s=1 / 3)
-    rate = ctl.pan_rate(limits)  # half of 0.15 of the diagonal per frame: ~20 deg/s at 3 frames/s
-    assert rate * CFG.pan_range_deg == pytest.approx(0.5 * 0.15 * math.sqrt(2) * CFG.camera_hfov_deg * 3)
+    rate = ctl.pan_rate(limits)  # ~20 deg/s at 3 frames/s
+    # A person standing still, seen through the head turning at that rate for one frame period: their box moves by
+    # about half of the tracker's centre-jump gate, the other half left for their own walk.
+    turned = math.radians(rate * CFG.pan_range_deg / 3)
+    half_fov = math.tan(math.radians(CFG.camera_hfov_deg) / 2)
+    shift = centre_distance(box_of(3.0), box_of(3.0, u=0.5 + math.tan(turned) / (2 * half_fov)))
+    assert 0.4 * CFG.lock_max_jump < shift <= 0.5 * CFG.lock_max_jump
     assert ctl.pan_rate(dataclasses.replace(LIMITS, period_s=0.1)) == pytest.approx(rate * 10 / 3)
     pans, t = [], 0.0
     half = math.tan(math.radians(CFG.camera_hfov_deg) / 2)

@@ -132,6 +132,78 @@ def test_a_one_frame_ghost_after_the_loss_does_not_relock_consistent_frames_do()
     assert target is not None and target.box == back[2] and tracker.locked
 
 
+def far_person(cx: float, h: float = 0.30, top: float = 0.45) -> tuple[Box, float]:
+    """A person's box (width 0.4 of its height) centred at ``cx``: height 0.3 is ~6 m ahead."""
+    w = h * 0.4
+    return (cx - w / 2, top, cx + w / 2, top + h), 0.9
+
+
+GHOST = ((0.02, 0.40, 0.10, 0.62), 0.5)  # one false box at the far left edge
+
+
+@pytest.mark.parametrize("fps, misses", [(3.0, 1), (10.0, 6)])
+def test_a_one_frame_false_box_never_retakes_a_coasting_lock(fps: float, misses: int) -> None:
+    # The followed person, centred ~6 m ahead, is missed for a frame or a few; then one false box at the edge:
+    # a 28 degree jump (~4 m/s sideways). It is neither seen as the target nor does it move the lock.
+    tracker, t = TargetTracker(), 0.0
+    for _ in range(6):
+        tracker.update([far_person(0.5)], t, t)
+        t += 1 / fps
+    for _ in range(misses):
+        assert tracker.update([], t, t) is None
+        t += 1 / fps
+    assert tracker.update([GHOST], t, t) is None and tracker.seen is None
+    assert tracker.locked and tracker.locks == 1 and tracker.target is not None and tracker.target.centre_x == pytest.approx(0.5)
+    t += 1 / fps
+    back = tracker.update([far_person(0.5)], t, t)  # the person again, where the track predicts them
+    assert back is not None and back.centre_x == pytest.approx(0.5) and tracker.locks == 1
+
+
+def test_a_loose_reappearance_of_the_target_counts_once_lock_frames_messages_confirm_it() -> None:
+    # Missed at 3 frames/s, then a box 0.05 to the right and smaller (farther): inside the gate, beyond LOOSE_D2.
+    tracker, t = TargetTracker(lock_frames=3), 0.0
+    for _ in range(6):
+        tracker.update([far_person(0.5)], t, t)
+        t += 1 / 3
+    tracker.update([], t, t)
+    seen = []
+    for _ in range(4):
+        t += 1 / 3
+        seen.append(tracker.update([far_person(0.55, 0.22, 0.49)], t, t) is not None)
+    assert seen == [False, False, True, True]  # tentative for two messages, the target from the third
+    assert tracker.locks == 1  # the same person: the lock held while it was being confirmed
+
+
+@pytest.mark.parametrize("jitter", [0.16, 0.2])
+def test_the_target_back_where_it_stood_after_a_jittery_last_box_is_taken_at_once(jitter: float) -> None:
+    # Standing centred at 3 frames/s; the last box before a missed frame jumped aside (a detector's jitter), so the
+    # filter reads a walk. Where it stood, the person fits closely (standing where last seen): seen at once.
+    tracker, t = TargetTracker(), 0.0
+    for _ in range(6):
+        tracker.update([far_person(0.5)], t, t)
+        t += 1 / 3
+    tracker.update([far_person(0.5 - jitter)], t, t)
+    t += 1 / 3
+    tracker.update([], t, t)
+    t += 1 / 3
+    back = tracker.update([far_person(0.5)], t, t)
+    assert back is not None and back.centre_x == pytest.approx(0.5) and tracker.locks == 1
+
+
+def test_a_box_beyond_a_walk_from_the_coasting_target_is_never_its_continuation() -> None:
+    # ~10 m ahead (box height 0.18), missed for 0.8 s at 10 frames/s; then a box 0.45 of the width to the right:
+    # 29 degrees, 5.5 m sideways in 0.9 s, beyond a sprint (MAX_PERSON_SPEED_MPS), though its fit is close.
+    tracker, t = TargetTracker(), 0.0
+    for _ in range(6):
+        tracker.update([far_person(0.5, 0.18, 0.47)], t, t)
+        t += 0.1
+    for _ in range(8):
+        tracker.update([], t, t)
+        t += 0.1
+    assert tracker.update([far_person(0.95, 0.18, 0.47)], t, t) is None and tracker.seen is None
+    assert tracker.locks == 1 and tracker.target is not None and tracker.target.centre_x == pytest.approx(0.5)
+
+
 class CountingTracker(TargetTracker):
     """Counts the fits of a box to a track: the matching cost, without timing anything."""
 
@@ -324,3 +396,21 @@ def test_at_2_fps_one_missed_frame_does_not_hand_the_lock_to_someone_else() -> N
     assert tracker.update([(edge, 0.9)], now=2.0) is None  # the target missed
     seen = tracker.update([(person_box(0.49, 0.23), 0.8), (person_box(0.07, 0.28), 0.9)], now=2.5)
     assert seen is not None and seen.box == person_box(0.49, 0.23) and tracker.locks == 1
+
+
+@pytest.mark.parametrize("junk_score", [0.55, 0.9])
+def test_a_box_cut_by_the_frames_bottom_or_of_a_low_score_is_not_locked_before_the_person(junk_score: float) -> None:
+    # A person ~3.7 m ahead, centred, and a small box on the frame's bottom edge (a bag, a chair leg): its range is
+    # only a bound (<= 0.7 m), so ranked by it, it would be "in front". With a false box's score, it is never locked.
+    from rover.drive.config import DriveConfig
+
+    tracker = TargetTracker.from_config(DriveConfig())
+    real = ((0.44, 0.30, 0.56, 0.80), 0.92)
+    junk = ((0.62, 0.90, 0.66, 1.00), junk_score)
+    for k in range(3):
+        target = tracker.update([real, junk], 0.2 * k, 0.2 * k)
+    assert target is not None and target.box == real[0]
+    alone = TargetTracker.from_config(DriveConfig())
+    for k in range(3):
+        found = alone.update([junk], 0.2 * k, 0.2 * k)
+    assert (found is None) == (junk_score < DriveConfig().lock_min_score)  # a cut box alone is locked if it scores

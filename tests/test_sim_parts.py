@@ -109,6 +109,30 @@ def test_summary_numbers_from_a_hand_made_trace() -> None:
     assert lost_moments(frames) == [1.0]
 
 
+def test_the_travel_after_the_stop_is_measured_from_the_newest_capture_the_drive_acted_on() -> None:
+    # The car drives at 0.3 m/s until 1.6 s. The followed person is in the frame captured at 0.5 s only; the drive
+    # then took someone else for its target in the frame captured at 0.75 s: its travel bound runs from that one.
+    t = np.arange(1, 21) / 10
+    trace = np.zeros((20, len(TRACE_COLUMNS)))
+    col = {n: i for i, n in enumerate(TRACE_COLUMNS)}
+    trace[:, col["t"]] = t
+    trace[:, col["target_distance"]] = trace[:, col["min_distance"]] = 3.0
+    trace[:, col["speed"]] = np.where(t < 1.6, 0.3, 0.0)
+    trace[:, col["car_x"]] = np.cumsum(trace[:, col["speed"]]) / 10
+    people = np.zeros((20, 2, 3))
+    people[:, :, 2] = 1.0
+    people[15:, 0, 2] = 0.0  # the followed person is gone at the end: the stop counts
+    frames = [Frame(1, 0.5, 0.75, (SimDetection((0.4, 0.2, 0.6, 0.9), 0.9, 0),)),
+              Frame(2, 0.75, 1.0, (SimDetection((0.1, 0.2, 0.3, 0.9), 0.9, 1),))]
+    x = trace[:, col["car_x"]]
+    driven_after = {c: float(x[-1] - x[t >= c][0]) for c in (0.5, 0.75)}
+    s = summarise(trace, people, frames, kill_at=None, deadband_duty=0.15, criteria=Criteria(), acted=[0.75, 1.0])
+    assert s["stop_reason"] == "target_vanished"
+    assert s["travel_after_last_capture_m"] == pytest.approx(driven_after[0.75], abs=1e-3)
+    s = summarise(trace, people, frames, kill_at=None, deadband_duty=0.15, criteria=Criteria(), acted=[0.75])
+    assert s["travel_after_last_capture_m"] == pytest.approx(driven_after[0.5], abs=1e-3)  # acted on the person's
+
+
 def test_the_world_applies_commands_and_publishes_one_frame_per_period() -> None:
     world = World(get("standing_close"), detector=DetectorModel(fps=10.0), seed=3)
     world.apply(Command(throttle=0.8))

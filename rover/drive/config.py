@@ -46,6 +46,7 @@ class DriveConfig:
     lock_max_jump: float = doc("... or when its centre moved less than this (fraction of the frame diagonal)", 0.15)
     lock_max_size_ratio: float = doc("... and only when its height is within this factor of the last one's (1.3: 1/1.3 to 1.3 times), so a person nearer or farther is not the target", 1.3)
     lock_frames: int = doc("a new target is locked only after this many consecutive fresh messages show it (boxes continuing each other), so a one-frame false box never starts the car", 3)
+    lock_min_score: float = doc("a new target is locked only on a box of at least this score (the detector's false boxes score lower); among those, the person in front, a box cut by the frame's bottom edge (its range only a bound) after every whole one", 0.6)
     relock_after_s: float = doc("a different target may be locked only after the old one has been unseen this long", 1.0)
     track_max_boxes: int = doc("boxes of the followed label matched per message: the best scores and those nearest the target (bounds the cost of a 1000-box message)", 16)
     # The target in metres (camera model: docs/drive.md)
@@ -58,6 +59,7 @@ class DriveConfig:
     # Speed: the target's speed along the line of sight plus a damped correction of the range error
     follow_distance_m: float = doc("distance (camera to the person) the car keeps; at least stop_distance_m + travel_bound_m", 2.5)
     stop_distance_m: float = doc("never drive towards a person nearer than this (metres)", 1.0)
+    path_half_width_m: float = doc("half the width of the car's path straight ahead (metres: half the car's width + a margin for a person's own width): any person seen in it, not only the one followed, caps the speed by stop_distance_m; one whose box is cut by the frame's bottom edge stops forward motion", 0.4)
     range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 1.2)
     top_speed_mps: float = doc("the car's speed at throttle 1 (the [picar_b] max_duty; with min_duty at the motors' dead band, speed is linear in throttle); measure it on your kit", 1.2)
     max_throttle: float = doc("speed limit: largest forward throttle (fraction of the motors' maximum duty)", 1.0)
@@ -97,11 +99,11 @@ class DriveConfig:
         positive = ("tick_s", "max_age_s", "max_age_min_s", "deadman_s", "deadman_min_s", "travel_bound_m",
                     "relock_after_s", "steer_rate_per_s", "accel_per_s", "decel_per_s", "lost_coast_s", "search_s",
                     "person_height_m", "camera_hfov_deg", "camera_vfov_deg", "camera_height_m", "pan_range_deg",
-                    "follow_distance_m", "stop_distance_m", "top_speed_mps", "range_gain", "wheelbase_m", "max_steer_deg")
+                    "follow_distance_m", "stop_distance_m", "path_half_width_m", "top_speed_mps", "range_gain", "wheelbase_m", "max_steer_deg")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be greater than 0, not {getattr(self, name)}")
-        fractions = ("min_score", "lock_min_iou", "lock_max_jump", "max_throttle", "max_reverse", "search_pan_limit")
+        fractions = ("min_score", "lock_min_score", "lock_min_iou", "lock_max_jump", "max_throttle", "max_reverse", "search_pan_limit")
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")

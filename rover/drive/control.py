@@ -64,11 +64,12 @@ import math
 from dataclasses import dataclass
 
 from rover.drive.config import DriveConfig
-from rover.drive.estimate import CameraGeometry, observe
+from rover.drive.estimate import CameraGeometry, Observation, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.limits import Limits
 from rover.drive.motion import MotionGate
 from rover.drive.odometry import Odometer
+from rover.drive.path import nearest_in_path
 from rover.drive.states import EPSILON_S, State
 
 log = logging.getLogger("rover.drive")
@@ -163,6 +164,25 @@ class Controller:
         self._faster_since: float | None = None
         self._search_started: float | None = None
         self._search_direction = 1.0
+        self._others: list[tuple[Observation, float]] = []  # everyone else in the newest fresh message, car's frame then
+        self._others_t = 0.0  # ... its capture time
+        self._others_yaw = 0.0  # ... the car's heading then (odometry)
+        self._pan_rate = 0.0  # the head's turn in the last tick (rad/s)
+
+    def observe_others(self, others: list[tuple[tuple[float, float, float, float], float]], t_capture: float,
+                       received_s: float | None = None) -> None:
+        """Everyone but the target in the newest fresh message: box and bearing rate (rad/s) off the camera's axis.
+
+        :meth:`path_speed` keeps the car clear of them; the head's own turn
+        is added to the rates (a bearing in the car's frame is the camera's
+        plus the pan).
+        """
+        if received_s is not None:
+            t_capture = min(t_capture, received_s)
+        _, pan, yaw = self.odometer.at(t_capture)
+        self._others = [(observe(box, self.camera, self.config.person_height_m, pan), rate + self._pan_rate)
+                        for box, rate in others]
+        self._others_t, self._others_yaw = t_capture, yaw
 
     def observe(self, box: tuple[float, float, float, float], t_capture: float, received_s: float | None = None,
                 lock: int = 0) -> None:
@@ -212,6 +232,7 @@ class Controller:
         self.wanted = NEUTRAL
         self.current = NEUTRAL
         self._search_started = None
+        self._others = []
 
     def predict(self, now: float) -> Estimate | None:
         """The target's estimate extrapolated to ``now``; None without one."""
@@ -257,7 +278,7 @@ class Controller:
             self.faster, self._faster_since = False, None
         law = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
         cap_speed = 0.0 if self.cut else min(v_limit, self.safe_speed(min(estimate.range_m, estimate.near_m), limits),
-                                                  self.budget_speed(now, limits))
+                                                  self.budget_speed(now, limits), self.path_speed(limits))
         if cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m and law < 0:
             speed = max(law, -cfg.max_reverse * cfg.top_speed_mps)  # backing away: not gated
             self.gate.stand()
@@ -316,6 +337,20 @@ class Controller:
         """The fastest speed from which the car stops outside ``stop_distance_m`` if the information stops now."""
         return max(0.0, range_m - self.config.stop_distance_m) / (limits.horizon_s + limits.stop_time_s)
 
+    def path_speed(self, limits: Limits) -> float:
+        """The fastest speed that stops outside ``stop_distance_m`` of anyone else in the car's path (inf: nobody).
+
+        Every person of the newest fresh message, not only the target
+        (:mod:`rover.drive.path`): the nearest one in the path, less the path
+        the car has driven since that capture; 0 for a box in it cut by the
+        frame's bottom edge.
+        """
+        nearest = nearest_in_path(self._others, self.odometer.yaw - self._others_yaw, self.config.path_half_width_m,
+                                  limits.horizon_s + limits.stop_time_s)
+        if math.isinf(nearest):
+            return math.inf
+        return self.safe_speed(max(0.0, nearest - self.odometer.path_since(self._others_t)), limits)
+
     def budget_speed(self, now: float, limits: Limits) -> float:
         """The fastest speed that keeps the travel since the newest capture acted on within ``travel_bound_m``.
 
@@ -365,6 +400,8 @@ class Controller:
         pan = self.wanted.pan if state is not State.STOPPED else 0.0
         if state in (State.FOLLOWING, State.LOST):
             pan = rate_limit(self.current.pan, pan, self.pan_rate(limits) * dt)
+        if dt > 0:
+            self._pan_rate = (pan - self.current.pan) * math.radians(cfg.pan_range_deg) / dt
         self.current = Commands(throttle, steering, pan)
         bearing = 0.0 if self.estimate is None else self.estimate.bearing_rad
         self.odometer.drive(throttle * cfg.top_speed_mps, math.cos(bearing),

@@ -20,20 +20,32 @@ taken for the target when they come out in a frame where the detector
 missed the target. Boxes no track explains start new tracks.
 
 Locking: a track becomes the target once it has been seen in ``lock_frames``
-consecutive fresh messages (so a false box seen once never starts the car);
-among several such tracks, the person in front of the car: the smallest
+consecutive fresh messages (so a false box seen once never starts the car)
+with a score of at least ``lock_min_score``; among several such tracks, the
+person in front of the car (whole boxes before those cut by the frame's
+bottom edge, whose range is only a bound): the smallest
 range weighted by how far off-centre the box is (``range x (1 + 2 |u -
 0.5|)``, 1 to 2 times), not the highest score, so a far person at the edge
 of the frame is not followed instead of the one standing in front. Once
 locked, only the target's track is followed; another one is locked only
-after the target has been unseen for ``relock_after_s`` (the target's own
-track is matched first, and once the lock would lapse only a close fit,
-within :data:`LOOSE_D2`, re-acquires it, not a newcomer inside the widened
-gate); until then the car
+after the target has been unseen for ``relock_after_s``; until then the car
 coasts as LOST (the drive's state machine: it slows and stops, never drives
 on the prediction for longer than the freshness limits allow). Each lock is
 numbered (:attr:`TargetTracker.locks`), so the controller starts its filters
 afresh on another person instead of reading the jump as a speed.
+
+Re-acquisition: a target that was not in the previous message (it coasts,
+its gate widening with the time unseen) takes a box at once only on a close
+fit, within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing
+where last seen: a person who stopped, a rate misread from a jittery last
+box), and within reach: the bearing may have changed
+by no more than a walk at ``MAX_PERSON_SPEED_MPS`` sideways over the time
+unseen, plus one centre-jump gate (:meth:`TargetTracker._reachable`). A box
+inside the gate but beyond LOOSE_D2, and within reach, starts a tentative
+track: it becomes the target, with the same lock number, once
+``lock_frames`` consecutive messages show it, as a new lock would need
+(meanwhile the lock holds, at most :data:`MAX_OCCLUDED_S`). So a single
+false box never takes the lock back, starts or steers the car.
 
 Occlusion: when the target is not in a message but a nearer person's box
 (a person tracked since before the target was last seen, taller than the
@@ -57,11 +69,13 @@ Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.estimate import CameraGeometry
 from rover.drive.tracks import (
+    MAX_PERSON_SPEED_MPS,
     Box,
     Sighting,
     Track,
@@ -135,12 +149,13 @@ class TargetTracker:
     locked (1: at once); ``relock_after_s`` is how long the target must have
     been unseen before another one may be locked; ``max_boxes`` bounds the
     boxes matched per message (:func:`prefilter`). ``camera`` and
-    ``person_height_m`` turn boxes into metres (:mod:`rover.drive.estimate`).
+    ``person_height_m`` turn boxes into metres (:mod:`rover.drive.estimate`);
+    ``lock_min_score`` is the least score of the box a new target is locked on.
     """
 
     def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0,
                  max_size_ratio: float = 1.5, lock_frames: int = 3, max_boxes: int = 16,
-                 camera: CameraGeometry | None = None, person_height_m: float = 1.7) -> None:
+                 camera: CameraGeometry | None = None, person_height_m: float = 1.7, lock_min_score: float = 0.6) -> None:
         self.min_iou = min_iou
         self.max_jump = max_jump
         self.relock_after_s = relock_after_s
@@ -149,6 +164,7 @@ class TargetTracker:
         self.max_boxes = max_boxes
         self.camera = camera or CameraGeometry()
         self.person_height_m = person_height_m
+        self.lock_min_score = lock_min_score
         self.target: Target | None = None
         self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
@@ -158,6 +174,7 @@ class TargetTracker:
         self._target_track: Track | None = None
         self._last_seen: float | None = None
         self._last_occluded: float | None = None
+        self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -165,11 +182,16 @@ class TargetTracker:
         camera = CameraGeometry(config.camera_hfov_deg, config.camera_vfov_deg, config.camera_height_m,
                                 config.camera_tilt_deg, config.pan_range_deg)
         return cls(config.lock_min_iou, config.lock_max_jump, config.relock_after_s, config.lock_max_size_ratio,
-                   config.lock_frames, config.track_max_boxes, camera, config.person_height_m)
+                   config.lock_frames, config.track_max_boxes, camera, config.person_height_m, config.lock_min_score)
 
     @property
     def locked(self) -> bool:
         return self.target is not None
+
+    def others(self) -> list[tuple[Box, float]]:
+        """Everyone else in the newest message (the path's check): their box and bearing rate (rad/s, camera frame)."""
+        return [(track.last.box, track.bearing_f.v if track.bearing_f.updates >= 2 else 0.0)
+                for track in self.tracks if track.matched and track is not self._target_track]
 
     def unseen_for(self, now: float) -> float | None:
         """Seconds since the locked target was last seen, or None without a lock."""
@@ -183,6 +205,7 @@ class TargetTracker:
         self.occluded = False
         self.seen = None
         self.tracks = []
+        self._tentative = []
 
     def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None) -> Target | None:
         """Feed the detections of the followed label in one fresh message.
@@ -200,25 +223,40 @@ class TargetTracker:
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
-        unexplained = self._associate(sightings)
-        self.tracks.extend(Track(s) for s in unexplained)
         target = self._target_track
+        coasting = target is not None and not target.matched
+        unexplained = self._associate(sightings)
+        for seen in unexplained:
+            track = Track(seen)
+            self.tracks.append(track)
+            if coasting and self._loose_fit(target, seen):  # type: ignore[arg-type]
+                self._tentative.append(track)
         if target is not None:
-            # The target's own track found them (its gate has widened while they were unseen); once the lock
-            # no longer holds, only a close fit counts (a newcomer in the widened gate is not the target).
-            if target.matched and (target.fit_d2 <= LOOSE_D2 or self._lock_holds(now)):
+            # The target's own track found them: closely, if they were unseen (see _cost).
+            if target.matched:
                 self.occluded = False
+                self._tentative = []
                 self._prune(t, len(sightings))
                 return self._see(target, now)
-            self.occluded = not target.matched and self._is_occluded(target, t)
+            self.occluded = self._is_occluded(target, t)
             if self.occluded:
                 self._last_occluded = now
+            # A loose re-acquisition counts once lock_frames messages in a row confirm it, as a new lock would;
+            # meanwhile the lock holds (at most MAX_OCCLUDED_S), so the same person keeps the same lock.
+            self._tentative = [tr for tr in self._tentative if tr.matched]
             if self._lock_holds(now):
                 self._prune(t, len(sightings))
+                self._tentative = [tr for tr in self._tentative if any(tr is k for k in self.tracks)]
+                back = [tr for tr in self._tentative if tr.run >= self.lock_frames]
+                if back:
+                    self._tentative = []
+                    self.tracks = [tr for tr in self.tracks if tr is not target]
+                    return self._see(min(back, key=lambda tr: tr.first_t), now)
                 return None
             self._drop_target()  # lost for long enough: another target may be locked
         self._prune(t, len(sightings))
-        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames]
+        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames
+                     and track.last.score >= self.lock_min_score]
         if not confirmed:
             return None
         self.locks += 1
@@ -227,7 +265,35 @@ class TargetTracker:
     # -- association ------------------------------------------------------
 
     def _cost(self, track: Track, seen: Sighting) -> tuple[float, float] | None:
-        return track.cost(seen, self.camera, (self.min_iou, self.max_jump, self.max_size_ratio))
+        """A track's fit of a box; the coasting target's only close (LOOSE_D2) and physically possible."""
+        limits = (self.min_iou, self.max_jump, self.max_size_ratio)
+        fit = track.cost(seen, self.camera, limits)
+        if track is self._target_track and not track.matched:
+            if fit is None or fit[1] > LOOSE_D2:  # the walk extrapolated, or the person standing where last seen
+                held = track.cost(seen, self.camera, limits, held=True)
+                fit = held if fit is None or (held is not None and held[1] < fit[1]) else fit
+            if fit is not None and (fit[1] > LOOSE_D2 or not self._reachable(track, seen)):
+                return None
+        return fit
+
+    def _reachable(self, track: Track, seen: Sighting) -> bool:
+        """The person could have moved from their last sighting to ``seen``: no faster sideways than MAX_PERSON_SPEED_MPS.
+
+        The bearing may change by the walk's angle at the nearer of the two
+        ranges plus one centre-jump gate (the head's turn and a box's jitter
+        in one frame; ``lock_max_jump`` of the diagonal is ``sqrt(2)`` times
+        that of the width).
+        """
+        unseen = track.unseen_s(seen.t)
+        near = max(0.3, min(track.last.range_m, seen.range_m))
+        jump = self.max_jump * math.sqrt(2) * math.radians(self.camera.hfov_deg)
+        return abs(seen.bearing_rad - track.last.bearing_rad) <= math.atan(MAX_PERSON_SPEED_MPS * unseen / near) + jump
+
+    def _loose_fit(self, target: Track, seen: Sighting) -> bool:
+        """``seen`` fits the coasting target only loosely (beyond LOOSE_D2, inside the gate) but is within reach."""
+        limits = (self.min_iou, self.max_jump, self.max_size_ratio)
+        fits = (target.cost(seen, self.camera, limits), target.cost(seen, self.camera, limits, held=True))
+        return any(fit is not None for fit in fits) and self._reachable(target, seen)
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
         """Assign sightings to tracks, best fit first; update them; return the sightings no track explains."""
@@ -282,15 +348,22 @@ class TargetTracker:
 
     # -- lock -------------------------------------------------------------
 
-    def _in_front(self, track: Track) -> float:
-        """Rank of a lock candidate: its range, up to twice as long at the frame's edge (smaller: in front)."""
+    def _in_front(self, track: Track) -> tuple[bool, float]:
+        """Rank of a lock candidate: its range, up to twice as long at the frame's edge (smaller: in front).
+
+        A box cut by the frame's bottom edge ranks after every whole one: its
+        range is only a bound (<= ~0.7 m), so a bag or a chair leg at the
+        bottom of the frame would otherwise always be "in front".
+        """
         box = track.last.box
-        return track.last.range_m * (1.0 + 2.0 * abs((box[0] + box[2]) / 2 - 0.5))
+        return track.last.kind == "bound", track.last.range_m * (1.0 + 2.0 * abs((box[0] + box[2]) / 2 - 0.5))
 
     def _lock_holds(self, now: float) -> bool:
         assert self._last_seen is not None
         if now - self._last_seen < self.relock_after_s:
             return True
+        if self._tentative and now - self._last_seen < MAX_OCCLUDED_S:
+            return True  # a loose re-acquisition is being confirmed
         return (self._last_occluded is not None and now - self._last_occluded < self.relock_after_s
                 and now - self._last_seen < MAX_OCCLUDED_S)
 
@@ -318,6 +391,7 @@ class TargetTracker:
         self._target_track = None
         self._last_seen = self._last_occluded = None
         self.occluded = False
+        self._tentative = []
 
     def _see(self, track: Track, now: float) -> Target:
         self._target_track = track

@@ -193,10 +193,15 @@ class Track:
         self._box = (key, box)
         return box
 
-    def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float]) -> tuple[float, float] | None:
+    def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float],
+             held: bool = False) -> tuple[float, float] | None:
         """How well ``seen`` fits this person: ``(negative log-likelihood, squared Mahalanobis distance)``, None outside the gates.
 
         ``limits`` are the image gates ``(min_iou, max_jump, max_size_ratio)``.
+        ``held``: against the person standing where last seen (the filters'
+        estimate then, the box as last seen) with the uncertainty grown since,
+        not against their extrapolated walk (a person who stopped, or a rate
+        misread from a jittery last box).
         """
         min_iou, max_jump, max_ratio = limits
         if self.matched:  # seen in the previous message: the image gates of one frame's change
@@ -207,6 +212,9 @@ class Track:
                 return None
         expected = self.predicted_box(seen.t, camera)
         r, b, var_r, var_b = self.predict(seen.t)
+        if held:
+            r, b = self.predict(self.last.t)[:2]
+            expected = self.last.box
         s_r, s_b = var_r + seen.range_var, var_b + BEARING_NOISE_RAD ** 2
         row, row_seen = (expected[1] + expected[3]) / 2, (seen.box[1] + seen.box[3]) / 2
         # the predicted row moves towards the horizon as 1 / range: its spread from the range's

@@ -154,7 +154,7 @@ def run_inprocess(scenario: Scenario, *, seed: int = 0, detector: DetectorModel 
                         follow_distance_m=drive.follow_distance_m)
     summary = {"scenario": scenario.name, "seed": seed, "fps": world.detector.fps,
                **summarise(trace, people, stream.published, kill_at=scenario.kill_detector_at,
-                           deadband_duty=car.deadband_duty, criteria=criteria)}
+                           deadband_duty=car.deadband_duty, criteria=criteria, acted=[t for t, _ in followed])}
     summary["deadman_trips"] = max(0, trips - (1 if scenario.kill_detector_at is not None else 0))
     summary["target_faster_s"] = round(faster_s, 2)
     summary["locked"] = _locked(states)

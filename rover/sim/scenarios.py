@@ -126,7 +126,7 @@ def get(name: str) -> Scenario:
 
 
 #: The walks of the sweep (``python -m rover.sim.sweep``): each at any speed.
-WALK_KINDS = ("straight", "turn", "stop_and_go", "crossing", "leave_view", "detector_dies")
+WALK_KINDS = ("straight", "turn", "stop_and_go", "crossing", "crosses_in_front", "leave_view", "detector_dies")
 #: Walking speeds of the sweep (m/s): a stroll, a normal walk, a brisk walk.
 WALK_SPEEDS = (0.6, 1.0, 1.3)
 _STAND_S = 2.0  # time for the drive to arm and lock at 2 frames/s (3 + 3 messages)
@@ -152,6 +152,14 @@ def walk(kind: str, speed: float) -> Scenario:
         return Scenario(name, f"walks at {s:g} m/s; a second person crosses 2 m behind them, right to left, at 1.0 m/s", 12.0,
                         (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 10.0))),
                          PersonPath((cross_x, -5.5), 90.0, (("walk", 1.0, 12.0),))), expect=("follow", "lock"))
+    if kind == "crosses_in_front":
+        # From the right into the car's line, 1.5 m in front of the followed person (1 m ahead of a car at the follow
+        # distance) at 4.5 s, 3 s standing there, then on to the left: the stop distance is anyone's, not the target's.
+        front_x = _AHEAD[0] + s * (4.5 - _STAND_S) - 1.5
+        return Scenario(name, f"walks at {s:g} m/s; a second person steps into the car's line between them and stands 3 s", 12.0,
+                        (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 10.0))),
+                         PersonPath((front_x, -2.0), 90.0, (("stand", 2.5), ("walk", 1.0, 2.0), ("stand", 3.0), ("walk", 1.0, 5.0)))),
+                        expect=("follow",))
     if kind == "leave_view":
         return Scenario(name, f"walks at {s:g} m/s, steps sideways out of view and through a door", 9.0,
                         (PersonPath(_AHEAD, 0.0, (stand, ("walk", s, 3.0), ("face", 90.0), ("walk", 1.6, 4.0)),

@@ -61,12 +61,19 @@ def bearings(trace: np.ndarray, people: np.ndarray) -> np.ndarray:
 
 
 def summarise(trace: np.ndarray, people: np.ndarray, published: Sequence[Frame], *,
-              kill_at: float | None, deadband_duty: float, criteria: Criteria) -> dict[str, Any]:
+              kill_at: float | None, deadband_duty: float, criteria: Criteria,
+              acted: Sequence[float] | None = None) -> dict[str, Any]:
     """The JSON summary of one run.
 
     ``trace`` has the columns of :data:`rover.sim.world.TRACE_COLUMNS`;
     ``people`` is (rows x people x 3): x, y and 1.0 while the person is there
-    (not hidden); ``published`` are the frames that reached the drive.
+    (not hidden); ``published`` are the frames that reached the drive;
+    ``acted`` the publish times of those in which the drive saw its target
+    (whoever it had locked). ``travel_after_last_capture_m`` is measured from
+    the capture of the newest of those (the drive's bound is from the newest
+    capture it acts on: after a re-lock onto someone else, theirs; after
+    frames it missed the person in, the one before), else from the last frame
+    showing the followed person.
     """
     people_present = people[:, :, 2] > 0.5
     t = trace[:, _COL["t"]]
@@ -109,7 +116,8 @@ def summarise(trace: np.ndarray, people: np.ndarray, published: Sequence[Frame],
     out["stop_reason"] = reason
     last_capture = None
     if reason is not None and last is not None:
-        frames = [f for f in published if f.t_publish == last]
+        newest = max(acted) if acted else last
+        frames = [f for f in published if f.t_publish == newest]
         last_capture = frames[0].t_capture if frames else None
     if last_capture is not None:
         after = t >= last_capture

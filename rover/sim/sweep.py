@@ -8,14 +8,16 @@ Markdown table row per walk, speed and rate, worst case over the seeds:
 
 - ``in band``: the smallest share of the walk with the distance in the band
   (follow distance - 0.5 m .. + 1.0 m);
-- ``closest``: the nearest the camera came to anyone (m), against the stop
+- ``closest``: the nearest the camera came to anyone (m; any person in the
+  walk, the crossers too), against the stop
   distance;
 - ``range err``: the mean |distance - follow distance| (m), largest over seeds;
 - ``osc``: steering sign changes per second (largest);
 - ``stop``: seconds from the last fresh detection to throttle 0 for good
   (largest), when the person vanished or the detector died;
-- ``travel``: metres driven after the capture of that detection (largest),
-  against the stated bound;
+- ``travel``: metres driven after the capture of the newest detection the
+  drive acted on (its target's, whoever it had locked; largest), against the
+  stated bound;
 - ``trips``: dead-man trips while the detector was alive (total);
 - ``locked``: runs that kept the person (crossing: the car points at them at
   the end; others: it followed) over runs;
