@@ -105,15 +105,18 @@ class Rig:
                    for n in ("steering", "pan", "tilt"))
 
 
-def make_rig(backend: str, tmp_path: Path, wall_m: float | None = None, **car: float) -> Rig:
-    """The car ``wall_m`` from the wall: by default 2.5 m, 1.9 m for the 2024 kit (its sensor reads up to 2 m)."""
+def make_rig(backend: str, tmp_path: Path, wall_m: float | None = None, state_path: Path | None = None,
+             **car: float) -> Rig:
+    """The car ``wall_m`` from the wall: by default 2.5 m, 1.9 m for the 2024 kit (its sensor reads up to 2 m).
+
+    ``state_path``: the fake hardware kept in that file (what another process, the sentinel, sees)."""
     if wall_m is None:
         wall_m = 2.5 if backend == "picar-b" else 1.9
     clock = TickClock(step=1e-5)  # 10 us per clock read: 1.7 mm of echo resolution
-    board = Board(clock=clock)
+    board = Board(state_path, clock=clock)
     gpio = FakeGPIO(board)
     config = PicarBConfig() if backend == "picar-b" else PicarB2Config()
-    world = I2CWorld(clock=clock, devices={1: [config.i2c_address]})
+    world = I2CWorld(state_path, clock=clock, devices={1: [config.i2c_address]})
     timeline = (picar_b_timeline(board, config) if backend == "picar-b"
                 else picar_b2_timeline(world.chip(1, config.i2c_address), config))
     wall = WallCar(wall_m, timeline, deadband=car.pop("deadband", DEADBAND), top_mps=car.pop("top_mps", TOP_MPS), **car)

@@ -15,9 +15,17 @@ safe-stop routine (:func:`rover.hw.safestop.safe_stop`, what
 ``rover-safestop`` does). It prints the steps, the fit, and the lines for
 the config file; ``--write`` writes them (never without it).
 
+A real kit runs under the drive's sentinel (:mod:`rover.hw.sentinel`): a
+process of its own that stops the car should this one die without its
+``finally`` (``kill -9``, a crash) or hang. Ctrl-\\ (SIGQUIT), SIGTERM and
+SIGHUP stop the car and exit; Ctrl-Z (SIGTSTP) sets the car safe and ends
+the run (a run paused half way through a step measures nothing).
+
 Exit codes: 0 measured, 1 aborted (the line says why; the motors are
-stopped), 2 usage or not confirmed, 78 configuration error, 130/143
-interrupted by SIGINT/SIGTERM.
+stopped) or ``--write`` refused (the fit is not good enough to keep), 2
+usage (argparse) or not confirmed, 78 configuration error (bad flag values
+too), 128 + the signal number when a signal ended it: 129 SIGHUP, 130
+SIGINT, 131 SIGQUIT, 143 SIGTERM, 148 SIGTSTP.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, Ro
 from rover.hw.carlock import lock_the_car
 from rover.hw.kits import KITS, read_backend
 from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
+from rover.hw.sentinel import STOP_SIGNALS, Sentinel, safe_before_suspend
 from rover.hw.tomledit import set_keys
 
 PROG = "rover-calibrate motors"
@@ -75,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C through every ``finally`` (the motors stop)."""
+    """SIGTERM, SIGHUP, SIGQUIT or SIGTSTP arrived: unwinds like Ctrl-C through every ``finally`` (the motors stop)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -125,8 +134,15 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         return EXIT_USAGE
     # The run commands raw duty: throttle 1 = 100 %, no dead-band offset.
     raw = dataclasses.replace(config, min_duty=0.0, max_duty=100.0)
-    previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGHUP)}
-    lock = chassis = None
+    lock = chassis = sentinel = None
+
+    def on_suspend(signum: int, _frame: object) -> None:
+        """Ctrl-Z: the car safe at once (as rover-drive does), then the run ends: it cannot resume mid-step."""
+        safe_before_suspend(chassis, sentinel, report=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
+        raise Interrupted(signum)
+
+    handlers = {signum: _on_signal for signum in STOP_SIGNALS if signum != signal.SIGINT}  # SIGINT: KeyboardInterrupt
+    previous = {signum: signal.signal(signum, handler) for signum, handler in {**handlers, signal.SIGTSTP: on_suspend}.items()}
     code = EXIT_OK
     result: RunResult | None = None
     try:
@@ -134,6 +150,10 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             lock = lock_the_car(backend)  # one program commands the car at a time (rover-drive takes it too)
             from rover.hw import open_chassis
 
+            # Stops the car should this process die without its finally (kill -9): it holds the lock till then.
+            sentinel = Sentinel.start({"drive": {"backend": backend}, section: config},
+                                      keep_fds=(lock.fileno(),))
+            sleep = _beating(sleep, sentinel)
             chassis = open_chassis(backend, raw, gpio=gpio, bus=bus, clock=clock)
         else:
             rig = _sim_rig()(args.sim_wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
@@ -152,7 +172,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         print(f"{PROG}: interrupted: motors stopped", file=sys.stderr)
         code = 128 + signal.SIGINT
     except Interrupted as exc:
-        print(f"{PROG}: {signal.Signals(exc.signum).name}: motors stopped", file=sys.stderr)
+        ended = " (Ctrl-Z ends the run: a step paused half way measures nothing; start again)" if exc.signum == signal.SIGTSTP else ""
+        print(f"{PROG}: {signal.Signals(exc.signum).name}: motors stopped{ended}", file=sys.stderr)
         code = 128 + exc.signum
     except RoverError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -161,8 +182,16 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         # A second Ctrl-C or SIGTERM must not cut the stop short: they wait until it is done.
         held = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, *previous)}
         try:
+            if sentinel is not None:
+                sentinel.pause()  # no heartbeats while stopping (the ranger's join may take a second)
             # The kit's safe-stop only when this program holds the car: never into another drive's pins.
-            code = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, code)
+            stopped = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, EXIT_OK)
+            code = stopped if code == EXIT_OK else code
+            if sentinel is not None:
+                if stopped == EXIT_OK:
+                    sentinel.stand_down()  # the car is stopped: nothing left for it to do
+                else:
+                    sentinel.release()  # it stops the car once this process has gone
             if lock is not None:
                 lock.close()
         finally:
@@ -176,6 +205,16 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         assert path is not None
         return write_lines(path, section, result)
     return EXIT_OK
+
+
+def _beating(sleep: Callable[[float], None], sentinel: Sentinel) -> Callable[[float], None]:
+    """``sleep``, then a heartbeat to the sentinel: a run silent for its QUIET_S (hung, SIGSTOPped) is killed."""
+
+    def beat(seconds: float) -> None:
+        sleep(seconds)
+        sentinel.heartbeat()
+
+    return beat
 
 
 def _confirmed(stdin: TextIO) -> bool:
