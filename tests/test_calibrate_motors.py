@@ -178,7 +178,7 @@ def test_a_dead_sensor_aborts_with_one_line_and_the_motors_stopped(backend: str,
     rig.time.at.append((8.0, lambda: setattr(rig.sonar, "dead", True)))  # mid dead-band search, wheels driven
     assert rig.run("--yes") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "ultrasonic range is unknown" in err[0] and "motors stopped" in err[0]
+    assert len(err) == 1 and "no new ultrasonic reading" in err[0] and "motors stopped" in err[0]
     assert rig.motors_stopped() and rig.servos_centred()
     assert max(rig.duties()) > 0.0
 
@@ -309,7 +309,7 @@ def test_a_ranger_that_stops_measuring_at_speed_aborts_before_its_readings_go_st
     rig.time.at.append((23.0, lambda: setattr(rig.time, "ranger", None)))  # driving a speed step: no more turns
     assert rig.run("--yes") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "stopped changing while the car drives" in err[0]
+    assert len(err) == 1 and "no new ultrasonic reading" in err[0] and "ranger stopped measuring" in err[0]
     assert rig.motors_stopped() and max(rig.duties()) > DEADBAND + 0.05
     assert rig.car.closest_m >= 0.4
 

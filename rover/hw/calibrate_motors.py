@@ -50,6 +50,9 @@ from rover.hw.tomledit import set_keys
 PROG = "rover-calibrate motors"
 #: Backends without a car: the simulator's car facing a wall (``log`` also prints every command).
 SIMULATED = ("sim", "log")
+#: What to change when the car drives away from the wall.
+REVERSE_HINT = {"picar_b": "flip right_direction and left_direction in [picar_b] (one of them, if the car turned)",
+                "picar_b2": "flip m1_direction and m2_direction in [picar_b2] (one of them, if the car turned)"}
 
 
 #: The simulator's car facing a wall, as ``rover.hw.BACKENDS`` names the sim chassis: loaded only when asked for,
@@ -160,10 +163,11 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             chassis, clock, sleep = rig.chassis, rig.clock, rig.sleep
         if chassis_hook is not None:
             chassis_hook(chassis)
-        samples = config.ultrasonic_samples
-        run = MotorRun(chassis, interval_s=config.ultrasonic_interval_s,
-                       lag_s=config.ultrasonic_interval_s * (samples // 2 + 1), clock=clock, sleep=sleep,
-                       plan=plan, limits=limits, wall_m=args.wall_m, say=lambda line: print(f"{PROG}: {line}", flush=True))
+        ranger = getattr(chassis, "ranger", None) or getattr(chassis, "_ranger", None)  # the kits keep it private
+        if ranger is None:
+            raise ConfigError(f"{section}: the chassis opened without its ultrasonic ranger: cannot calibrate")
+        run = MotorRun(chassis, ranger, clock=clock, sleep=sleep, plan=plan, limits=limits, wall_m=args.wall_m,
+                       say=lambda line: print(f"{PROG}: {line}", flush=True), reverse_hint=REVERSE_HINT[section])
         result = run.run()
     except CalibrationAborted as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

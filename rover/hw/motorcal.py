@@ -53,6 +53,20 @@ STEADY_M = 0.05
 BASELINE_READINGS = 7
 #: Range polls per read interval while driving (the safety checks run at every poll).
 POLLS_PER_READ = 4
+#: The range may rise this far above the start while a duty is driven before the car counts as reversing.
+RISE_M = 0.05
+#: A change of the range larger than the car could cover between the two readings, plus this, is an obstacle.
+JUMP_M = 0.03
+#: A jump or a rise counts once it held for this many new ranges in a row (a late echo's does not).
+CONFIRM = 2
+#: A rise above the start counts once this many new ranges in a row showed it (the sim's late echoes: 5 %).
+RISE_CONFIRM = 4
+#: --min-range-m may not be lower than this (the coast and a late reading must still end short of the wall).
+MIN_RANGE_FLOOR_M = 0.25
+#: ASSUMED, not measured: the car coasts (the kits cannot brake) like a first-order lag of this time constant,
+#: so it rolls ``speed * COAST_S`` after the motors stop. Four times the 0.06 s the test car had; the run
+#: measures and prints the real coast (docs/hardware.md).
+COAST_S = 0.3
 
 
 class CalibrationAborted(RoverError):
@@ -74,6 +88,9 @@ class Limits:
             value = getattr(self, key)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{key} = {value} must be a positive number")
+        if self.min_range_m < MIN_RANGE_FLOOR_M:
+            raise ValueError(f"min_range_m = {self.min_range_m:g} must be at least {MIN_RANGE_FLOOR_M:g} m "
+                             "(the car coasts and a reading is late: nearer than that it may reach the wall)")
         if not self.min_range_m < self.start_min_m <= self.start_max_m:
             raise ValueError(f"min_range_m < start_min_m <= start_max_m must hold, not "
                              f"{self.min_range_m:g} < {self.start_min_m:g} <= {self.start_max_m:g}")
@@ -119,22 +136,40 @@ class RunResult:
     final_m: float | None = None
     calibration: Calibration | None = None
     travel_m: float = 0.0
+    #: The range when the motors went off, the speed then, and where the car came to rest: the measured coast.
+    stop_m: float | None = None
+    stop_speed_mps: float = 0.0
+
+    @property
+    def coast_m(self) -> float | None:
+        """How far the car rolled after the motors went off (None when unknown)."""
+        if self.stop_m is None or self.final_m is None or not math.isfinite(self.final_m):
+            return None
+        return max(0.0, self.stop_m - self.final_m)
 
 
 class MotorRun:
     """One calibration run on ``chassis`` (throttle = duty fraction). ``say`` gets progress lines."""
 
-    def __init__(self, chassis: Any, *, interval_s: float, lag_s: float, clock: Callable[[], float],
+    def __init__(self, chassis: Any, ranger: Any, *, clock: Callable[[], float],
                  sleep: Callable[[float], None], plan: Plan = Plan(), limits: Limits = Limits(),
-                 wall_m: float | None = None, say: Callable[[str], None] = lambda line: None) -> None:
-        self.chassis, self.interval_s, self.lag_s = chassis, interval_s, lag_s
+                 wall_m: float | None = None, say: Callable[[str], None] = lambda line: None,
+                 reverse_hint: str = "flip the motors' *_direction keys") -> None:
+        """``ranger``: the kit's :class:`rover.hw.ultrasonic.UltrasonicRanger` (readings with the time taken)."""
+        self.chassis, self.ranger, self.interval_s = chassis, ranger, ranger.interval_s
         self.clock, self.sleep, self.plan, self.limits = clock, sleep, plan, limits
-        self.wall_m, self.say = wall_m, say
+        self.wall_m, self.say, self.reverse_hint = wall_m, say, reverse_hint
+        self.poll_s = self.interval_s / POLLS_PER_READ
+        #: No new reading for this long: the ranger has stopped (a miss in between allowed, each turn at its slowest).
+        self.stale_s = 2 * ranger.period_max_s() + self.poll_s
         self._t0 = 0.0
-        self._speed = 0.0  # the speed the safety margin assumes now
+        self._speed = 0.0  # the speed the safety margin assumes now (never lowered during a run)
         self._stop: str | None = None
         self._last_m = math.nan  # the last range polled
+        self._last_taken = math.nan  # when that reading was taken
         self._changed_t = 0.0  # when it last changed
+        self._anchor = (math.nan, math.nan)  # the last range (and its time) that was within the car's reach
+        self._jumps = self._rises = 0  # new ranges in a row out of reach / above the start
         self.result: RunResult | None = None
 
     # -- the run ----------------------------------------------------------------------
@@ -155,6 +190,7 @@ class MotorRun:
                 self.chassis.drive(0.0)
             finally:
                 self.chassis.safe()
+        result.stop_m, result.stop_speed_mps = self._last_m, self._speed
         result.final_m = self._settled_range()
         try:
             top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
@@ -201,7 +237,7 @@ class MotorRun:
         candidate = duty
         while candidate >= floor + 5.0 - 1e-9:
             speed = self._predict(result, candidate)
-            travel = speed * (self.plan.speed_hold_s + self.interval_s + self.lag_s)
+            travel = speed * (self.plan.speed_hold_s + self.stale_s + COAST_S)
             if here - travel >= self.limits.min_range_m and travelled + travel <= self.limits.max_travel_m:
                 return candidate
             candidate = round(candidate - 1.0, 3)
@@ -237,20 +273,24 @@ class MotorRun:
         self._speed = max(self._speed, expected)
         moving = any(s.moved for s in result.steps)
         while self.clock() - start < hold_s:
-            self.sleep(self.interval_s / POLLS_PER_READ)
-            t, metres = self._read()
+            self.sleep(self.poll_s)
+            t, metres, taken = self._read()
+            if taken != self._last_taken:  # a new median (a standing car's may have the same value)
+                self._check_reading(result, duty, metres, taken)
             if metres != self._last_m:
-                self._last_m, self._changed_t = metres, t
+                self._changed_t = t
                 readings.append((t, metres))
                 result.readings.append((t, duty, metres))
                 recent = motorfit.step_speed(readings[-5:], start_s=readings[-5:][0][0], settle_s=0.0)
-                self._speed = max(expected, 0.0 if recent is None else recent.speed_mps)
-            if moving and t - max(self._changed_t, start) > self.interval_s + self.lag_s:
+                # Never below what was measured: a new step's prediction may be lower than the car's real speed.
+                self._speed = max(self._speed, 0.0 if recent is None else recent.speed_mps)
+            self._last_m, self._last_taken = metres, taken
+            if moving and t - max(self._changed_t, start) > self.stale_s:
                 self.chassis.drive(0.0)
                 raise CalibrationAborted(
-                    f"the ultrasonic range stopped changing while the car drives ({t - self._changed_t:.2f} s: the ranger "
-                    "has stopped measuring): motors stopped; check the sensor and start again")
-            if self._check_limits(result, t, metres):
+                    f"the range has not changed for {t - self._changed_t:.2f} s while the car drives at {duty:g} % "
+                    "(the ranger still measures): is the car blocked, or its wheels slipping? Motors stopped")
+            if self._check_limits(result, t, metres, taken):
                 break
         estimate = motorfit.step_speed(readings, start_s=start, settle_s=plan.settle_s)
         latest = statistics.median(r for _, r in readings[-3:]) if readings else self._last_m
@@ -260,13 +300,50 @@ class MotorRun:
         result.steps.append(step)
         return step
 
-    def _check_limits(self, result: RunResult, t: float, metres: float) -> bool:
+    def _check_reading(self, result: RunResult, duty: float, metres: float, taken: float) -> None:
+        """A new range: abort when it jumped farther than the car can move, or rose (the car drives away).
+
+        Each must hold for ``CONFIRM`` new ranges in a row: two late echoes in one median window (each reads
+        up to 0.34 m far, :mod:`rover.hw.ultrasonic`) move one median, never the next ones, while a person
+        in front, or a car reversing, stays.
+        """
+        anchor_m, anchor_t = self._anchor
+        if math.isfinite(anchor_m):
+            span = max(0.0, taken - anchor_t)
+            # The fastest the car can be: not the margin's speed, which one jumped reading inflates.
+            fastest = max((st.speed_mps or 0.0 for st in result.steps), default=0.0)
+            reach = max(self.plan.assumed_top_mps, 1.5 * fastest) * span + JUMP_M
+            if abs(metres - anchor_m) > reach:
+                self._jumps += 1
+                if self._jumps >= CONFIRM:
+                    self.chassis.drive(0.0)
+                    raise CalibrationAborted(
+                        f"the range jumped from {anchor_m:.2f} to {metres:.2f} m in {span:.2f} s, farther than the car "
+                        f"can move ({reach:.2f} m): something entered or left the sensor's view (a person, a door?): "
+                        "motors stopped, nothing measured; clear the way to the wall and start again")
+            else:
+                self._jumps = 0
+                self._anchor = (metres, taken)
+        else:
+            self._anchor = (metres, taken)
+        self._rises = self._rises + 1 if duty > 0 and metres > result.baseline_m + RISE_M else 0
+        if self._rises >= RISE_CONFIRM:
+            self.chassis.drive(0.0)
+            raise CalibrationAborted(
+                f"the car drives away from the wall ({metres:.2f} m, it started at {result.baseline_m:.2f} m): "
+                f"the motors run backwards: {self.reverse_hint}; motors stopped")
+
+    def _check_limits(self, result: RunResult, t: float, metres: float, taken: float) -> bool:
         """True (and the reason kept) when a limit says stop now."""
         limits = self.limits
         result.travel_m = max(result.travel_m, result.baseline_m - metres)
-        margin = limits.min_range_m + self._speed * (self.interval_s + self.lag_s)
+        # Where the car may be by the next poll: the reading's real age and one poll at the assumed speed, then
+        # the coast once the motors are off (COAST_S, an assumption: the kits cannot brake).
+        age = max(0.0, t - taken)
+        margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
         if metres < margin:
-            self._stop = f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s)"
+            self._stop = (f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s, "
+                          f"the reading {age:.2f} s old)")
         elif result.travel_m > limits.max_travel_m:
             self._stop = f"travel limit: {result.travel_m:.2f} m travelled (limit {limits.max_travel_m:g} m)"
         elif t - self._t0 > limits.max_time_s:
@@ -277,17 +354,25 @@ class MotorRun:
         return False
 
     # -- readings ---------------------------------------------------------------------
-    def _read(self) -> tuple[float, float]:
-        """``(clock, metres)`` of one finite reading; CalibrationAborted for an unknown or empty range."""
-        metres = self.chassis.distance_m()
+    def _read(self) -> tuple[float, float, float]:
+        """``(clock, metres, taken)`` of one finite, fresh reading; CalibrationAborted for an unknown or empty range,
+        or when the ranger has taken no new reading for ``stale_s`` (checked at every poll, in every phase)."""
+        reading = self.ranger.reading()
         t = self.clock()
-        if metres is None:
+        newest = self.ranger.newest_s()
+        if reading is None:
             raise CalibrationAborted("the ultrasonic range is unknown (no valid echo, or readings went stale): "
                                      "motors stopped; check the sensor's wiring and that it faces the wall")
+        if newest is None or t - newest > self.stale_s:
+            raise CalibrationAborted(
+                f"no new ultrasonic reading for {t - (newest or t):.2f} s (limit {self.stale_s:.2f} s, "
+                f"{self.ranger.misses} measurements without an echo): the sensor stopped answering or the ranger "
+                "stopped measuring: motors stopped; check the sensor's wiring and start again")
+        metres, taken = reading
         if not math.isfinite(metres):
-            raise CalibrationAborted("the ultrasonic sees nothing in range ahead (the wall is gone: did the car turn?): "
-                                     "motors stopped; face the wall squarely and start again")
-        return t, float(metres)
+            raise CalibrationAborted("the ultrasonic sees nothing in range ahead (the wall is gone, or the car turned "
+                                     "away from it): motors stopped; face the wall squarely and start again")
+        return t, float(metres), float(taken)
 
     def _baseline(self) -> float:
         """The standing range: ``BASELINE_READINGS`` finite, steady readings in range, else refuse to start."""
@@ -296,7 +381,8 @@ class MotorRun:
         metres = None
         while metres is None and self.clock() < wait_until:
             self.sleep(self.interval_s)
-            metres = self.chassis.distance_m()
+            reading = self.ranger.reading()
+            metres = None if reading is None else reading[0]
         readings = []
         for _ in range(BASELINE_READINGS):
             if metres is not None and not math.isfinite(metres):
@@ -304,7 +390,8 @@ class MotorRun:
                                          f"{limits.start_min_m:g} to {limits.start_max_m:g} m from a flat wall, facing it squarely")
             readings.append(self._read()[1])
             self.sleep(self.interval_s)
-            metres = self.chassis.distance_m()
+            reading = self.ranger.reading()
+            metres = None if reading is None else reading[0]
         baseline = statistics.median(readings)
         low, high = min(readings), max(readings)
         steady = sum(abs(r - baseline) <= STEADY_M / 2 for r in readings)
@@ -320,9 +407,15 @@ class MotorRun:
         return baseline
 
     def _settled_range(self) -> float | None:
-        """The range once the car has stopped (a few intervals after the motors went off), None if unknown."""
-        metres = None
-        for _ in range(5):
+        """The range once the car has stopped (the coast, 4 of its time constants, after the motors went off);
+        None if unknown. Its new readings are checked like those while driving: a jump that was still to be
+        confirmed when the run stopped (a person stepping in ends a step at the stop range) aborts here."""
+        reading = None
+        for _ in range(5 + int(COAST_S * 4 / self.interval_s)):
             self.sleep(self.interval_s)
-            metres = self.chassis.distance_m()
-        return metres
+            reading = self.ranger.reading()
+            if reading is not None and self.result is not None and math.isfinite(reading[0]) \
+                    and reading[1] != self._last_taken:
+                self._check_reading(self.result, 0.0, *reading)
+                self._last_m, self._last_taken = reading
+        return None if reading is None else reading[0]

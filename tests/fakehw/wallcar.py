@@ -128,13 +128,21 @@ class WallSonar(FakeHCSR04):
     def __init__(self, trigger: int, echo: int, car: WallCar, clock: Callable[[], float]) -> None:
         self.car, self._clock_for_gap = car, clock
         self.dead = False
+        #: Something standing in front (a person, a box): this far ahead of where the car started, or None.
+        self.blocker_m: float | None = None
         super().__init__(trigger, echo, 1.0)
+
+    def travelled_m(self) -> float:
+        return self.car.wall_m - self.car.gap_at(self._clock_for_gap())
 
     @property  # type: ignore[override]
     def distance_m(self) -> float | None:
         if self.dead:
             return None
-        return self.car.gap_at(self._clock_for_gap())
+        gap = self.car.gap_at(self._clock_for_gap())
+        if self.blocker_m is not None:
+            gap = min(gap, self.blocker_m - (self.car.wall_m - gap))
+        return gap
 
     @distance_m.setter
     def distance_m(self, value: float | None) -> None:
