@@ -39,13 +39,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, read_toml
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RoverError
 from rover.hw.carlock import lock_the_car
 from rover.hw.kits import KITS, read_backend
 from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
+from rover.hw.motorfit import refusals
+from rover.hw.motorreport import check_writable, report, write_keys
 from rover.hw.sentinel import STOP_SIGNALS, Sentinel, safe_before_suspend
-from rover.hw.tomledit import set_keys
 
 PROG = "rover-calibrate motors"
 #: Backends without a car: the simulator's car facing a wall (``log`` also prints every command).
@@ -120,6 +121,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             raise ConfigError(f"--write is for a real kit: --backend {backend} measures the simulator's car, not yours")
         if args.write and path is None:
             raise ConfigError(f"--write needs a config file: pass --config PATH (none at {DEFAULT_CONFIG_PATH})")
+        if args.write:
+            check_writable(path)  # before the wheels turn, not after
         # Driven up to --max-duty (default max_duty); the top speed is stated at max_duty, what throttle 1 sets.
         plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty,
                     top_duty_pct=config.max_duty)
@@ -130,7 +133,7 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, RoverError) else ConfigError.exit_code
     print(f"{PROG}: {backend}: duty up from 0 in {plan.step_pct:g} % steps, then up to {plan.max_duty_pct:g} %; "
-          f"stops {limits.min_range_m:g} m (plus the sensor's delay at speed) from the wall, after "
+          f"stops {limits.min_range_m:g} m (plus the reading's age and the coast at speed) from the wall, after "
           f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown", flush=True)
     if kit is not None and not args.yes and not _confirmed(stdin if stdin is not None else sys.stdin):
         print(f"{PROG}: not started: nothing was driven (pass --yes to start without asking)", file=sys.stderr)
@@ -204,10 +207,25 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
                 signal.signal(signum, handler)
     if result is None or code != EXIT_OK:
         return code
-    report(result, section, path)
-    if args.write:
-        assert path is not None
-        return write_lines(path, section, result)
+    assert result.calibration is not None
+    refused = refusals(result.calibration, result.steps)
+    if result.stop_reason.startswith("stop range"):
+        refused.append("the run ended at the stop range (the car came faster than predicted, or something came "
+                       "near): start again")
+    report(result, section, path, refused)
+    if not args.write:
+        return EXIT_OK
+    assert path is not None
+    if refused:
+        print(f"{PROG}: --write refused: {refused[0]}{f' (and {len(refused) - 1} more above)' if len(refused) > 1 else ''}; "
+              f"{path} is untouched", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        write_keys(path, section, kit_cls, result)
+    except ConfigError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"wrote {section}.min_duty and drive.top_speed_mps into {path}")
     return EXIT_OK
 
 
@@ -249,54 +267,3 @@ def _stop_everything(chassis: Any, kit: Any, backend: str, sections: Any, gpio: 
     for line in failures:
         print(f"{PROG}: {line}", file=sys.stderr)
     return EXIT_FAILURE if failures and code == EXIT_OK else code
-
-
-def report(result: RunResult, section: str, path: Path | None) -> None:
-    """The steps, the fit and the config lines."""
-    cal = result.calibration
-    assert cal is not None
-    travelled = result.travel_m if result.final_m is None else result.baseline_m - result.final_m
-    print(f"started {result.baseline_m:.2f} m from the wall, stopped at {_metres(result.final_m)} "
-          f"({travelled:.2f} m travelled): {result.stop_reason}")
-    print("duty %   speed m/s  readings  residual m  moved")
-    for step in result.steps:
-        est = step.estimate
-        speed = "     -   " if est is None else f"{est.speed_mps:9.3f}"
-        print(f"{step.duty_pct:6.1f} {speed}  {0 if est is None else est.samples:8d}  "
-              f"{'     -' if est is None else f'{est.residual_m:10.4f}'}  {'yes' if step.moved else 'no'}")
-    line = cal.line
-    print(f"dead band: the car moved from rest at {cal.min_duty_pct:g} % (stood still at {cal.still_duty_pct:g} %); "
-          f"the speed line crosses zero at {line.zero_duty_pct:.1f} %")
-    print(f"speed line: {line.slope_mps_per_pct * 100:.3f} m/s per 100 % duty over {line.samples} steps, "
-          f"RMS residual {line.residual_mps:.3f} m/s; at {cal.max_duty_pct:g} % duty (max_duty): {cal.top_speed_mps:.2f} m/s"
-          f"{' (extrapolated: no room to drive it)' if cal.extrapolated else ''}")
-    print(f"put these lines in {path or DEFAULT_CONFIG_PATH}:")
-    for text in config_lines(result, section):
-        print(text)
-
-
-def config_lines(result: RunResult, section: str) -> list[str]:
-    cal = result.calibration
-    assert cal is not None
-    return [f"[{section}]", f"min_duty = {cal.min_duty_pct:g}", "[drive]", f"top_speed_mps = {cal.top_speed_mps:.2f}"]
-
-
-def write_lines(path: Path, section: str, result: RunResult) -> int:
-    """Set the two keys in ``path`` (the rest of the file kept as it is) and check it still loads."""
-    cal = result.calibration
-    assert cal is not None
-    try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        new = set_keys(text, {section: {"min_duty": f"{cal.min_duty_pct:g}"},
-                              "drive": {"top_speed_mps": f"{cal.top_speed_mps:.2f}"}})
-        path.write_text(new, encoding="utf-8")
-        read_toml(path)
-    except (OSError, ConfigError) as exc:
-        print(f"{PROG}: could not write {path}: {exc}", file=sys.stderr)
-        return ConfigError.exit_code
-    print(f"wrote {section}.min_duty and drive.top_speed_mps into {path}")
-    return EXIT_OK
-
-
-def _metres(value: float | None) -> str:
-    return "an unknown range" if value is None else f"{value:.2f} m"

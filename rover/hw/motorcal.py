@@ -3,8 +3,8 @@
 :class:`MotorRun` drives any :class:`rover.hw.chassis.Chassis` whose
 throttle is the raw duty fraction (``min_duty = 0``, ``max_duty = 100``: the
 caller opens the kit so) with an injected ``clock`` and ``sleep``, reads
-``chassis.distance_m()`` (the kit's ranger: the median of its latest
-readings) once per read interval, and hands the numbers to
+the kit's ranger (the median of its latest readings, with the time it was
+taken) ``POLLS_PER_READ`` times per read interval, and hands the numbers to
 :mod:`rover.hw.motorfit`. The run:
 
 1. centres the steering (``safe()``, then ``steer(0)``), reads the range
@@ -20,20 +20,23 @@ readings) once per read interval, and hands the numbers to
    speed (said so);
 4. stops the motors on every way out.
 
-Safety: every reading is checked before anything else. Unknown (None: the
-sensor failed, or its readings went stale) or nothing in range (inf: the
-wall cannot vanish, so the car turned or the sensor sees nothing) aborts
-with :class:`CalibrationAborted`; a dead sensor never reads as clear. So
-does a range that stops changing while the car drives above its dead band
-for longer than the margin below covers (``interval_s + lag_s``): the
-ranger keeps its last median for up to ``ultrasonic_stale_s`` (1 s) after
-its thread stops measuring, which at full speed would be a metre blind. The
-run stops (and keeps what it measured) when the range falls below
-``min_range_m`` plus what the car covers at its current speed during one
-read interval and the ranger's delay (``lag_s``), when the travel since the
-start exceeds ``max_travel_m``, and when ``max_time_s`` has passed. The
-``finally`` of :meth:`MotorRun.run` sets the throttle to 0 and calls
-``safe()``, whatever ended the run (KeyboardInterrupt included).
+Safety: every poll reads the kit's ranger with the time its median
+reading was taken (:meth:`rover.hw.ultrasonic.UltrasonicRanger.reading`).
+Unknown (None: the sensor failed, or its readings went stale), nothing in
+range (inf: the wall cannot vanish, so the car turned) and no new reading
+for ``stale_s`` (two of the ranger's slowest turns: it stopped measuring)
+abort with :class:`CalibrationAborted` in every phase; a dead sensor never
+reads as clear. So do a range that jumps farther than the car can move or
+rises above the start (:mod:`rover.hw.rangecheck`), and one that stops
+changing while the car drives (blocked). The run stops (and keeps what it
+measured) when the range falls below ``min_range_m`` plus what the car
+covers at the assumed speed during the reading's real age and one poll,
+plus its coast (``COAST_S``, an assumption: the kits cannot brake); the
+assumed speed is the highest predicted or measured so far, never lowered.
+It stops too when the travel since the start exceeds ``max_travel_m`` and
+when ``max_time_s`` has passed. The ``finally`` of :meth:`MotorRun.run`
+sets the throttle to 0 and calls ``safe()``, whatever ended the run
+(KeyboardInterrupt included).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any, Callable
 from rover.core.errors import RoverError
 from rover.hw import motorfit
 from rover.hw.motorfit import Calibration, Reading, StepResult
+from rover.hw.rangecheck import RangeCheck
 
 #: Readings of a standing car agree within this (m) before the run may start.
 STEADY_M = 0.05
@@ -53,14 +57,6 @@ STEADY_M = 0.05
 BASELINE_READINGS = 7
 #: Range polls per read interval while driving (the safety checks run at every poll).
 POLLS_PER_READ = 4
-#: The range may rise this far above the start while a duty is driven before the car counts as reversing.
-RISE_M = 0.05
-#: A change of the range larger than the car could cover between the two readings, plus this, is an obstacle.
-JUMP_M = 0.03
-#: A jump or a rise counts once it held for this many new ranges in a row (a late echo's does not).
-CONFIRM = 2
-#: A rise above the start counts once this many new ranges in a row showed it (the sim's late echoes: 5 %).
-RISE_CONFIRM = 4
 #: --min-range-m may not be lower than this (the coast and a late reading must still end short of the wall).
 MIN_RANGE_FLOOR_M = 0.25
 #: ASSUMED, not measured: the car coasts (the kits cannot brake) like a first-order lag of this time constant,
@@ -162,14 +158,15 @@ class MotorRun:
         self.poll_s = self.interval_s / POLLS_PER_READ
         #: No new reading for this long: the ranger has stopped (a miss in between allowed, each turn at its slowest).
         self.stale_s = 2 * ranger.period_max_s() + self.poll_s
+        #: The median's usual age (to plan a step; the stop margin takes each reading's real age).
+        self.lag_s = self.interval_s * (ranger.samples // 2 + 1)
         self._t0 = 0.0
         self._speed = 0.0  # the speed the safety margin assumes now (never lowered during a run)
         self._stop: str | None = None
         self._last_m = math.nan  # the last range polled
         self._last_taken = math.nan  # when that reading was taken
         self._changed_t = 0.0  # when it last changed
-        self._anchor = (math.nan, math.nan)  # the last range (and its time) that was within the car's reach
-        self._jumps = self._rises = 0  # new ranges in a row out of reach / above the start
+        self._checks = RangeCheck(math.nan, plan.assumed_top_mps, reverse_hint)  # the baseline is set once known
         self.result: RunResult | None = None
 
     # -- the run ----------------------------------------------------------------------
@@ -178,7 +175,7 @@ class MotorRun:
         try:
             self.chassis.safe()
             self.chassis.steer(0.0)
-            baseline = self._last_m = self._baseline()
+            baseline = self._last_m = self._checks.baseline_m = self._baseline()
             self.result = result = RunResult(baseline, [])
             self._t0 = self.clock()
             self._deadband(result)
@@ -190,7 +187,10 @@ class MotorRun:
                 self.chassis.drive(0.0)
             finally:
                 self.chassis.safe()
-        result.stop_m, result.stop_speed_mps = self._last_m, self._speed
+        # Where the car was when the motors went off: the last range, moved on by its age at the assumed speed.
+        if math.isfinite(self._last_taken):
+            result.stop_m = self._last_m - self._speed * max(0.0, self.clock() - self._last_taken)
+        result.stop_speed_mps = self._speed
         result.final_m = self._settled_range()
         try:
             top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
@@ -237,7 +237,9 @@ class MotorRun:
         candidate = duty
         while candidate >= floor + 5.0 - 1e-9:
             speed = self._predict(result, candidate)
-            travel = speed * (self.plan.speed_hold_s + self.stale_s + COAST_S)
+            # The step must end short of the stop margin it will be checked against (a median about
+            # samples // 2 + 1 turns old, one poll, the coast): else it would only measure its own stop.
+            travel = speed * (self.plan.speed_hold_s + self.lag_s + self.poll_s + COAST_S)
             if here - travel >= self.limits.min_range_m and travelled + travel <= self.limits.max_travel_m:
                 return candidate
             candidate = round(candidate - 1.0, 3)
@@ -277,6 +279,9 @@ class MotorRun:
             t, metres, taken = self._read()
             if taken != self._last_taken:  # a new median (a standing car's may have the same value)
                 self._check_reading(result, duty, metres, taken)
+                if not self._checks.suspect and taken > self._last_taken and metres < self._last_m:
+                    # The speed between two medians: known one reading after a lurch, not three (review 3, M2).
+                    self._speed = max(self._speed, (self._last_m - metres) / (taken - self._last_taken))
             if metres != self._last_m:
                 self._changed_t = t
                 readings.append((t, metres))
@@ -301,37 +306,13 @@ class MotorRun:
         return step
 
     def _check_reading(self, result: RunResult, duty: float, metres: float, taken: float) -> None:
-        """A new range: abort when it jumped farther than the car can move, or rose (the car drives away).
-
-        Each must hold for ``CONFIRM`` new ranges in a row: two late echoes in one median window (each reads
-        up to 0.34 m far, :mod:`rover.hw.ultrasonic`) move one median, never the next ones, while a person
-        in front, or a car reversing, stays.
-        """
-        anchor_m, anchor_t = self._anchor
-        if math.isfinite(anchor_m):
-            span = max(0.0, taken - anchor_t)
-            # The fastest the car can be: not the margin's speed, which one jumped reading inflates.
-            fastest = max((st.speed_mps or 0.0 for st in result.steps), default=0.0)
-            reach = max(self.plan.assumed_top_mps, 1.5 * fastest) * span + JUMP_M
-            if abs(metres - anchor_m) > reach:
-                self._jumps += 1
-                if self._jumps >= CONFIRM:
-                    self.chassis.drive(0.0)
-                    raise CalibrationAborted(
-                        f"the range jumped from {anchor_m:.2f} to {metres:.2f} m in {span:.2f} s, farther than the car "
-                        f"can move ({reach:.2f} m): something entered or left the sensor's view (a person, a door?): "
-                        "motors stopped, nothing measured; clear the way to the wall and start again")
-            else:
-                self._jumps = 0
-                self._anchor = (metres, taken)
-        else:
-            self._anchor = (metres, taken)
-        self._rises = self._rises + 1 if duty > 0 and metres > result.baseline_m + RISE_M else 0
-        if self._rises >= RISE_CONFIRM:
+        """A new median: CalibrationAborted (the motors stopped first) when :class:`RangeCheck` says it is not
+        the car's own motion towards the wall."""
+        fastest = max((st.speed_mps or 0.0 for st in result.steps), default=0.0)
+        problem = self._checks.new_range(metres, taken, driving=duty > 0, fastest_mps=fastest)
+        if problem is not None:
             self.chassis.drive(0.0)
-            raise CalibrationAborted(
-                f"the car drives away from the wall ({metres:.2f} m, it started at {result.baseline_m:.2f} m): "
-                f"the motors run backwards: {self.reverse_hint}; motors stopped")
+            raise CalibrationAborted(problem)
 
     def _check_limits(self, result: RunResult, t: float, metres: float, taken: float) -> bool:
         """True (and the reason kept) when a limit says stop now."""
