@@ -362,6 +362,6 @@ def test_the_travel_limit_holds(tmp_path: Path, capsys) -> None:
     rig = make_rig("picar-b", tmp_path)
     code = rig.run("--yes", "--max-travel-m", "0.6")
     out, err = capsys.readouterr()
-    assert code in (0, 1), err
+    assert code == 1 and "travel limit" in err, err  # no room for a second step above the dead band: no fit
     assert rig.motors_stopped()
-    assert 2.5 - rig.car.closest_m <= 0.6 + 0.1  # plus the coast after the last reading (0.06 s brake lag here)
+    assert 2.5 - rig.car.closest_m <= 0.6 + 0.15  # plus the coast (0.25 s) after the last reading

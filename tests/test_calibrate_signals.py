@@ -18,6 +18,7 @@ import pytest
 
 from rover.hw.config import PicarBConfig
 from tests.fixtures_drive import FakeHwEnv
+from tests.test_calibrate_motors import make_rig, no_ranger_thread  # noqa: F401 - the autouse fixture
 from tests.test_drive_sentinel import gone
 from tests.test_safestop import assert_safe
 
@@ -95,3 +96,40 @@ def _parent(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def test_ctrl_c_at_the_prompt_is_one_line_and_nothing_driven(tmp_path: Path, capsys) -> None:
+    rig = make_rig("picar-b", tmp_path)
+
+    class Terminal:  # a terminal whose user presses Ctrl-C at "Type yes to start"
+        def isatty(self) -> bool:
+            return True
+
+        def readline(self) -> str:
+            raise KeyboardInterrupt
+
+    try:
+        code = rig.run(stdin=Terminal())
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C at the prompt escaped as a traceback")
+    assert code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rover-calibrate motors: interrupted: not started, nothing was driven"]
+    assert rig.board.history() == []
+
+
+def test_sighup_mid_run_stops_the_motors_and_exits_129(tmp_path: Path, capsys) -> None:
+    rig = make_rig("picar-b", tmp_path)
+    before = signal.getsignal(signal.SIGHUP)
+    rig.time.at.append((24.5, lambda: os.kill(os.getpid(), signal.SIGHUP)))  # a speed step: the car moving
+    assert rig.run("--yes") == 128 + signal.SIGHUP
+    assert "SIGHUP: motors stopped" in capsys.readouterr().err
+    assert max(rig.duties()) > 0.3 and rig.motors_stopped() and signal.getsignal(signal.SIGHUP) == before
+
+
+def test_a_sensor_too_short_for_the_start_names_the_users_key(tmp_path: Path, capsys) -> None:
+    rig = make_rig("picar-b2", tmp_path)
+    rig.path.write_text(rig.path.read_text() + "[picar_b2]\nultrasonic_max_m = 0.9\n")
+    assert rig.run("--yes") == 78
+    err = capsys.readouterr().err
+    assert "picar_b2.ultrasonic_max_m = 0.9" in err and "start_max_m" not in err, err

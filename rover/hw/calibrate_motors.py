@@ -127,6 +127,10 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty,
                     top_duty_pct=config.max_duty)
         # The sensor reads "nothing in range" beyond ultrasonic_max_m (2 m on the 2024 kit): start within it.
+        if config.ultrasonic_max_m - 0.05 < Limits.start_min_m:
+            raise ConfigError(f"{section}.ultrasonic_max_m = {config.ultrasonic_max_m:g}: calibrating needs a sensor "
+                              f"reading to {Limits.start_min_m + 0.05:g} m at least (the car starts {Limits.start_min_m:g} m "
+                              "or more from the wall)")
         limits = Limits(min_range_m=args.min_range_m, max_travel_m=args.max_travel_m, max_time_s=args.max_time_s,
                         start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - 0.05))
     except (ValueError, RoverError) as exc:
@@ -135,7 +139,12 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
     print(f"{PROG}: {backend}: duty up from 0 in {plan.step_pct:g} % steps, then up to {plan.max_duty_pct:g} %; "
           f"stops {limits.min_range_m:g} m (plus the reading's age and the coast at speed) from the wall, after "
           f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown", flush=True)
-    if kit is not None and not args.yes and not _confirmed(stdin if stdin is not None else sys.stdin):
+    try:
+        confirmed = kit is None or args.yes or _confirmed(stdin if stdin is not None else sys.stdin)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted: not started, nothing was driven", file=sys.stderr)
+        return 128 + signal.SIGINT
+    if not confirmed:
         print(f"{PROG}: not started: nothing was driven (pass --yes to start without asking)", file=sys.stderr)
         return EXIT_USAGE
     # The run commands raw duty: throttle 1 = 100 %, no dead-band offset.
