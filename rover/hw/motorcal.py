@@ -109,6 +109,10 @@ class Plan:
     min_travel_m: float = 0.01
     #: Only to predict a step's travel before two speeds are known: more than any PiCar-B does.
     assumed_top_mps: float = 1.5
+    #: Until the car has moved, the stop margin assumes at least this speed: nothing says how fast a motor breaks
+    #: away from its dead band (an assumption: half the 2024 kit's vendor top speed; a lurch faster than it is
+    #: seen two readings late, tests/test_calibrate_margin.py).
+    breakaway_mps: float = 0.6
 
     def __post_init__(self) -> None:
         if not 0.0 < self.step_pct <= 10.0:
@@ -166,6 +170,7 @@ class MotorRun:
         self._last_m = math.nan  # the last range polled
         self._last_taken = math.nan  # when that reading was taken
         self._changed_t = 0.0  # when it last changed
+        self._pair = (0.0, 0.0)  # the speeds between the last three medians
         self._checks = RangeCheck(math.nan, plan.assumed_top_mps, reverse_hint)  # the baseline is set once known
         self.result: RunResult | None = None
 
@@ -272,21 +277,27 @@ class MotorRun:
         start = self.clock()
         readings: list[Reading] = []
         expected = self._predict(result, duty)
-        self._speed = max(self._speed, expected)
         moving = any(s.moved for s in result.steps)
+        self._speed = max(self._speed, expected, 0.0 if moving else plan.breakaway_mps)
         while self.clock() - start < hold_s:
             self.sleep(self.poll_s)
             t, metres, taken = self._read()
             if taken != self._last_taken:  # a new median (a standing car's may have the same value)
                 self._check_reading(result, duty, metres, taken)
-                if not self._checks.suspect and taken > self._last_taken and metres < self._last_m:
-                    # The speed between two medians: known one reading after a lurch, not three (review 3, M2).
-                    self._speed = max(self._speed, (self._last_m - metres) / (taken - self._last_taken))
+                if taken > self._last_taken and math.isfinite(self._last_m):
+                    # Two medians' speed, the lower of the last two: a lurch shows one reading sooner than in
+                    # the slope of three, and one late echo (too far) makes only one of the pair high.
+                    self._pair = (self._pair[1], (self._last_m - metres) / (taken - self._last_taken))
+                    if not self._checks.suspect:
+                        self._speed = max(self._speed, min(self._pair))
             if metres != self._last_m:
                 self._changed_t = t
                 readings.append((t, metres))
                 result.readings.append((t, duty, metres))
-                recent = motorfit.step_speed(readings[-5:], start_s=readings[-5:][0][0], settle_s=0.0)
+                # The robust slope of the last three ranges: a lurch is seen two readings after it starts, and
+                # one late echo among them moves it little (two medians alone would read a late one as a lurch).
+                recent = None if self._checks.suspect else motorfit.step_speed(
+                    readings[-3:], start_s=readings[-3:][0][0], settle_s=0.0)
                 # Never below what was measured: a new step's prediction may be lower than the car's real speed.
                 self._speed = max(self._speed, 0.0 if recent is None else recent.speed_mps)
             self._last_m, self._last_taken = metres, taken
@@ -322,6 +333,14 @@ class MotorRun:
         # the coast once the motors are off (COAST_S, an assumption: the kits cannot brake).
         age = max(0.0, t - taken)
         margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
+        # The newest reading alone is a period fresher than the median: when it says nearer, it counts (a late
+        # echo only ever reads farther, so this can only stop sooner).
+        newest = self.ranger.newest()
+        if newest is not None and math.isfinite(newest[0]):
+            nearer = newest[0] - self._speed * max(0.0, t - newest[1])
+            if nearer < metres - self._speed * age:
+                metres, age = newest[0], max(0.0, t - newest[1])
+                margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
         if metres < margin:
             self._stop = (f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s, "
                           f"the reading {age:.2f} s old)")

@@ -16,7 +16,10 @@ what is wrong, if anything:
 Each must hold for several new ranges in a row (``CONFIRM``,
 ``RISE_CONFIRM``): two late echoes in one median window (each reads up to
 0.34 m too far, :mod:`rover.hw.ultrasonic`) move one median and never the
-next ones, while a person in front, or a reversing car, stays.
+next ones, while a person in front, or a reversing car, stays. And since
+a late echo only ever reads too far, a range that rose (within reach) is
+never the new reference: the next true range is compared with the last one
+before it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import math
 RISE_M = 0.05
 #: A change of the range larger than the car could cover between the two readings, plus this, is an obstacle.
 JUMP_M = 0.03
+#: How far a late echo reads too far (0.17 m per ms; the sim's late readings are up to 2 ms late): a range
+#: this much nearer than a reference that was itself late is no obstacle. A person stepping in between the
+#: car and the wall is nearer by more than this plus the car's reach.
+LATE_M = 0.35
 #: A jump counts once it held for this many new ranges in a row (a late echo's does not).
 CONFIRM = 2
 #: A rise above the start counts once this many new ranges in a row showed it (the sim's late echoes: 5 %).
@@ -52,10 +59,13 @@ class RangeCheck:
         if not math.isfinite(anchor_m):
             self._anchor = (metres, taken)
         else:
-            span = max(0.0, taken - anchor_t)
+            span = abs(taken - anchor_t)  # the median may fall back to an older reading
             reach = max(self.assumed_top_mps, 1.5 * fastest_mps) * span + JUMP_M
-            if abs(metres - anchor_m) <= reach:
-                self._jumps, self._anchor = 0, (metres, taken)
+            # Nearer by up to LATE_M more is allowed: the reference itself may have been a late median.
+            if -(reach + LATE_M) <= metres - anchor_m <= reach:
+                self._jumps = 0
+                if metres <= anchor_m + JUMP_M:  # a rise within reach is a late-echo median, never a new anchor
+                    self._anchor = (metres, taken)
             else:
                 self._jumps += 1
                 if self._jumps >= CONFIRM:

@@ -159,8 +159,14 @@ class UltrasonicRanger:
 
     def newest_s(self) -> float | None:
         """When the newest valid reading was taken (fresh or not); None before the first."""
+        newest = self.newest()
+        return None if newest is None else newest[1]
+
+    def newest(self) -> tuple[float, float] | None:
+        """``(metres, taken)`` of the newest valid reading alone (no median: it may be a late one); None before
+        the first."""
         with self._lock:
-            return self._readings[-1][0] if self._readings else None
+            return (self._readings[-1][1], self._readings[-1][0]) if self._readings else None
 
     def period_max_s(self) -> float:
         """The longest one turn of the measuring loop takes: every retry failing at its timeouts, then the interval."""
