@@ -58,3 +58,26 @@ def test_a_minimum_range_below_the_floor_is_refused(capsys) -> None:
 
     assert calibrate_motors.main(["--backend", "sim", "--min-range-m", "0.05"]) == 78
     assert f"must be at least {MIN_RANGE_FLOOR_M:g} m" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", KITS)
+def test_a_ranger_that_stops_during_the_dead_band_search_aborts_long_before_its_readings_go_stale(
+        backend: str, tmp_path: Path, capsys) -> None:
+    """ultrasonic_stale_s = 5: the old run polled the last median, unchanged, for 5 s with the wheels driven
+    (the "stopped changing" check ran only once a step had moved). Review 3, M5."""
+    rig = make_rig(backend, tmp_path)
+    section = "picar_b" if backend == "picar-b" else "picar_b2"
+    rig.path.write_text(rig.path.read_text() + f"[{section}]\nultrasonic_stale_s = 5.0\n")
+    stopped_at: list[float] = []
+
+    def stop_ranger() -> None:
+        stopped_at.append(rig.clock.peek())
+        rig.time.ranger = None  # its thread died (a GPIO error): no more turns
+
+    rig.time.at.append((8.0, stop_ranger))  # the dead-band search, the wheels driven below their dead band
+    assert rig.run("--yes") == 1
+    err = capsys.readouterr().err
+    assert "no new ultrasonic reading" in err, err
+    last_drive = max(t for t, duty in rig.timeline() if duty > 0)
+    assert last_drive - stopped_at[0] < 1.0  # virtual seconds: about two of the ranger's turns
+    assert rig.motors_stopped()
