@@ -8,7 +8,8 @@ import tomllib
 import pytest
 
 from rover.hw import motorfit
-from rover.hw.motorfit import LineFit, StepResult, calibrate, fit_line, moved, robust_slope, speed_duties, step_speed
+from rover.hw.motorfit import (LineFit, SpeedEstimate, StepResult, calibrate, fit_line, moved, refusals, robust_slope,
+                              speed_duties, step_speed)
 from rover.hw.tomledit import set_keys
 
 
@@ -83,7 +84,8 @@ def test_calibrate_takes_the_first_step_that_moved_and_the_line_above_it() -> No
     steps = [step(d, 0.0, False) for d in (1, 2, 3)] + [step(4, 0.03, True), step(40, 0.45, True), step(70, 0.83, True)]
     cal = calibrate(steps, max_duty_pct=100.0)
     assert cal.min_duty_pct == 4 and cal.still_duty_pct == 3
-    assert cal.line.samples == 3 and cal.extrapolated
+    # The dead-band step sits on the knee of the speed curve: the line is the two steps above it (review 3, M4).
+    assert cal.line.samples == 2 and cal.fitted_from_pct == 40 and not cal.knee_included and cal.extrapolated
     assert cal.top_speed_mps == pytest.approx(cal.line.speed_at(100.0))
     reached = calibrate(steps + [step(100, 1.2, True)], max_duty_pct=100.0)
     assert not reached.extrapolated
@@ -123,3 +125,31 @@ def test_set_keys_leaves_a_key_of_the_same_name_in_another_section() -> None:
     text = "[picar_b]\nmin_duty = 5\n[picar_b2]\nmin_duty = 7\n"
     assert tomllib.loads(set_keys(text, {"picar_b2": {"min_duty": "20"}})) == {
         "picar_b": {"min_duty": 5}, "picar_b2": {"min_duty": 20}}
+
+
+def test_a_step_that_stood_still_above_the_dead_band_is_refused() -> None:
+    """Something held the car (or the range was not its motion): never a fit (review 3, H3)."""
+    steps = [step(1, 0.0, False), step(2, 0.05, True), step(40, -0.4, False), step(70, 0.83, True)]
+    with pytest.raises(ValueError, match="did not approach the wall at 40 %"):
+        calibrate(steps, max_duty_pct=100.0)
+
+
+def test_only_one_step_above_the_dead_band_rests_on_the_knee_and_is_refused() -> None:
+    cal = calibrate([step(1, 0.0, False), step(2, 0.05, True), step(40, 0.45, True)], max_duty_pct=100.0)
+    assert cal.knee_included and cal.line.samples == 2
+    assert any("rests on the dead-band step" in why for why in refusals(cal, []))
+
+
+def test_refusals_name_scatter_bounds_uncertainty_and_extrapolation() -> None:
+    good = [step(1, 0.0, False), step(20, 0.02, True)] + [step(d, 0.0125 * (d - 20), True) for d in (40, 60, 80, 100)]
+    cal = calibrate(good, max_duty_pct=100.0)
+    assert refusals(cal, good) == [] and cal.top_speed_mps == pytest.approx(1.0)
+    scattered = good[:-1] + [StepResult(100, SpeedEstimate(1.0, 8, 0.05, 0.5, 1.0), True)]
+    assert any("scatter 0.050 m" in why for why in refusals(calibrate(scattered, max_duty_pct=100.0), scattered))
+    fast = [step(1, 0.0, False), step(2, 0.05, True)] + [step(d, 0.05 * d, True) for d in (40, 60, 80, 100)]
+    assert any("outside 0.1 to 3 m/s" in why for why in refusals(calibrate(fast, max_duty_pct=100.0), fast))
+    noisy = good[:2] + [step(40, 0.30, True), step(50, 0.30, True), step(60, 0.55, True)]
+    why = refusals(calibrate(noisy, max_duty_pct=100.0), noisy)
+    assert any("standard error" in w for w in why) and any("extrapolated 40.0 duty points" in w for w in why)
+    two = good[:2] + [step(40, 0.25, True), step(60, 0.5, True)]
+    assert any("unknown (two steps)" in w for w in refusals(calibrate(two, max_duty_pct=100.0), two))

@@ -26,7 +26,7 @@ from rover.drive.config import DriveConfig
 from rover.drive.labels import check_label
 from rover.drive.loop import DriveLoop
 from rover.drive.receiver import DetectionSubscriber, StatusPublisher
-from rover.drive.sentinel import HEARTBEAT_S, Sentinel
+from rover.hw.sentinel import HEARTBEAT_S, STOP_SIGNALS, Sentinel, safe_before_suspend
 from rover.hw import KIT_SECTIONS, open_chassis, section_for
 from rover.hw.carlock import LOCK_NAME, lock_the_car  # noqa: F401 - moved to rover.hw (rover-calibrate takes it too); LOCK_NAME re-exported
 from rover.hw.kits import KITS
@@ -94,7 +94,7 @@ def open_backend(name: str, config: Any) -> Chassis:
 class HeartbeatNotifier(Notifier):
     """systemd's notifier whose watchdog ping also beats the sentinel's heartbeat, from the loop itself.
 
-    The loop pings at least every HEARTBEAT_S (rover.drive.sentinel): a hung
+    The loop pings at least every HEARTBEAT_S (rover.hw.sentinel): a hung
     or stopped loop goes quiet, and the sentinel kills it and stops the car.
     """
 
@@ -128,14 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def on_suspend(signum: int, _frame: Any) -> None:
         """Ctrl-Z: the car safe first, then stop as the shell asked; on SIGCONT every command is sent again."""
-        chassis_open = held.get("chassis")
-        if chassis_open is not None:
-            try:
-                chassis_open.safe()
-            except Exception as exc:  # noqa: BLE001 - stopping anyway: the sentinel's heartbeat check remains
-                log.error("setting the car safe before suspending failed: %s", exc)
-        if sentinel is not None:
-            sentinel.pause()
+        safe_before_suspend(held.get("chassis"), sentinel, report=log.error)
         os.kill(os.getpid(), signal.SIGSTOP)
         if loop is not None:
             loop.sent = None  # resumed: what the chassis was told is the safe state, not the loop's last commands
@@ -147,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # SIGHUP (the terminal or the SSH session gone) and SIGQUIT (Ctrl-\\) stop the car like SIGTERM:
     # their default action would end the process without its finally.
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     signal.signal(signal.SIGCHLD, on_child)  # before the sentinel starts: no window where its death is missed
     signal.signal(signal.SIGTSTP, on_suspend)
@@ -156,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, backend_config = load_config(args)
         check_label(config.follow)  # refuses typos now; the warning is logged once the stream is seen
         lock = lock_the_car(config.backend)  # held (open) until this process and its sentinel exit
-        # Stops the car should this process die without its finally (kill -9): see rover.drive.sentinel.
+        # Stops the car should this process die without its finally (kill -9): see rover.hw.sentinel.
         sentinel = Sentinel.start({"drive": config, section_for(config.backend): backend_config},
                                   keep_fds=() if lock is None else (lock.fileno(),))  # it holds the lock till the stop
         on_child(signal.SIGCHLD, None)  # it may have died before `sentinel` was set

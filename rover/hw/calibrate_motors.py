@@ -15,9 +15,17 @@ safe-stop routine (:func:`rover.hw.safestop.safe_stop`, what
 ``rover-safestop`` does). It prints the steps, the fit, and the lines for
 the config file; ``--write`` writes them (never without it).
 
+A real kit runs under the drive's sentinel (:mod:`rover.hw.sentinel`): a
+process of its own that stops the car should this one die without its
+``finally`` (``kill -9``, a crash) or hang. Ctrl-\\ (SIGQUIT), SIGTERM and
+SIGHUP stop the car and exit; Ctrl-Z (SIGTSTP) sets the car safe and ends
+the run (a run paused half way through a step measures nothing).
+
 Exit codes: 0 measured, 1 aborted (the line says why; the motors are
-stopped), 2 usage or not confirmed, 78 configuration error, 130/143
-interrupted by SIGINT/SIGTERM.
+stopped) or ``--write`` refused (the fit is not good enough to keep), 2
+usage (argparse) or not confirmed, 78 configuration error (bad flag values
+too), 128 + the signal number when a signal ended it: 129 SIGHUP, 130
+SIGINT, 131 SIGQUIT, 143 SIGTERM, 148 SIGTSTP.
 """
 
 from __future__ import annotations
@@ -31,16 +39,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections, read_toml
+from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sections
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RoverError
 from rover.hw.carlock import lock_the_car
 from rover.hw.kits import KITS, read_backend
 from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
-from rover.hw.tomledit import set_keys
+from rover.hw.motorfit import refusals
+from rover.hw.motorreport import check_writable, report, write_keys
+from rover.hw.sentinel import STOP_SIGNALS, Sentinel, safe_before_suspend
 
 PROG = "rover-calibrate motors"
 #: Backends without a car: the simulator's car facing a wall (``log`` also prints every command).
 SIMULATED = ("sim", "log")
+#: What to change when the car drives away from the wall.
+REVERSE_HINT = {"picar_b": "flip right_direction and left_direction in [picar_b] (one of them, if the car turned)",
+                "picar_b2": "flip m1_direction and m2_direction in [picar_b2] (one of them, if the car turned)"}
 
 
 #: The simulator's car facing a wall, as ``rover.hw.BACKENDS`` names the sim chassis: loaded only when asked for,
@@ -75,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C through every ``finally`` (the motors stop)."""
+    """SIGTERM, SIGHUP, SIGQUIT or SIGTSTP arrived: unwinds like Ctrl-C through every ``finally`` (the motors stop)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -108,25 +121,43 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             raise ConfigError(f"--write is for a real kit: --backend {backend} measures the simulator's car, not yours")
         if args.write and path is None:
             raise ConfigError(f"--write needs a config file: pass --config PATH (none at {DEFAULT_CONFIG_PATH})")
+        if args.write:
+            check_writable(path)  # before the wheels turn, not after
         # Driven up to --max-duty (default max_duty); the top speed is stated at max_duty, what throttle 1 sets.
         plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty,
                     top_duty_pct=config.max_duty)
         # The sensor reads "nothing in range" beyond ultrasonic_max_m (2 m on the 2024 kit): start within it.
+        if config.ultrasonic_max_m - 0.05 < Limits.start_min_m:
+            raise ConfigError(f"{section}.ultrasonic_max_m = {config.ultrasonic_max_m:g}: calibrating needs a sensor "
+                              f"reading to {Limits.start_min_m + 0.05:g} m at least (the car starts {Limits.start_min_m:g} m "
+                              "or more from the wall)")
         limits = Limits(min_range_m=args.min_range_m, max_travel_m=args.max_travel_m, max_time_s=args.max_time_s,
                         start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - 0.05))
     except (ValueError, RoverError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, RoverError) else ConfigError.exit_code
     print(f"{PROG}: {backend}: duty up from 0 in {plan.step_pct:g} % steps, then up to {plan.max_duty_pct:g} %; "
-          f"stops {limits.min_range_m:g} m (plus the sensor's delay at speed) from the wall, after "
+          f"stops {limits.min_range_m:g} m (plus the reading's age and the coast at speed) from the wall, after "
           f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown", flush=True)
-    if kit is not None and not args.yes and not _confirmed(stdin if stdin is not None else sys.stdin):
+    try:
+        confirmed = kit is None or args.yes or _confirmed(stdin if stdin is not None else sys.stdin)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted: not started, nothing was driven", file=sys.stderr)
+        return 128 + signal.SIGINT
+    if not confirmed:
         print(f"{PROG}: not started: nothing was driven (pass --yes to start without asking)", file=sys.stderr)
         return EXIT_USAGE
     # The run commands raw duty: throttle 1 = 100 %, no dead-band offset.
     raw = dataclasses.replace(config, min_duty=0.0, max_duty=100.0)
-    previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGHUP)}
-    lock = chassis = None
+    lock = chassis = sentinel = None
+
+    def on_suspend(signum: int, _frame: object) -> None:
+        """Ctrl-Z: the car safe at once (as rover-drive does), then the run ends: it cannot resume mid-step."""
+        safe_before_suspend(chassis, sentinel, report=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
+        raise Interrupted(signum)
+
+    handlers = {signum: _on_signal for signum in STOP_SIGNALS if signum != signal.SIGINT}  # SIGINT: KeyboardInterrupt
+    previous = {signum: signal.signal(signum, handler) for signum, handler in {**handlers, signal.SIGTSTP: on_suspend}.items()}
     code = EXIT_OK
     result: RunResult | None = None
     try:
@@ -134,16 +165,21 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             lock = lock_the_car(backend)  # one program commands the car at a time (rover-drive takes it too)
             from rover.hw import open_chassis
 
+            # Stops the car should this process die without its finally (kill -9): it holds the lock till then.
+            sentinel = Sentinel.start({"drive": {"backend": backend}, section: config},
+                                      keep_fds=(lock.fileno(),))
+            sleep = _beating(sleep, sentinel)
             chassis = open_chassis(backend, raw, gpio=gpio, bus=bus, clock=clock)
         else:
             rig = _sim_rig()(args.sim_wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
             chassis, clock, sleep = rig.chassis, rig.clock, rig.sleep
         if chassis_hook is not None:
             chassis_hook(chassis)
-        samples = config.ultrasonic_samples
-        run = MotorRun(chassis, interval_s=config.ultrasonic_interval_s,
-                       lag_s=config.ultrasonic_interval_s * (samples // 2 + 1), clock=clock, sleep=sleep,
-                       plan=plan, limits=limits, wall_m=args.wall_m, say=lambda line: print(f"{PROG}: {line}", flush=True))
+        ranger = getattr(chassis, "ranger", None) or getattr(chassis, "_ranger", None)  # the kits keep it private
+        if ranger is None:
+            raise ConfigError(f"{section}: the chassis opened without its ultrasonic ranger: cannot calibrate")
+        run = MotorRun(chassis, ranger, clock=clock, sleep=sleep, plan=plan, limits=limits, wall_m=args.wall_m,
+                       say=lambda line: print(f"{PROG}: {line}", flush=True), reverse_hint=REVERSE_HINT[section])
         result = run.run()
     except CalibrationAborted as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -152,7 +188,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         print(f"{PROG}: interrupted: motors stopped", file=sys.stderr)
         code = 128 + signal.SIGINT
     except Interrupted as exc:
-        print(f"{PROG}: {signal.Signals(exc.signum).name}: motors stopped", file=sys.stderr)
+        ended = " (Ctrl-Z ends the run: a step paused half way measures nothing; start again)" if exc.signum == signal.SIGTSTP else ""
+        print(f"{PROG}: {signal.Signals(exc.signum).name}: motors stopped{ended}", file=sys.stderr)
         code = 128 + exc.signum
     except RoverError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -161,8 +198,16 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         # A second Ctrl-C or SIGTERM must not cut the stop short: they wait until it is done.
         held = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, *previous)}
         try:
+            if sentinel is not None:
+                sentinel.pause()  # no heartbeats while stopping (the ranger's join may take a second)
             # The kit's safe-stop only when this program holds the car: never into another drive's pins.
-            code = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, code)
+            stopped = _stop_everything(chassis, kit if lock is not None else None, backend, sections, gpio, bus, EXIT_OK)
+            code = stopped if code == EXIT_OK else code
+            if sentinel is not None:
+                if stopped == EXIT_OK:
+                    sentinel.stand_down()  # the car is stopped: nothing left for it to do
+                else:
+                    sentinel.release()  # it stops the car once this process has gone
             if lock is not None:
                 lock.close()
         finally:
@@ -171,11 +216,36 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
                 signal.signal(signum, handler)
     if result is None or code != EXIT_OK:
         return code
-    report(result, section, path)
-    if args.write:
-        assert path is not None
-        return write_lines(path, section, result)
+    assert result.calibration is not None
+    refused = refusals(result.calibration, result.steps)
+    if result.stop_reason.startswith("stop range"):
+        refused.append("the run ended at the stop range (the car came faster than predicted, or something came "
+                       "near): start again")
+    report(result, section, path, refused)
+    if not args.write:
+        return EXIT_OK
+    assert path is not None
+    if refused:
+        print(f"{PROG}: --write refused: {refused[0]}{f' (and {len(refused) - 1} more above)' if len(refused) > 1 else ''}; "
+              f"{path} is untouched", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        write_keys(path, section, kit_cls, result)
+    except ConfigError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"wrote {section}.min_duty and drive.top_speed_mps into {path}")
     return EXIT_OK
+
+
+def _beating(sleep: Callable[[float], None], sentinel: Sentinel) -> Callable[[float], None]:
+    """``sleep``, then a heartbeat to the sentinel: a run silent for its QUIET_S (hung, SIGSTOPped) is killed."""
+
+    def beat(seconds: float) -> None:
+        sleep(seconds)
+        sentinel.heartbeat()
+
+    return beat
 
 
 def _confirmed(stdin: TextIO) -> bool:
@@ -206,54 +276,3 @@ def _stop_everything(chassis: Any, kit: Any, backend: str, sections: Any, gpio: 
     for line in failures:
         print(f"{PROG}: {line}", file=sys.stderr)
     return EXIT_FAILURE if failures and code == EXIT_OK else code
-
-
-def report(result: RunResult, section: str, path: Path | None) -> None:
-    """The steps, the fit and the config lines."""
-    cal = result.calibration
-    assert cal is not None
-    travelled = result.travel_m if result.final_m is None else result.baseline_m - result.final_m
-    print(f"started {result.baseline_m:.2f} m from the wall, stopped at {_metres(result.final_m)} "
-          f"({travelled:.2f} m travelled): {result.stop_reason}")
-    print("duty %   speed m/s  readings  residual m  moved")
-    for step in result.steps:
-        est = step.estimate
-        speed = "     -   " if est is None else f"{est.speed_mps:9.3f}"
-        print(f"{step.duty_pct:6.1f} {speed}  {0 if est is None else est.samples:8d}  "
-              f"{'     -' if est is None else f'{est.residual_m:10.4f}'}  {'yes' if step.moved else 'no'}")
-    line = cal.line
-    print(f"dead band: the car moved from rest at {cal.min_duty_pct:g} % (stood still at {cal.still_duty_pct:g} %); "
-          f"the speed line crosses zero at {line.zero_duty_pct:.1f} %")
-    print(f"speed line: {line.slope_mps_per_pct * 100:.3f} m/s per 100 % duty over {line.samples} steps, "
-          f"RMS residual {line.residual_mps:.3f} m/s; at {cal.max_duty_pct:g} % duty (max_duty): {cal.top_speed_mps:.2f} m/s"
-          f"{' (extrapolated: no room to drive it)' if cal.extrapolated else ''}")
-    print(f"put these lines in {path or DEFAULT_CONFIG_PATH}:")
-    for text in config_lines(result, section):
-        print(text)
-
-
-def config_lines(result: RunResult, section: str) -> list[str]:
-    cal = result.calibration
-    assert cal is not None
-    return [f"[{section}]", f"min_duty = {cal.min_duty_pct:g}", "[drive]", f"top_speed_mps = {cal.top_speed_mps:.2f}"]
-
-
-def write_lines(path: Path, section: str, result: RunResult) -> int:
-    """Set the two keys in ``path`` (the rest of the file kept as it is) and check it still loads."""
-    cal = result.calibration
-    assert cal is not None
-    try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        new = set_keys(text, {section: {"min_duty": f"{cal.min_duty_pct:g}"},
-                              "drive": {"top_speed_mps": f"{cal.top_speed_mps:.2f}"}})
-        path.write_text(new, encoding="utf-8")
-        read_toml(path)
-    except (OSError, ConfigError) as exc:
-        print(f"{PROG}: could not write {path}: {exc}", file=sys.stderr)
-        return ConfigError.exit_code
-    print(f"wrote {section}.min_duty and drive.top_speed_mps into {path}")
-    return EXIT_OK
-
-
-def _metres(value: float | None) -> str:
-    return "an unknown range" if value is None else f"{value:.2f} m"

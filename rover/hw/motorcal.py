@@ -3,8 +3,8 @@
 :class:`MotorRun` drives any :class:`rover.hw.chassis.Chassis` whose
 throttle is the raw duty fraction (``min_duty = 0``, ``max_duty = 100``: the
 caller opens the kit so) with an injected ``clock`` and ``sleep``, reads
-``chassis.distance_m()`` (the kit's ranger: the median of its latest
-readings) once per read interval, and hands the numbers to
+the kit's ranger (the median of its latest readings, with the time it was
+taken) ``POLLS_PER_READ`` times per read interval, and hands the numbers to
 :mod:`rover.hw.motorfit`. The run:
 
 1. centres the steering (``safe()``, then ``steer(0)``), reads the range
@@ -20,20 +20,23 @@ readings) once per read interval, and hands the numbers to
    speed (said so);
 4. stops the motors on every way out.
 
-Safety: every reading is checked before anything else. Unknown (None: the
-sensor failed, or its readings went stale) or nothing in range (inf: the
-wall cannot vanish, so the car turned or the sensor sees nothing) aborts
-with :class:`CalibrationAborted`; a dead sensor never reads as clear. So
-does a range that stops changing while the car drives above its dead band
-for longer than the margin below covers (``interval_s + lag_s``): the
-ranger keeps its last median for up to ``ultrasonic_stale_s`` (1 s) after
-its thread stops measuring, which at full speed would be a metre blind. The
-run stops (and keeps what it measured) when the range falls below
-``min_range_m`` plus what the car covers at its current speed during one
-read interval and the ranger's delay (``lag_s``), when the travel since the
-start exceeds ``max_travel_m``, and when ``max_time_s`` has passed. The
-``finally`` of :meth:`MotorRun.run` sets the throttle to 0 and calls
-``safe()``, whatever ended the run (KeyboardInterrupt included).
+Safety: every poll reads the kit's ranger with the time its median
+reading was taken (:meth:`rover.hw.ultrasonic.UltrasonicRanger.reading`).
+Unknown (None: the sensor failed, or its readings went stale), nothing in
+range (inf: the wall cannot vanish, so the car turned) and no new reading
+for ``stale_s`` (two of the ranger's slowest turns: it stopped measuring)
+abort with :class:`CalibrationAborted` in every phase; a dead sensor never
+reads as clear. So do a range that jumps farther than the car can move or
+rises above the start (:mod:`rover.hw.rangecheck`), and one that stops
+changing while the car drives (blocked). The run stops (and keeps what it
+measured) when the range falls below ``min_range_m`` plus what the car
+covers at the assumed speed during the reading's real age and one poll,
+plus its coast (``COAST_S``, an assumption: the kits cannot brake); the
+assumed speed is the highest predicted or measured so far, never lowered.
+It stops too when the travel since the start exceeds ``max_travel_m`` and
+when ``max_time_s`` has passed. The ``finally`` of :meth:`MotorRun.run`
+sets the throttle to 0 and calls ``safe()``, whatever ended the run
+(KeyboardInterrupt included).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any, Callable
 from rover.core.errors import RoverError
 from rover.hw import motorfit
 from rover.hw.motorfit import Calibration, Reading, StepResult
+from rover.hw.rangecheck import RangeCheck
 
 #: Readings of a standing car agree within this (m) before the run may start.
 STEADY_M = 0.05
@@ -53,6 +57,12 @@ STEADY_M = 0.05
 BASELINE_READINGS = 7
 #: Range polls per read interval while driving (the safety checks run at every poll).
 POLLS_PER_READ = 4
+#: --min-range-m may not be lower than this (the coast and a late reading must still end short of the wall).
+MIN_RANGE_FLOOR_M = 0.25
+#: ASSUMED, not measured: the car coasts (the kits cannot brake) like a first-order lag of this time constant,
+#: so it rolls ``speed * COAST_S`` after the motors stop. Four times the 0.06 s the test car had; the run
+#: measures and prints the real coast (docs/hardware.md).
+COAST_S = 0.3
 
 
 class CalibrationAborted(RoverError):
@@ -74,6 +84,9 @@ class Limits:
             value = getattr(self, key)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{key} = {value} must be a positive number")
+        if self.min_range_m < MIN_RANGE_FLOOR_M:
+            raise ValueError(f"min_range_m = {self.min_range_m:g} must be at least {MIN_RANGE_FLOOR_M:g} m "
+                             "(the car coasts and a reading is late: nearer than that it may reach the wall)")
         if not self.min_range_m < self.start_min_m <= self.start_max_m:
             raise ValueError(f"min_range_m < start_min_m <= start_max_m must hold, not "
                              f"{self.min_range_m:g} < {self.start_min_m:g} <= {self.start_max_m:g}")
@@ -96,6 +109,10 @@ class Plan:
     min_travel_m: float = 0.01
     #: Only to predict a step's travel before two speeds are known: more than any PiCar-B does.
     assumed_top_mps: float = 1.5
+    #: Until the car has moved, the stop margin assumes at least this speed: nothing says how fast a motor breaks
+    #: away from its dead band (an assumption: half the 2024 kit's vendor top speed; a lurch faster than it is
+    #: seen two readings late, tests/test_calibrate_margin.py).
+    breakaway_mps: float = 0.6
 
     def __post_init__(self) -> None:
         if not 0.0 < self.step_pct <= 10.0:
@@ -119,22 +136,42 @@ class RunResult:
     final_m: float | None = None
     calibration: Calibration | None = None
     travel_m: float = 0.0
+    #: The range when the motors went off, the speed then, and where the car came to rest: the measured coast.
+    stop_m: float | None = None
+    stop_speed_mps: float = 0.0
+
+    @property
+    def coast_m(self) -> float | None:
+        """How far the car rolled after the motors went off (None when unknown)."""
+        if self.stop_m is None or self.final_m is None or not math.isfinite(self.final_m):
+            return None
+        return max(0.0, self.stop_m - self.final_m)
 
 
 class MotorRun:
     """One calibration run on ``chassis`` (throttle = duty fraction). ``say`` gets progress lines."""
 
-    def __init__(self, chassis: Any, *, interval_s: float, lag_s: float, clock: Callable[[], float],
+    def __init__(self, chassis: Any, ranger: Any, *, clock: Callable[[], float],
                  sleep: Callable[[float], None], plan: Plan = Plan(), limits: Limits = Limits(),
-                 wall_m: float | None = None, say: Callable[[str], None] = lambda line: None) -> None:
-        self.chassis, self.interval_s, self.lag_s = chassis, interval_s, lag_s
+                 wall_m: float | None = None, say: Callable[[str], None] = lambda line: None,
+                 reverse_hint: str = "flip the motors' *_direction keys") -> None:
+        """``ranger``: the kit's :class:`rover.hw.ultrasonic.UltrasonicRanger` (readings with the time taken)."""
+        self.chassis, self.ranger, self.interval_s = chassis, ranger, ranger.interval_s
         self.clock, self.sleep, self.plan, self.limits = clock, sleep, plan, limits
-        self.wall_m, self.say = wall_m, say
+        self.wall_m, self.say, self.reverse_hint = wall_m, say, reverse_hint
+        self.poll_s = self.interval_s / POLLS_PER_READ
+        #: No new reading for this long: the ranger has stopped (a miss in between allowed, each turn at its slowest).
+        self.stale_s = 2 * ranger.period_max_s() + self.poll_s
+        #: The median's usual age (to plan a step; the stop margin takes each reading's real age).
+        self.lag_s = self.interval_s * (ranger.samples // 2 + 1)
         self._t0 = 0.0
-        self._speed = 0.0  # the speed the safety margin assumes now
+        self._speed = 0.0  # the speed the safety margin assumes now (never lowered during a run)
         self._stop: str | None = None
         self._last_m = math.nan  # the last range polled
+        self._last_taken = math.nan  # when that reading was taken
         self._changed_t = 0.0  # when it last changed
+        self._pair = (0.0, 0.0)  # the speeds between the last three medians
+        self._checks = RangeCheck(math.nan, plan.assumed_top_mps, reverse_hint)  # the baseline is set once known
         self.result: RunResult | None = None
 
     # -- the run ----------------------------------------------------------------------
@@ -143,7 +180,7 @@ class MotorRun:
         try:
             self.chassis.safe()
             self.chassis.steer(0.0)
-            baseline = self._last_m = self._baseline()
+            baseline = self._last_m = self._checks.baseline_m = self._baseline()
             self.result = result = RunResult(baseline, [])
             self._t0 = self.clock()
             self._deadband(result)
@@ -155,6 +192,10 @@ class MotorRun:
                 self.chassis.drive(0.0)
             finally:
                 self.chassis.safe()
+        # Where the car was when the motors went off: the last range, moved on by its age at the assumed speed.
+        if math.isfinite(self._last_taken):
+            result.stop_m = self._last_m - self._speed * max(0.0, self.clock() - self._last_taken)
+        result.stop_speed_mps = self._speed
         result.final_m = self._settled_range()
         try:
             top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
@@ -201,7 +242,9 @@ class MotorRun:
         candidate = duty
         while candidate >= floor + 5.0 - 1e-9:
             speed = self._predict(result, candidate)
-            travel = speed * (self.plan.speed_hold_s + self.interval_s + self.lag_s)
+            # The step must end short of the stop margin it will be checked against (a median about
+            # samples // 2 + 1 turns old, one poll, the coast): else it would only measure its own stop.
+            travel = speed * (self.plan.speed_hold_s + self.lag_s + self.poll_s + COAST_S)
             if here - travel >= self.limits.min_range_m and travelled + travel <= self.limits.max_travel_m:
                 return candidate
             candidate = round(candidate - 1.0, 3)
@@ -234,23 +277,36 @@ class MotorRun:
         start = self.clock()
         readings: list[Reading] = []
         expected = self._predict(result, duty)
-        self._speed = max(self._speed, expected)
         moving = any(s.moved for s in result.steps)
+        self._speed = max(self._speed, expected, 0.0 if moving else plan.breakaway_mps)
         while self.clock() - start < hold_s:
-            self.sleep(self.interval_s / POLLS_PER_READ)
-            t, metres = self._read()
+            self.sleep(self.poll_s)
+            t, metres, taken = self._read()
+            if taken != self._last_taken:  # a new median (a standing car's may have the same value)
+                self._check_reading(result, duty, metres, taken)
+                if taken > self._last_taken and math.isfinite(self._last_m):
+                    # Two medians' speed, the lower of the last two: a lurch shows one reading sooner than in
+                    # the slope of three, and one late echo (too far) makes only one of the pair high.
+                    self._pair = (self._pair[1], (self._last_m - metres) / (taken - self._last_taken))
+                    if not self._checks.suspect:
+                        self._speed = max(self._speed, min(self._pair))
             if metres != self._last_m:
-                self._last_m, self._changed_t = metres, t
+                self._changed_t = t
                 readings.append((t, metres))
                 result.readings.append((t, duty, metres))
-                recent = motorfit.step_speed(readings[-5:], start_s=readings[-5:][0][0], settle_s=0.0)
-                self._speed = max(expected, 0.0 if recent is None else recent.speed_mps)
-            if moving and t - max(self._changed_t, start) > self.interval_s + self.lag_s:
+                # The robust slope of the last three ranges: a lurch is seen two readings after it starts, and
+                # one late echo among them moves it little (two medians alone would read a late one as a lurch).
+                recent = None if self._checks.suspect else motorfit.step_speed(
+                    readings[-3:], start_s=readings[-3:][0][0], settle_s=0.0)
+                # Never below what was measured: a new step's prediction may be lower than the car's real speed.
+                self._speed = max(self._speed, 0.0 if recent is None else recent.speed_mps)
+            self._last_m, self._last_taken = metres, taken
+            if moving and t - max(self._changed_t, start) > self.stale_s:
                 self.chassis.drive(0.0)
                 raise CalibrationAborted(
-                    f"the ultrasonic range stopped changing while the car drives ({t - self._changed_t:.2f} s: the ranger "
-                    "has stopped measuring): motors stopped; check the sensor and start again")
-            if self._check_limits(result, t, metres):
+                    f"the range has not changed for {t - self._changed_t:.2f} s while the car drives at {duty:g} % "
+                    "(the ranger still measures): is the car blocked, or its wheels slipping? Motors stopped")
+            if self._check_limits(result, t, metres, taken):
                 break
         estimate = motorfit.step_speed(readings, start_s=start, settle_s=plan.settle_s)
         latest = statistics.median(r for _, r in readings[-3:]) if readings else self._last_m
@@ -260,13 +316,34 @@ class MotorRun:
         result.steps.append(step)
         return step
 
-    def _check_limits(self, result: RunResult, t: float, metres: float) -> bool:
+    def _check_reading(self, result: RunResult, duty: float, metres: float, taken: float) -> None:
+        """A new median: CalibrationAborted (the motors stopped first) when :class:`RangeCheck` says it is not
+        the car's own motion towards the wall."""
+        fastest = max((st.speed_mps or 0.0 for st in result.steps), default=0.0)
+        problem = self._checks.new_range(metres, taken, driving=duty > 0, fastest_mps=fastest)
+        if problem is not None:
+            self.chassis.drive(0.0)
+            raise CalibrationAborted(problem)
+
+    def _check_limits(self, result: RunResult, t: float, metres: float, taken: float) -> bool:
         """True (and the reason kept) when a limit says stop now."""
         limits = self.limits
         result.travel_m = max(result.travel_m, result.baseline_m - metres)
-        margin = limits.min_range_m + self._speed * (self.interval_s + self.lag_s)
+        # Where the car may be by the next poll: the reading's real age and one poll at the assumed speed, then
+        # the coast once the motors are off (COAST_S, an assumption: the kits cannot brake).
+        age = max(0.0, t - taken)
+        margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
+        # The newest reading alone is a period fresher than the median: when it says nearer, it counts (a late
+        # echo only ever reads farther, so this can only stop sooner).
+        newest = self.ranger.newest()
+        if newest is not None and math.isfinite(newest[0]):
+            nearer = newest[0] - self._speed * max(0.0, t - newest[1])
+            if nearer < metres - self._speed * age:
+                metres, age = newest[0], max(0.0, t - newest[1])
+                margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
         if metres < margin:
-            self._stop = f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s)"
+            self._stop = (f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s, "
+                          f"the reading {age:.2f} s old)")
         elif result.travel_m > limits.max_travel_m:
             self._stop = f"travel limit: {result.travel_m:.2f} m travelled (limit {limits.max_travel_m:g} m)"
         elif t - self._t0 > limits.max_time_s:
@@ -277,17 +354,25 @@ class MotorRun:
         return False
 
     # -- readings ---------------------------------------------------------------------
-    def _read(self) -> tuple[float, float]:
-        """``(clock, metres)`` of one finite reading; CalibrationAborted for an unknown or empty range."""
-        metres = self.chassis.distance_m()
+    def _read(self) -> tuple[float, float, float]:
+        """``(clock, metres, taken)`` of one finite, fresh reading; CalibrationAborted for an unknown or empty range,
+        or when the ranger has taken no new reading for ``stale_s`` (checked at every poll, in every phase)."""
+        reading = self.ranger.reading()
         t = self.clock()
-        if metres is None:
+        newest = self.ranger.newest_s()
+        if reading is None:
             raise CalibrationAborted("the ultrasonic range is unknown (no valid echo, or readings went stale): "
                                      "motors stopped; check the sensor's wiring and that it faces the wall")
+        if newest is None or t - newest > self.stale_s:
+            raise CalibrationAborted(
+                f"no new ultrasonic reading for {t - (newest or t):.2f} s (limit {self.stale_s:.2f} s, "
+                f"{self.ranger.misses} measurements without an echo): the sensor stopped answering or the ranger "
+                "stopped measuring: motors stopped; check the sensor's wiring and start again")
+        metres, taken = reading
         if not math.isfinite(metres):
-            raise CalibrationAborted("the ultrasonic sees nothing in range ahead (the wall is gone: did the car turn?): "
-                                     "motors stopped; face the wall squarely and start again")
-        return t, float(metres)
+            raise CalibrationAborted("the ultrasonic sees nothing in range ahead (the wall is gone, or the car turned "
+                                     "away from it): motors stopped; face the wall squarely and start again")
+        return t, float(metres), float(taken)
 
     def _baseline(self) -> float:
         """The standing range: ``BASELINE_READINGS`` finite, steady readings in range, else refuse to start."""
@@ -296,7 +381,8 @@ class MotorRun:
         metres = None
         while metres is None and self.clock() < wait_until:
             self.sleep(self.interval_s)
-            metres = self.chassis.distance_m()
+            reading = self.ranger.reading()
+            metres = None if reading is None else reading[0]
         readings = []
         for _ in range(BASELINE_READINGS):
             if metres is not None and not math.isfinite(metres):
@@ -304,7 +390,8 @@ class MotorRun:
                                          f"{limits.start_min_m:g} to {limits.start_max_m:g} m from a flat wall, facing it squarely")
             readings.append(self._read()[1])
             self.sleep(self.interval_s)
-            metres = self.chassis.distance_m()
+            reading = self.ranger.reading()
+            metres = None if reading is None else reading[0]
         baseline = statistics.median(readings)
         low, high = min(readings), max(readings)
         steady = sum(abs(r - baseline) <= STEADY_M / 2 for r in readings)
@@ -320,9 +407,15 @@ class MotorRun:
         return baseline
 
     def _settled_range(self) -> float | None:
-        """The range once the car has stopped (a few intervals after the motors went off), None if unknown."""
-        metres = None
-        for _ in range(5):
+        """The range once the car has stopped (the coast, 4 of its time constants, after the motors went off);
+        None if unknown. Its new readings are checked like those while driving: a jump that was still to be
+        confirmed when the run stopped (a person stepping in ends a step at the stop range) aborts here."""
+        reading = None
+        for _ in range(5 + int(COAST_S * 4 / self.interval_s)):
             self.sleep(self.interval_s)
-            metres = self.chassis.distance_m()
-        return metres
+            reading = self.ranger.reading()
+            if reading is not None and self.result is not None and math.isfinite(reading[0]) \
+                    and reading[1] != self._last_taken:
+                self._check_reading(self.result, 0.0, *reading)
+                self._last_m, self._last_taken = reading
+        return None if reading is None else reading[0]

@@ -27,6 +27,8 @@ from typing import Sequence
 
 #: A reading: (seconds on the caller's clock, range in metres).
 Reading = tuple[float, float]
+#: A reading this far beyond its step's line is a late echo (always too far, never too near): left out.
+LATE_M = 0.03
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ def step_speed(readings: Sequence[Reading], *, start_s: float, settle_s: float) 
         if not (math.isfinite(t) and math.isfinite(r)):
             raise ValueError(f"reading ({t}, {r}) is not finite: an unknown range must stop the run first")
     slope, intercept = robust_slope(used)
+    # A late echo reads only too far (0.17 m per ms late): one far above the line is dropped and the line refitted.
+    kept = [(t, r) for t, r in used if r - (intercept + slope * t) <= LATE_M]
+    if 3 <= len(kept) < len(used):
+        used = kept
+        slope, intercept = robust_slope(used)
     residual = math.sqrt(sum((r - (intercept + slope * t)) ** 2 for t, r in used) / len(used))
     last_t = used[-1][0]
     return SpeedEstimate(-slope, len(used), residual, last_t - used[0][0], intercept + slope * last_t)
@@ -91,9 +98,16 @@ class LineFit:
     zero_duty_pct: float  # where the line crosses zero speed (the motors' kinetic dead band)
     residual_mps: float  # RMS of the speeds about the line
     samples: int
+    mean_duty_pct: float = math.nan
+    sxx: float = math.nan  # sum of the squared duty deviations
+    sigma_mps: float = math.nan  # the speeds' scatter about the line, n - 2 degrees of freedom (nan for 2 points)
 
     def speed_at(self, duty_pct: float) -> float:
         return self.slope_mps_per_pct * (duty_pct - self.zero_duty_pct)
+
+    def stderr_at(self, duty_pct: float) -> float:
+        """Standard error of the line's speed at ``duty_pct`` (m/s); nan when two points leave no scatter to tell."""
+        return self.sigma_mps * math.sqrt(1.0 / self.samples + (duty_pct - self.mean_duty_pct) ** 2 / self.sxx)
 
 
 def fit_line(points: Sequence[tuple[float, float]]) -> LineFit:
@@ -110,8 +124,9 @@ def fit_line(points: Sequence[tuple[float, float]]) -> LineFit:
         raise ValueError(f"the car did not go faster at a higher duty (slope {slope:.4f} m/s per %): "
                          "is it slipping, blocked or on a stand?")
     zero = mean_d - mean_v / slope
-    residual = math.sqrt(sum((v - slope * (d - zero)) ** 2 for d, v in points) / n)
-    return LineFit(slope, zero, residual, n)
+    squares = sum((v - slope * (d - zero)) ** 2 for d, v in points)
+    sigma = math.sqrt(squares / (n - 2)) if n > 2 else math.nan
+    return LineFit(slope, zero, math.sqrt(squares / n), n, mean_d, sxx, sigma)
 
 
 @dataclass(frozen=True)
@@ -137,26 +152,84 @@ class Calibration:
     max_duty_pct: float
     top_speed_mps: float  # the line at max_duty
     extrapolated: bool  # True when no step reached max_duty (the line carries the top speed)
+    fitted_from_pct: float = math.nan  # the lowest and highest duty of the line's steps
+    fitted_to_pct: float = math.nan
+    knee_included: bool = False  # True when the line needed the dead-band step (only one step above it)
+
+    @property
+    def top_stderr_mps(self) -> float:
+        return self.line.stderr_at(self.max_duty_pct)
+
+    @property
+    def extrapolated_pct(self) -> float:
+        """Duty points from the highest step driven up to max_duty (0 when it was driven)."""
+        return max(0.0, self.max_duty_pct - self.fitted_to_pct)
 
 
 def calibrate(steps: Sequence[StepResult], *, max_duty_pct: float) -> Calibration:
     """The calibration from the steps in the order they were driven.
 
-    The dead band is the first step that moved; the line is fitted to that
-    step and every later step with a speed. ValueError (with what is
-    missing) when the car never moved or the line cannot be fitted.
+    The dead band is the first step that moved. The line is fitted to the
+    later steps with a speed, leaving out the dead-band step (it sits on
+    the knee of the speed curve, where a motor breaking away is not on the
+    line), unless only one step follows it (then ``knee_included``).
+    ValueError (with what is missing) when the car never moved, stood
+    still or went backwards at a duty above the one it moved at, or the
+    line cannot be fitted.
     """
     first = next((i for i, s in enumerate(steps) if s.moved), None)
     if first is None:
         tried = max((s.duty_pct for s in steps), default=0.0)
         raise ValueError(f"the car never moved (duty up to {tried:g} %): are the motors powered (battery switch on, "
                          "charged) and the wheels on the floor?")
+    for step in steps[first + 1:]:
+        if step.estimate is not None and not step.moved:
+            raise ValueError(f"the car did not approach the wall at {step.duty_pct:g} % ({step.speed_mps:.3f} m/s) after "
+                             f"it had moved at {steps[first].duty_pct:g} %: something held it, or the range was not "
+                             "its motion; nothing measured")
     still = max((s.duty_pct for s in steps[:first]), default=0.0)
-    points = [(s.duty_pct, s.speed_mps) for s in steps[first:] if s.speed_mps is not None]
-    line = fit_line(points)
+    above = [(s.duty_pct, s.speed_mps) for s in steps[first + 1:] if s.speed_mps is not None]
+    knee = len({d for d, _ in above}) < 2
+    points = [(s.duty_pct, s.speed_mps) for s in steps[first:] if s.speed_mps is not None] if knee else above
+    line = fit_line(points)  # type: ignore[arg-type]
     reached = max(d for d, _ in points)
     return Calibration(steps[first].duty_pct, still, line, max_duty_pct, line.speed_at(max_duty_pct),
-                       reached < max_duty_pct - 1e-9)
+                       reached < max_duty_pct - 1e-9, min(d for d, _ in points), reached, knee)
+
+
+#: What a calibration must meet before ``--write`` keeps it (review 3, H3 and M4).
+MAX_STEP_RESIDUAL_M = 0.02  # the readings of one step about their line
+MAX_LINE_RMS_FRACTION = 0.05  # the steps' speeds about the speed line, of the top speed
+MAX_STDERR_FRACTION = 0.10  # the line's standard error at max_duty, of the top speed
+MAX_EXTRAPOLATION = 1.5  # extrapolated duty points, in units of the duty span the line was fitted over
+TOP_SPEED_BOUNDS_MPS = (0.1, 3.0)  # a PiCar-B between a crawl and three times its vendor's figure
+
+
+def refusals(cal: Calibration, steps: Sequence[StepResult]) -> list[str]:
+    """Why ``cal`` is not good enough to write into the config (empty: it is)."""
+    found = []
+    for step in steps:
+        if step.moved and step.estimate is not None and step.estimate.residual_m > MAX_STEP_RESIDUAL_M:
+            found.append(f"the readings at {step.duty_pct:g} % scatter {step.estimate.residual_m:.3f} m about their "
+                         f"line (limit {MAX_STEP_RESIDUAL_M:g} m): something moved in front, or the sensor is not square to the wall")
+    top = cal.top_speed_mps
+    low, high = TOP_SPEED_BOUNDS_MPS
+    if not low <= top <= high:
+        found.append(f"a top speed of {top:.2f} m/s is outside {low:g} to {high:g} m/s: not a PiCar-B's")
+    if top > 0 and cal.line.residual_mps > MAX_LINE_RMS_FRACTION * top:
+        found.append(f"the steps' speeds scatter {cal.line.residual_mps:.3f} m/s about the speed line "
+                     f"(limit {MAX_LINE_RMS_FRACTION:.0%} of the top speed)")
+    if cal.knee_included:
+        found.append("only one step above the dead band: the line rests on the dead-band step; start farther from the wall")
+    stderr = cal.top_stderr_mps
+    if not math.isfinite(stderr) or (top > 0 and stderr > MAX_STDERR_FRACTION * top):
+        found.append(f"the top speed's standard error is {'unknown (two steps)' if not math.isfinite(stderr) else f'{stderr:.3f} m/s'} "
+                     f"(limit {MAX_STDERR_FRACTION:.0%} of it): too few steps; start farther from the wall")
+    span = cal.fitted_to_pct - cal.fitted_from_pct
+    if cal.extrapolated_pct > MAX_EXTRAPOLATION * span:
+        found.append(f"extrapolated {cal.extrapolated_pct:.1f} duty points beyond the highest step, more than "
+                     f"{MAX_EXTRAPOLATION:g} x the {span:.1f} points measured: start farther from the wall, or lower --max-duty")
+    return found
 
 
 def speed_duties(start_pct: float, max_duty_pct: float, count: int) -> list[float]:

@@ -140,17 +140,46 @@ class UltrasonicRanger:
         (maybe a late one) never decides alone. With an even count the nearer
         middle value is taken (the safe side).
         """
+        reading = self.reading()
+        return None if reading is None else reading[0]
+
+    def reading(self) -> tuple[float, float] | None:
+        """``(metres, taken)``: :meth:`distance_m`'s value and the clock time that measurement was taken.
+
+        A caller that must know where the car is *now* (rover-calibrate
+        motors' stop margin) takes the reading's real age from ``taken``
+        instead of assuming one read interval.
+        """
         now = self._clock()
         with self._lock:
-            fresh = sorted(metres for taken, metres in self._readings if now - taken <= self.stale_s)
+            fresh = sorted((metres, taken) for taken, metres in self._readings if now - taken <= self.stale_s)
         if len(fresh) < self.samples // 2 + 1:
             return None
         return fresh[(len(fresh) - 1) // 2]
 
-    def add(self, metres: float) -> None:
-        """Record one valid reading (the thread does; tests may too)."""
+    def newest_s(self) -> float | None:
+        """When the newest valid reading was taken (fresh or not); None before the first."""
+        newest = self.newest()
+        return None if newest is None else newest[1]
+
+    def newest(self) -> tuple[float, float] | None:
+        """``(metres, taken)`` of the newest valid reading alone (no median: it may be a late one); None before
+        the first."""
         with self._lock:
-            self._readings.append((self._clock(), metres))
+            return (self._readings[-1][1], self._readings[-1][0]) if self._readings else None
+
+    def period_max_s(self) -> float:
+        """The longest one turn of the measuring loop takes: every retry failing at its timeouts, then the interval."""
+        attempt = TRIGGER_PULSE_S + ECHO_START_TIMEOUT_S + self._sensor_timeout_s()
+        return self.interval_s + self.retries * attempt + (self.retries - 1) * self.retry_gap_s
+
+    def _sensor_timeout_s(self) -> float:
+        return float(getattr(self._sensor, "timeout_s", 0.06))
+
+    def add(self, metres: float, taken: float | None = None) -> None:
+        """Record one valid reading taken at ``taken`` (default: now on the ranger's clock; the thread adds so)."""
+        with self._lock:
+            self._readings.append((self._clock() if taken is None else taken, metres))
 
     def read(self) -> float | None:
         """Up to ``retries`` measurements, ``retry_gap_s`` apart; the first valid one, else None."""

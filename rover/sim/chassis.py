@@ -149,13 +149,15 @@ class SimChassis(CommandChassis):
                 if not self._ranges.poll(0):
                     break
                 try:
-                    metres, _t_ns = decode_range(self._ranges.recv())
+                    metres, t_ns = decode_range(self._ranges.recv())
                 except MessageError:
                     continue  # a malformed reading is a failed one
                 if metres is None:
                     self.ranger.misses += 1
                 else:
-                    self.ranger.add(metres)
+                    # Stamped when the world measured it, not when it arrived (a queue of old readings is stale);
+                    # never in the future (another clock).
+                    self.ranger.add(metres, taken=min(t_ns, self._clock_ns()) / 1e9)
         return super().distance_m()
 
     def _apply(self, command: Command) -> None:

@@ -27,6 +27,10 @@ except ImportError:  # as top-level modules on PYTHONPATH
     from smbus2 import _power_on, _replay, decode_pulse  # type: ignore[no-redef]
 
 Timeline = Callable[[], list[tuple[float, float]]]  # [(t, signed duty fraction)], oldest first
+#: The coast's time constant once the motors are off (the kits cannot brake; the car rolls ``v * tau``).
+#: An assumption, not a measurement: a geared toy car on a hard floor; slower than the 0.06 s this fake
+#: had, which let a stop margin without any coast term pass (review 3, M1). rover.hw.motorcal assumes 0.3 s.
+COAST_TAU_S = 0.25
 
 
 def _last(events: list[dict], t: float, key: str = "t") -> Any:
@@ -91,7 +95,7 @@ class WallCar:
     """Straight towards a wall ``wall_m`` ahead; speed from the duty timeline."""
 
     def __init__(self, wall_m: float, timeline: Timeline, *, deadband: float = 0.2, top_mps: float = 1.0,
-                 tau_s: float = 0.12, brake_tau_s: float = 0.06, lurch_mps: float = 0.0) -> None:
+                 tau_s: float = 0.12, brake_tau_s: float = COAST_TAU_S, lurch_mps: float = 0.0) -> None:
         self.wall_m, self.timeline = wall_m, timeline
         self.deadband, self.top_mps, self.lurch_mps = deadband, top_mps, lurch_mps
         self.tau_s, self.brake_tau_s = tau_s, brake_tau_s
@@ -128,13 +132,31 @@ class WallSonar(FakeHCSR04):
     def __init__(self, trigger: int, echo: int, car: WallCar, clock: Callable[[], float]) -> None:
         self.car, self._clock_for_gap = car, clock
         self.dead = False
+        #: Something standing in front (a person, a box): this far ahead of where the car started, or None.
+        self.blocker_m: float | None = None
+        #: Every ``miss_every``-th measurement gets no echo (a soft surface, an angle): 0 = none missed.
+        self.miss_every = 0
+        self.attempts = 0
+        self._missing = False
         super().__init__(trigger, echo, 1.0)
+
+    def on_output(self, pin: int, level: int, t: float) -> None:
+        if not level and self._rose is not None and t - self._rose >= 10e-6:
+            self.attempts += 1
+            self._missing = bool(self.miss_every) and self.attempts % self.miss_every == 0
+        super().on_output(pin, level, t)
+
+    def travelled_m(self) -> float:
+        return self.car.wall_m - self.car.gap_at(self._clock_for_gap())
 
     @property  # type: ignore[override]
     def distance_m(self) -> float | None:
-        if self.dead:
+        if self.dead or self._missing:
             return None
-        return self.car.gap_at(self._clock_for_gap())
+        gap = self.car.gap_at(self._clock_for_gap())
+        if self.blocker_m is not None:
+            gap = min(gap, self.blocker_m - (self.car.wall_m - gap))
+        return gap
 
     @distance_m.setter
     def distance_m(self, value: float | None) -> None:
