@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 
+from rover.hw.config import PicarBConfig
 from rover.hw.ultrasonic import UltrasonicRanger
+from rover.sim.chassis import SimChassis
 from rover.sim.scenarios import PersonPath, Scenario
 from rover.sim.sonar import SimSonar, SonarModel, Wall, reading, true_range
 from rover.sim.wallcal import WallRig
+from rover.sim.wire import encode_range
 from rover.sim.world import World
 
 QUIET = SonarModel(noise_m=0.0, late_p=0.0)
@@ -93,16 +101,9 @@ def test_range_messages_round_trip_and_reject_garbage() -> None:
         decode_range(b'sim.range {"far": false}')
 
 
-def test_the_zmq_sim_chassis_takes_the_worlds_readings_through_the_kits_median(tmp_path) -> None:
-    import dataclasses
-    import time
-
-    import zmq
-
-    from rover.hw.config import PicarBConfig
-    from rover.sim.chassis import SimChassis
-    from rover.sim.wire import encode_range
-
+@pytest.fixture
+def zmq_sim_chassis(tmp_path: Path) -> Iterator[tuple[SimChassis, zmq.Socket]]:
+    """The ZeroMQ sim chassis (ultrasonic_stale_s 0.3) and the world's socket that publishes its ranges."""
     context = zmq.Context()
     commands, ranges = context.socket(zmq.PULL), context.socket(zmq.PUB)
     commands.bind(f"ipc://{tmp_path}/commands")
@@ -110,25 +111,47 @@ def test_the_zmq_sim_chassis_takes_the_worlds_readings_through_the_kits_median(t
     config = dataclasses.replace(PicarBConfig(), ultrasonic_stale_s=0.3)
     chassis = SimChassis(config, endpoint=f"ipc://{tmp_path}/commands", context=context, ranges=f"ipc://{tmp_path}/ranges")
     try:
-        assert chassis.has_ranger and chassis.distance_m() is None  # nothing measured yet: unknown, not clear
-        deadline = time.monotonic() + 10.0
-        values = iter([1.50, 1.52, 2.40, 1.51] * 1000)  # one reading seen late among them
-        while chassis.distance_m() is None and time.monotonic() < deadline:
-            ranges.send(encode_range(next(values), time.monotonic_ns()))
-            time.sleep(0.01)
-        for _ in range(3):
-            ranges.send(encode_range(next(values), time.monotonic_ns()))
-        time.sleep(0.05)
-        assert chassis.distance_m() == pytest.approx(1.51, abs=0.011)  # the median drops the late 2.40
-        for _ in range(5):
-            ranges.send(encode_range(None, time.monotonic_ns()))  # the sensor failed: only misses from now on
-        time.sleep(0.4)
-        assert chassis.distance_m() is None and chassis.ranger.misses >= 1
+        yield chassis, ranges
     finally:
         chassis.close()
         commands.close(0)
         ranges.close(0)
         context.term()
+
+
+def test_the_zmq_sim_chassis_takes_the_worlds_readings_through_the_kits_median(zmq_sim_chassis) -> None:
+    chassis, ranges = zmq_sim_chassis
+    assert chassis.has_ranger and chassis.distance_m() is None  # nothing measured yet: unknown, not clear
+    deadline = time.monotonic() + 10.0
+    values = iter([1.50, 1.52, 2.40, 1.51] * 1000)  # one reading seen late among them
+    while chassis.distance_m() is None and time.monotonic() < deadline:
+        ranges.send(encode_range(next(values), time.monotonic_ns()))
+        time.sleep(0.01)
+    for _ in range(3):
+        ranges.send(encode_range(next(values), time.monotonic_ns()))
+    time.sleep(0.05)
+    assert chassis.distance_m() == pytest.approx(1.51, abs=0.011)  # the median drops the late 2.40
+    for _ in range(5):
+        ranges.send(encode_range(None, time.monotonic_ns()))  # the sensor failed: only misses from now on
+    time.sleep(0.4)
+    assert chassis.distance_m() is None and chassis.ranger.misses >= 1
+
+
+def test_readings_measured_long_ago_are_stale_however_late_they_arrive(zmq_sim_chassis) -> None:
+    """The sim chassis stamps a range with the world's measurement time, not its arrival (review 3, L5)."""
+    chassis, ranges = zmq_sim_chassis
+    deadline = time.monotonic() + 10.0
+    while chassis.distance_m() is None and time.monotonic() < deadline:  # the subscription is up
+        ranges.send(encode_range(1.5, time.monotonic_ns()))
+        time.sleep(0.01)
+    time.sleep(0.4)
+    assert chassis.distance_m() is None  # those went stale
+    measured = time.monotonic_ns() - 1_000_000_000  # measured 1 s ago, delivered now (a backed-up queue)
+    for i in range(3):
+        ranges.send(encode_range(0.8, measured + i))
+    time.sleep(0.05)
+    assert chassis.distance_m() is None, "a reading measured 1 s ago counted as fresh"
+    assert chassis.ranger.newest_s() == pytest.approx(measured / 1e9 + 2e-9, abs=1e-6)
 
 
 def test_in_process_a_dead_simulated_sensor_keeps_the_car_from_driving_forward(monkeypatch) -> None:
