@@ -212,8 +212,8 @@ def test_the_braking_ramp_never_carries_the_car_far_inside_the_follow_distance_w
 
 
 def test_trailing_a_walker_farther_back_lets_a_stop_learned_late_end_near_the_follow_distance() -> None:
-    # The filter learns of the stop ~1 s late: trailing at the follow distance the car ends ~0.8 m inside it,
-    # trailing follow_gap_s (0.6 s) of the walker's speed farther back within 0.4 m of it.
+    # The filter learns of the stop ~1 s late: trailing at the follow distance the car ends ~0.6 m inside it,
+    # trailing follow_gap_s (0.6 s) of the walker's speed farther back ~0.3 m inside it.
     ctl, tight = Controller(CFG), Controller(dataclasses.replace(CFG, follow_gap_s=0.0))
     spaced, close = walk_then_stop(ctl), walk_then_stop(tight)
     assert spaced >= CFG.follow_distance_m - 0.4 and spaced > close + 0.25
