@@ -46,9 +46,7 @@ after a throttle cut (:mod:`rover.drive.odometry`).
 
 from __future__ import annotations
 
-import logging
 import math
-from dataclasses import dataclass
 
 from rover.drive import speed as law
 from rover.drive.commands import NEUTRAL, Commands, apply_deadband, clamp, ramp_throttle, rate_limit
@@ -64,7 +62,6 @@ from rover.drive.target import Estimate, TargetEstimate
 
 __all__ = ["NEUTRAL", "Commands", "Controller", "Estimate", "apply_deadband", "clamp", "ramp_throttle", "rate_limit"]
 
-log = logging.getLogger("rover.drive")
 
 MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
 FASTER_CLEAR = 0.9
