@@ -38,9 +38,9 @@ def test_deadband_and_ramps() -> None:
     assert ramp_throttle(0.5, 0.0, 0.1, 1.0, 2.0) == pytest.approx(0.3)
 
 
-def test_feed_forward_matches_a_walkers_speed_at_the_follow_distance() -> None:
+def test_feed_forward_matches_a_walkers_speed_trailing_by_the_follow_distance_and_the_gap() -> None:
     ctl = Controller(CFG)
-    # the person keeps 2.5 m ahead of a car that drives as commanded: gap = 2.5 + (walked - driven)
+    # the person starts at the follow distance ahead of a car that drives as commanded: gap = follow + (walked - driven)
 
     def walked(t: float) -> float:
         return 1.0 * t
@@ -48,14 +48,15 @@ def test_feed_forward_matches_a_walkers_speed_at_the_follow_distance() -> None:
     t, next_frame, latency = 0.0, 0.0, 0.33
     while t < 12.0:
         if t >= next_frame + latency - 1e-9:
-            ctl.observe(box_of(2.5 + walked(next_frame) - ctl.odometer.at(next_frame)[0]), next_frame)
+            ctl.observe(box_of(CFG.follow_distance_m + walked(next_frame) - ctl.odometer.at(next_frame)[0]), next_frame)
             next_frame += 1 / 3
         ctl.output(State.FOLLOWING, t, DT, LIMITS)
         t += DT
     speed = ctl.current.throttle * CFG.top_speed_mps
     assert speed == pytest.approx(1.0, abs=0.1)
     assert ctl.estimate is not None and ctl.estimate.target_speed_mps == pytest.approx(1.0, abs=0.1)
-    assert ctl.estimate.range_m == pytest.approx(2.5, abs=0.35)
+    # a walker at 1 m/s is trailed follow_gap_s (0.6 s) of their speed farther back: 3.8 m with the defaults
+    assert ctl.estimate.range_m == pytest.approx(CFG.follow_distance_m + CFG.follow_gap_s * 1.0, abs=0.35)
     assert not ctl.faster
 
 
@@ -182,11 +183,12 @@ def test_the_filter_ignores_a_measurement_that_is_not_a_number() -> None:
 
 
 def walk_then_stop(ctl: Controller, stop_at: float = 5.0, seconds: float = 9.0) -> float:
-    """A person walking away at 1 m/s from 3.2 m, standing from ``stop_at``, 3 frames/s, 0.33 s late; the closest gap (m)."""
+    """A person walking away at 1 m/s from 0.7 m beyond the follow distance, standing from ``stop_at``, 3 frames/s,
+    0.33 s late; the closest gap (m)."""
     limits = dataclasses.replace(LIMITS, period_s=1 / 3)
 
     def person(t: float) -> float:
-        return 3.2 + min(t, stop_at)
+        return ctl.config.follow_distance_m + 0.7 + min(t, stop_at)
 
     t, frame, closest = 0.0, 0.0, math.inf
     while t < seconds:
@@ -200,12 +202,22 @@ def walk_then_stop(ctl: Controller, stop_at: float = 5.0, seconds: float = 9.0) 
 
 
 def test_the_braking_ramp_never_carries_the_car_far_inside_the_follow_distance_when_the_person_stops() -> None:
-    ctl = Controller(CFG)
+    cfg = dataclasses.replace(CFG, follow_gap_s=0.0)  # trailing at the follow distance itself: the profile's case
+    ctl = Controller(cfg)
     closest = walk_then_stop(ctl)
-    ramped = Controller(CFG)
+    ramped = Controller(cfg)
     ramped.braking_speed = lambda estimate: math.inf  # type: ignore[method-assign]  # only the ramp
-    assert closest >= 1.95 and closest > walk_then_stop(ramped) + 0.1
+    assert closest >= cfg.follow_distance_m - 0.65 and closest > walk_then_stop(ramped) + 0.1
     assert ctl.current.throttle == 0.0  # and it stands behind them
+
+
+def test_trailing_a_walker_farther_back_lets_a_stop_learned_late_end_near_the_follow_distance() -> None:
+    # The filter learns of the stop ~1 s late: trailing at the follow distance the car ends ~0.6 m inside it,
+    # trailing follow_gap_s (0.6 s) of the walker's speed farther back ~0.3 m inside it.
+    ctl, tight = Controller(CFG), Controller(dataclasses.replace(CFG, follow_gap_s=0.0))
+    spaced, close = walk_then_stop(ctl), walk_then_stop(tight)
+    assert spaced >= CFG.follow_distance_m - 0.4 and spaced > close + 0.25
+    assert ctl.current.throttle == 0.0
 
 
 def test_a_person_unseen_for_two_frames_is_no_longer_extrapolated() -> None:
@@ -219,7 +231,7 @@ def test_a_person_unseen_for_two_frames_is_no_longer_extrapolated() -> None:
     ctl.target_missing()
     held = max(0.0, estimate.held_m - CFG.follow_distance_m)
     assert ctl.braking_speed(estimate) == pytest.approx(math.sqrt(2 * CFG.decel_per_s * CFG.top_speed_mps * held))
-    ctl.observe(box_of(3.0), 5.0)  # seen again: walking on
+    ctl.observe(box_of(estimate.range_m + 0.5), 5.0)  # seen again: walking on
     assert ctl.braking_speed(ctl.predict(5.05)) > 1.0
 
 

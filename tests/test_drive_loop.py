@@ -301,8 +301,10 @@ def test_two_people_in_view_the_car_keeps_the_locked_one() -> None:
 
 def test_a_slow_late_stream_lowers_the_speed_limit_and_the_car_keeps_to_it() -> None:
     results = {}
+    # a bound whose speed limit at 2 frames/s (~1.5/1.7 s) is below the car's top speed (1.2 m/s)
+    config = DriveConfig(travel_bound_m=1.5, follow_distance_m=2.5)
     for fps, latency in ((10, 0.05), (2, 0.5)):
-        rig = Rig()
+        rig = Rig(config)
         rig.play(lambda t: [person(0.5, 0.1)], 0.0, 6.0, fps=fps, latency_s=latency)  # far away: full speed wanted
         rig.run_for(6.0)
         status = rig.status()
@@ -311,10 +313,10 @@ def test_a_slow_late_stream_lowers_the_speed_limit_and_the_car_keeps_to_it() -> 
     (fast_thr, fast), (slow_thr, slow) = results[10], results[2]
     assert slow["deadman_ms"] > fast["deadman_ms"] and slow["max_age_ms"] > fast["max_age_ms"]
     assert slow["speed_limit_mps"] < fast["speed_limit_mps"]
-    assert slow_thr * DriveConfig().top_speed_mps <= slow["speed_limit_mps"] + 1e-9
+    assert slow_thr * config.top_speed_mps <= slow["speed_limit_mps"] + 1e-9
     assert slow_thr < fast_thr
-    horizon = (slow["max_age_ms"] + slow["deadman_ms"]) / 1000 + DriveConfig().stop_time_s
-    assert slow["speed_limit_mps"] * horizon == pytest.approx(DriveConfig().travel_bound_m)
+    horizon = (slow["max_age_ms"] + slow["deadman_ms"]) / 1000 + config.stop_time_s
+    assert slow["speed_limit_mps"] * horizon == pytest.approx(config.travel_bound_m)
 
 
 def test_target_leaves_view_lost_coasts_then_stops() -> None:

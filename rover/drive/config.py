@@ -37,7 +37,7 @@ class DriveConfig:
     max_age_min_s: float = doc("lower bound of the freshness limit, however fast the stream", 0.25)
     deadman_s: float = doc("hard upper bound of the dead-man: no fresh message for this long and the motors are off, steering neutral, back to SAFE; below it the dead-man is 1.5 measured frame periods", 1.2)
     deadman_min_s: float = doc("lower bound of the dead-man, however fast the stream", 0.3)
-    travel_bound_m: float = doc("the car stops before travelling this far from where it was at the capture of the newest detection it acts on (the speed limit is this over the freshness limit + dead-man + stop_time_s)", 1.5)
+    travel_bound_m: float = doc("the car stops before travelling this far from where it was at the capture of the newest detection it acts on (the speed limit is this over the freshness limit + dead-man + stop_time_s: 2.0 m gives ~1.3-1.5 m/s at 3 frames/s, headroom above a 1 m/s walker)", 2.0)
     stop_time_s: float = doc("time from motors off to standstill (an assumption for the kit's gear motors; the simulator's car needs ~0.2 s)", 0.2)
     arm_count: int = doc("consecutive fresh messages needed to leave SAFE (K)", 3)
     min_score: float = doc("detections of the followed label below this score are ignored", 0.5)
@@ -57,7 +57,8 @@ class DriveConfig:
     camera_tilt_deg: float = doc("camera pitch above the horizontal with the tilt servo centred (degrees)", 12.0)
     pan_range_deg: float = doc("head angle (degrees) at full pan (+-1)", 60.0)
     # Speed: the target's speed along the line of sight plus a damped correction of the range error
-    follow_distance_m: float = doc("distance (camera to the person) the car keeps; at least stop_distance_m + travel_bound_m", 2.5)
+    follow_distance_m: float = doc("distance (camera to the person) the car keeps from a standing person (a walking one: + follow_gap_s x their speed); at least stop_distance_m + travel_bound_m", 3.2)
+    follow_gap_s: float = doc("a walking person is trailed this many seconds of their own speed farther back than follow_distance_m (0.6 s: 3.8 m at 1 m/s), so a stop the car learns of late (~1 s at 3 frames/s) still ends near the follow distance; 0: always at follow_distance_m", 0.6)
     stop_distance_m: float = doc("never drive towards a person nearer than this (metres)", 1.0)
     path_half_width_m: float = doc("half the width of the car's path straight ahead (metres: half the car's width + a margin for a person's own width): any person seen in it, not only the one followed, caps the speed by stop_distance_m; one whose box is cut by the frame's bottom edge stops forward motion", 0.4)
     range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 1.2)
@@ -107,7 +108,7 @@ class DriveConfig:
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
-        for name in ("stop_time_s", "steer_gain", "steer_rate_gain", "steer_deadband_deg", "reverse_margin_m"):
+        for name in ("stop_time_s", "follow_gap_s", "steer_gain", "steer_rate_gain", "steer_deadband_deg", "reverse_margin_m"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if self.arm_count < 1:

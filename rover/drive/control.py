@@ -1,139 +1,72 @@
-"""The control law: speed, steering and head commands from the estimated target.
+"""The controller: speed, steering and head commands from the estimated target, every tick.
 
 Pure arithmetic on plain floats; time passed in (seconds of the loop's
-clock). Units as in ``rover.hw.chassis``: steering -1 right .. +1 left,
-throttle -1 .. +1, pan -1 right .. +1 left.
+clock). Units as in ``rover.hw.chassis`` (:mod:`rover.drive.commands`).
+The parts, one module each:
 
-Estimation (:meth:`Controller.observe`, once per fresh detection of the
-locked target): the box becomes a range and bearing
-(:mod:`rover.drive.estimate`, with the head's pan at the capture time). Two
-constant-velocity Kalman filters over the capture times
-(:mod:`rover.drive.kalman`) follow the bearing (in the car's frame) and the
-person's position along the line of sight *in the car's odometry frame*
-(range plus the distance the car had driven towards them by that capture,
-from the commanded speeds), so the range filter's rate is the person's own
-speed along the line of sight, not the difference of two moving things.
-
-Control (:meth:`Controller.output`, every tick), on the estimate predicted
-to *now* (which compensates the age of the detection):
-
-- speed wanted = the person's speed along the line of sight
-  + ``range_gain`` x (range - ``follow_distance_m``) (feed-forward plus a
-  damped correction), never more than the speed limit of the stream
-  (:class:`rover.drive.limits.Limits`), the ``max_throttle`` cap, nor
-  ``(range - stop_distance_m) / (horizon + stop_time)``, the speed from
-  which the car still stops outside the stop distance if the information
-  stops now, nor the travel budget (:meth:`Controller.budget_speed`), and
-  0 while the newest box has the person's head or feet cut by the frame
-  (nearer than ~2 m, or small and close: a fact of the pixels that no wrong
-  assumption about height or focal length can move). Throttle = speed / ``top_speed_mps`` (linear, since the
-  backend maps throttle onto ``min_duty..max_duty`` above the motors' dead
-  band). The throttle ramps up at ``accel_per_s``, down at ``decel_per_s``;
-  every cap applies at once.
-- Braking as the person stops: the law never asks for more than the speed
-  from which the ramp still slows the car to the person's speed at the
-  follow distance (:meth:`Controller.braking_speed`; cut at once, down to
-  the creep speed); from the second fresh frame in a row without the
-  person, from where they were last seen, not from their extrapolated walk.
-- The motors' dead band (:class:`rover.drive.motion.MotionGate`): the car
+- the target's estimate predicted to *now*, which compensates the age of
+  the detection (:mod:`rover.drive.target`: :meth:`Controller.observe`
+  once per fresh detection of the locked target);
+- the speed law and its caps (:mod:`rover.drive.speed`): wanted speed =
+  the person's speed along the line of sight + ``range_gain`` x (range -
+  (``follow_distance_m`` + ``follow_gap_s`` x their speed)), never more than
+  the speed limit of the stream (:class:`rover.drive.limits.Limits`), the
+  ``max_throttle`` cap, the stop-distance speed, the travel budget, anyone
+  in the path (:mod:`rover.drive.path`), and 0 while the newest box has the
+  person's head or feet cut by the frame (nearer than ~2 m, or small and
+  close: a fact of the pixels that no wrong assumption about height or
+  focal length can move); above the braking profile the throttle is cut at
+  once. Throttle = speed / ``top_speed_mps`` (linear, since the backend
+  maps throttle onto ``min_duty..max_duty`` above the motors' dead band),
+  ramped up at ``accel_per_s``, down at ``decel_per_s``; every cap applies
+  at once;
+- the motors' dead band (:class:`rover.drive.motion.MotionGate`): the car
   creeps at ``min_speed_mps`` or stands, with hysteresis, instead of
   chattering; a cap below the creep speed stands it at once.
-- When the person's own speed exceeds the car's limit for a second the car
-  drives at the limit and :attr:`Controller.faster` says so (cleared below
-  90 % of it).
-- Once the newest capture of the person is older than the information
-  horizon (freshness limit + dead-man), the throttle is 0 at once: together
-  with the speed limit, the car stops within ``travel_bound_m`` of where it
-  was at that capture, whether the person vanished or the detector died.
-- Steering: a turn rate ``steer_gain`` x bearing + ``steer_rate_gain`` x
-  the person's bearing rate (in the odometry frame, so the car's own turning
-  is not mistaken for theirs), turned into a wheel angle by the bicycle model
-  (``atan(rate x wheelbase / speed)``), after a dead-band, rate-limited. A
-  wheel angle, not a bearing, sets the turn rate, and the PiCar-B's short
-  wheelbase turns fast: 0.4 of steering at 1 m/s is ~100 deg/s. With
-  ``pan_follow`` the head points at the estimated bearing, no faster than
-  the tracker's centre-jump gate allows between two frames
-  (:meth:`Controller.pan_rate`). The heading counts the wheels rolling on
-  after a throttle cut (:mod:`rover.drive.odometry`).
+
+When the person's own speed exceeds the car's limit for a second the car
+drives at the limit and :attr:`Controller.faster` says so (cleared below
+90 % of it). Once the newest capture of the person is older than the
+information horizon (freshness limit + dead-man), the throttle is 0 at
+once: together with the speed limit and the budget, the car stops within
+``travel_bound_m`` of where it was at that capture, whether the person
+vanished or the detector died.
+
+Steering: a turn rate ``steer_gain`` x bearing + ``steer_rate_gain`` x the
+person's bearing rate (in the odometry frame, so the car's own turning is
+not mistaken for theirs), turned into a wheel angle by the bicycle model
+(``atan(rate x wheelbase / speed)``), after a dead-band, rate-limited. A
+wheel angle, not a bearing, sets the turn rate, and the PiCar-B's short
+wheelbase turns fast: 0.4 of steering at 1 m/s is ~100 deg/s. With
+``pan_follow`` the head points at the estimated bearing, no faster than the
+tracker's centre-jump gate allows between two frames
+(:meth:`Controller.pan_rate`). The heading counts the wheels rolling on
+after a throttle cut (:mod:`rover.drive.odometry`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from dataclasses import dataclass
 
+from rover.drive import speed as law
+from rover.drive.commands import NEUTRAL, Commands, apply_deadband, clamp, ramp_throttle, rate_limit
 from rover.drive.config import DriveConfig
-from rover.drive.estimate import CameraGeometry, Observation, observe
+from rover.drive.estimate import Observation, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.limits import Limits
 from rover.drive.motion import MotionGate
 from rover.drive.odometry import Odometer
 from rover.drive.path import nearest_in_path
 from rover.drive.states import EPSILON_S, State
+from rover.drive.target import Estimate, TargetEstimate
 
-log = logging.getLogger("rover.drive")
+__all__ = ["NEUTRAL", "Commands", "Controller", "Estimate", "apply_deadband", "clamp", "ramp_throttle", "rate_limit"]
 
-#: Filter tuning (not config: properties of walking people and of box noise).
-RANGE_ACCEL_PSD = 1.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a second
-BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
-RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
-BEARING_NOISE_RAD = 0.02
-MAX_PERSON_SPEED_MPS = 3.0
-MAX_BEARING_RATE = 2.0  # rad/s
-MAX_EXTRAPOLATION_S = 1.0
-FEET_SIGMAS = 2.0  # the range from the feet overrides the height's when nearer by this many of its std
+
 MIN_STEER_SPEED_MPS = 0.3  # below this the wheel angle for a turn rate is computed as at this speed
 FASTER_CLEAR = 0.9
 FASTER_AFTER_S = 1.0  # the person's speed must exceed the limit this long before the flag is raised
-UNSEEN_FRAMES = 2  # fresh frames in a row without the person before the car stops extrapolating their walk
 PAN_GATE_SHARE = 0.5  # share of the tracker's centre-jump gate the head may use up between two frames
-
-
-def clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
-    return max(low, min(high, value))
-
-
-def apply_deadband(value: float, deadband: float) -> float:
-    """Zero inside the dead-band, continuous outside it (no step at the edge)."""
-    if abs(value) <= deadband:
-        return 0.0
-    return value - math.copysign(deadband, value)
-
-
-def rate_limit(current: float, wanted: float, max_step: float) -> float:
-    return current + clamp(wanted - current, -max_step, max_step)
-
-
-def ramp_throttle(current: float, wanted: float, dt: float, accel_per_s: float, decel_per_s: float) -> float:
-    """Move ``current`` towards ``wanted``: slowly when speeding up, faster when slowing down."""
-    speeding_up = abs(wanted) > abs(current) and (current == 0.0 or math.copysign(1.0, wanted) == math.copysign(1.0, current))
-    return rate_limit(current, wanted, (accel_per_s if speeding_up else decel_per_s) * dt)
-
-
-@dataclass(frozen=True)
-class Commands:
-    """What the loop sends to the chassis in one tick."""
-
-    throttle: float = 0.0
-    steering: float = 0.0
-    pan: float = 0.0
-
-
-NEUTRAL = Commands()
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """The target now: range (m), bearing (rad, left > 0), their rates, the person's own speed along the line of sight."""
-
-    range_m: float
-    bearing_rad: float
-    range_rate_mps: float
-    bearing_rate_rad_s: float
-    target_speed_mps: float
-    near_m: float = math.inf  # the smaller of the range and the range from the feet alone (the stop distance's)
-    held_m: float = math.inf  # the range if the person has stood still since the newest capture
 
 
 class Controller:
@@ -141,23 +74,14 @@ class Controller:
 
     def __init__(self, config: DriveConfig) -> None:
         self.config = config
-        self.camera = CameraGeometry(config.camera_hfov_deg, config.camera_vfov_deg, config.camera_height_m,
-                                     config.camera_tilt_deg, config.pan_range_deg)
-        self.range_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)
-        self.feet_f = CVFilter(RANGE_ACCEL_PSD, max_rate=MAX_PERSON_SPEED_MPS)  # the same from the bottom edge alone
-        self._feet_seen = False  # the newest box of the target has its feet in the frame
-        self._lock = 0
-        self._unseen = 0  # fresh messages in a row without the target
-        self._warned_non_finite = False
-        self.bearing_f = CVFilter(BEARING_ACCEL_PSD, max_rate=MAX_BEARING_RATE)
         self.odometer = Odometer(config.max_age_s + config.deadman_s + 1.0, config.stop_time_s / 3)
+        self.target = TargetEstimate(config, odometer=self.odometer)
+        self.camera = self.target.camera
         top = config.max_throttle * config.top_speed_mps  # a low --max-throttle lowers the thresholds with it
         creep = min(config.min_speed_mps, top)
         self.gate = MotionGate(creep, min(config.start_speed_mps, top), min(config.stop_speed_mps, creep), config.stand_after_s)
         self.wanted = NEUTRAL
         self.current = NEUTRAL
-        self.target_capture: float | None = None  # capture time of the newest frame showing the target
-        self.cut = False  # the newest box of the target has its top or bottom edge cut: too near to approach
         self.estimate: Estimate | None = None
         self.speed_limit_mps = 0.0
         self.faster = False
@@ -168,6 +92,21 @@ class Controller:
         self._others_t = 0.0  # ... its capture time
         self._others_yaw = 0.0  # ... the car's heading then (odometry)
         self._pan_rate = 0.0  # the head's turn in the last tick (rad/s)
+
+    @property
+    def target_capture(self) -> float | None:
+        """Capture time of the newest frame showing the target (None: none since SAFE)."""
+        return self.target.capture
+
+    @property
+    def cut(self) -> bool:
+        """The newest box of the target has its top or bottom edge cut: too near to approach."""
+        return self.target.cut
+
+    @property
+    def range_f(self) -> CVFilter:
+        """The range filter (odometry frame) of :mod:`rover.drive.target`."""
+        return self.target.range_f
 
     def observe_others(self, others: list[tuple[tuple[float, float, float, float], float]], t_capture: float,
                        received_s: float | None = None) -> None:
@@ -193,40 +132,17 @@ class Controller:
         than its arrival. ``lock`` numbers the lock (:attr:`rover.drive.tracker.Tracker.locks`):
         a new number is another person, whose range and bearing start afresh.
         """
-        self._unseen = 0
         if received_s is not None:
             t_capture = min(t_capture, received_s)
-        if lock != self._lock:
-            self._lock = lock
-            self.range_f.reset()
-            self.feet_f.reset()
-            self.bearing_f.reset()
-        driven, pan, yaw = self.odometer.at(t_capture)
-        obs = observe(box, self.camera, self.config.person_height_m, pan)
-        sigma = RANGE_NOISE * max(obs.range_m, 0.3)
-        self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
-        if obs.feet_m is not None:
-            feet_sigma = max(obs.feet_sigma_m, RANGE_NOISE * max(obs.feet_m, 0.3))
-            self.feet_f.update(obs.feet_m + driven, feet_sigma * feet_sigma, t_capture)
-        self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
-        if self.target_capture is None or t_capture >= self.target_capture:
-            self.cut = obs.cut
-            self._feet_seen = obs.feet_m is not None
-        self.target_capture = t_capture if self.target_capture is None else max(self.target_capture, t_capture)
+        self.target.observe(box, t_capture, lock)
 
     def target_missing(self) -> None:
         """A fresh message without the target: the estimate coasts on its prediction (see :meth:`output`)."""
-        self._unseen += 1
+        self.target.missing()
 
     def reset(self) -> None:
         """Back to SAFE: everything neutral at once, the estimate forgotten."""
-        self.range_f.reset()
-        self.feet_f.reset()
-        self.bearing_f.reset()
-        self.target_capture = None
-        self.cut = False
-        self._feet_seen = False
-        self._unseen = 0
+        self.target.reset()
         self.estimate = None
         self.faster, self._faster_since = False, None
         self.wanted = NEUTRAL
@@ -236,31 +152,7 @@ class Controller:
 
     def predict(self, now: float) -> Estimate | None:
         """The target's estimate extrapolated to ``now``; None without one."""
-        if not (self.range_f.ready and self.bearing_f.ready):
-            return None
-        t_range = min(now, self.range_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
-        position, speed = self.range_f.predict(t_range)
-        near = position
-        if self._feet_seen and self.feet_f.ready:
-            # The feet do not depend on the assumed height: a shorter person is not put too far. They are
-            # noisier, so they count once they are nearer by FEET_SIGMAS of their own filtered spread.
-            t_feet = min(now, self.feet_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
-            feet = self.feet_f.predict(t_feet)[0]
-            if feet + FEET_SIGMAS * self.feet_f.std(t_feet) < position:
-                near = feet
-        t_bearing = min(now, self.bearing_f.t + MAX_EXTRAPOLATION_S)  # type: ignore[operator]
-        world_bearing, bearing_rate = self.bearing_f.predict(t_bearing)
-        bearing = world_bearing - self.odometer.yaw
-        car_speed = self.current.throttle * self.config.top_speed_mps * math.cos(bearing)
-        values = (position, near, world_bearing, bearing_rate, speed, car_speed)
-        if not all(math.isfinite(v) for v in values):
-            if not self._warned_non_finite:
-                log.warning("the target's estimate is not a finite number %s: stopping the car", values)
-                self._warned_non_finite = True
-            return None  # no estimate: throttle and steering 0, as on information too old
-        # a range is never negative (the person passed the car by the odometry: they are at it, at most)
-        return Estimate(max(0.0, position - self.odometer.distance), bearing, speed - car_speed, bearing_rate, speed,
-                        max(0.0, near - self.odometer.distance), max(0.0, self.range_f.x - self.odometer.distance))
+        return self.target.predict(now, self.current.throttle * self.config.top_speed_mps)
 
     def _follow(self, now: float, limits: Limits) -> tuple[Commands, float]:
         """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
@@ -276,17 +168,17 @@ class Controller:
             self.faster = self.faster or now - self._faster_since >= FASTER_AFTER_S
         elif own < FASTER_CLEAR * v_limit:
             self.faster, self._faster_since = False, None
-        law = own + cfg.range_gain * (estimate.range_m - cfg.follow_distance_m)
+        wanted = law.law_speed(cfg, estimate)
         cap_speed = 0.0 if self.cut else min(v_limit, self.safe_speed(min(estimate.range_m, estimate.near_m), limits),
                                                   self.budget_speed(now, limits), self.path_speed(limits))
-        if cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m and law < 0:
-            speed = max(law, -cfg.max_reverse * cfg.top_speed_mps)  # backing away: not gated
+        if cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m and wanted < 0:
+            speed = max(wanted, -cfg.max_reverse * cfg.top_speed_mps)  # backing away: not gated
             self.gate.stand()
         else:
             # The braking profile is the law's (a person who may have stopped), not a safety cap: it cuts the
             # throttle at once down to the creep speed; standing is the gate's decision (debounced while seen).
             braking = self.braking_speed(estimate)
-            speed = self.gate.speed(min(law, braking), cap_speed, now, seen=self._unseen == 0)  # creep or stand, <= caps
+            speed = self.gate.speed(min(wanted, braking), cap_speed, now, seen=self.target.unseen == 0)  # creep or stand, <= caps
             braking = max(self.gate.min_speed_mps, braking)
             speed = min(speed, braking)
             cap_speed = 0.0 if cap_speed < self.gate.min_speed_mps else min(cap_speed, braking)
@@ -301,23 +193,8 @@ class Controller:
         return Commands(throttle, steering, pan), max(0.0, cap_speed / cfg.top_speed_mps)
 
     def braking_speed(self, estimate: Estimate) -> float:
-        """The fastest speed from which the braking ramp still slows the car to the person's speed at the follow distance.
-
-        The ramp (``decel_per_s``) smooths the throttle, but a car that only
-        learns of a stop late (the filter needs a few frames) must not be
-        carried inside ``follow_distance_m`` by it: above this speed the
-        throttle is cut at once (``v = own + sqrt(2 a (range - follow))``).
-        Once the person has been missing from ``UNSEEN_FRAMES`` fresh frames in
-        a row, their walk is no longer extrapolated: the car keeps the speed
-        from which it stops at the follow distance from where they were last
-        seen (the range if they stood still since).
-        """
-        cfg = self.config
-        brake = cfg.decel_per_s * cfg.top_speed_mps  # m/s^2
-        speed = max(0.0, estimate.target_speed_mps) + math.sqrt(2 * brake * max(0.0, estimate.range_m - cfg.follow_distance_m))
-        if self._unseen >= UNSEEN_FRAMES:
-            speed = min(speed, math.sqrt(2 * brake * max(0.0, estimate.held_m - cfg.follow_distance_m)))
-        return speed
+        """The braking profile (:func:`rover.drive.speed.braking_speed`) with the target's unseen frames."""
+        return law.braking_speed(self.config, estimate, self.target.unseen)
 
     def pan_rate(self, limits: Limits) -> float:
         """The fastest the head may turn (pan units per second) while following.
@@ -335,7 +212,7 @@ class Controller:
 
     def safe_speed(self, range_m: float, limits: Limits) -> float:
         """The fastest speed from which the car stops outside ``stop_distance_m`` if the information stops now."""
-        return max(0.0, range_m - self.config.stop_distance_m) / (limits.horizon_s + limits.stop_time_s)
+        return law.safe_speed(range_m, self.config.stop_distance_m, limits)
 
     def path_speed(self, limits: Limits) -> float:
         """The fastest speed that stops outside ``stop_distance_m`` of anyone else in the car's path (inf: nobody).
@@ -352,19 +229,11 @@ class Controller:
         return self.safe_speed(max(0.0, nearest - self.odometer.path_since(self._others_t)), limits)
 
     def budget_speed(self, now: float, limits: Limits) -> float:
-        """The fastest speed that keeps the travel since the newest capture acted on within ``travel_bound_m``.
-
-        The speed limit alone does not: when the limits grow (a slower or
-        older frame) the cut-off moves later while the distance already
-        driven at the earlier, higher limit stays driven. So the distance left
-        (the bound less the path driven since that capture) is spread over
-        the time left before the cut-off, one tick more (the tick's rounding,
-        a real car's slow-down), and the stop.
-        """
-        assert self.target_capture is not None
-        left = max(0.0, self.config.travel_bound_m - self.odometer.path_since(self.target_capture))
-        remaining = max(0.0, self.target_capture + limits.horizon_s - now) + self.config.tick_s
-        return left / (remaining + limits.stop_time_s)
+        """The travel budget (:func:`rover.drive.speed.budget_speed`) since the newest capture of the target."""
+        capture = self.target.capture
+        assert capture is not None
+        return law.budget_speed(self.config.travel_bound_m, self.odometer.path_since(capture), capture, now,
+                                self.config.tick_s, limits)
 
     def output(self, state: State, now: float, dt: float, limits: Limits, forward_blocked: bool = False) -> Commands:
         """The commands for this tick of ``dt`` seconds in ``state``."""

@@ -20,6 +20,26 @@ arrives). From those, within the hard bounds of the config:
   where it was at that capture. A slower stream raises both limits and so
   lowers the speed at once; a faster one lowers them and allows more speed.
 
+Why the travel bound is a guarantee (``tests/test_drive_travel.py`` checks
+it against streams that slow and age as far as the limits allow). Let ``c``
+be the capture of the newest detection of the target the car acts on, ``B``
+= ``travel_bound_m``. (1) The controller cuts the throttle to 0 once ``c``
+is a horizon old, and the dead-man (counted from the receipt of a fresh
+message, at most ``max_age_s`` after its capture) cuts the motors no later;
+so the car is commanded forward only within ``[c, c + horizon]``. (2) Each
+tick its commanded speed is at most the travel budget ``(B - path since c)
+/ (time left to c + horizon + one tick + stop_time_s)``: driving at it, the
+path since ``c`` plus that speed times the rest of the window and the stop
+is ``B``; a lower speed leaves more, and limits that grow later only add
+time to the same budget. (3) After the cut the car rolls at most ``speed x
+stop_time_s`` (its speed falls from the last commanded one within
+``stop_time_s``). A newer capture starts a new window from a newer
+position. The speeds are the commanded ones: a car faster than
+``top_speed_mps`` says travels farther by that factor (the simulator's runs
+with the assumptions 15 % off measure it). The speed limit below is the
+budget of a capture acted on at once with nothing driven since: the
+fastest the car can go steadily.
+
 The measured mean period is passed on too (:attr:`Limits.period_s`): the
 controller paces the camera head by it. Before any measurement the limits
 are the hard upper bounds (the slowest, safest case). A gap between frames longer than the hard dead-man is not a
