@@ -80,6 +80,7 @@ class Observation:
     cut: bool = False  # the top or bottom edge is cut by the frame: too near to approach
     feet_m: float | None = None  # range from the bottom edge alone, while the feet are in the frame (height-free)
     feet_sigma_m: float = 0.0  # its standard deviation from the edge's jitter (EDGE_JITTER of the box's height)
+    from_feet: bool = False  # range_m is feet_m (the head cut by the frame, the feet in it): as noisy as the feet
 
 
 #: A box edge's jitter, as a share of the box's height (a detector's boxes; the simulator's edge_noise).
@@ -129,5 +130,7 @@ def observe(box: Box, camera: CameraGeometry, person_height_m: float, pan: float
     range_m, clipped = ground_range(box, camera, person_height_m)
     bearing = camera.azimuth((box[0] + box[2]) / 2) + pan * math.radians(camera.pan_range_deg)
     feet = feet_range(box, camera)
-    return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)),
-                       feet_m=None if feet is None else feet[0], feet_sigma_m=0.0 if feet is None else feet[1])
+    if feet is None:
+        return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)))
+    return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)), feet_m=feet[0], feet_sigma_m=feet[1],
+                       from_feet=not clipped and range_m == feet[0])

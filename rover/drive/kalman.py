@@ -70,19 +70,53 @@ class CVFilter:
         if dt < 0:
             return  # out of order: the filter is already past it
         x, v, p_xx, p_xv, p_vv = self._propagate(dt)
-        s = p_xx + meas_var
-        innovation = z - x
-        if innovation * innovation > self.gate * self.gate * s:
+        if not self._fuse(t, x, v, p_xx, p_xv, p_vv, z - x, 1.0, meas_var):
             self._start(z, meas_var, t)
+
+    def update_inverse(self, y: float, y_var: float, scale: float, offset: float, t: float) -> None:
+        """Fuse ``y = scale / (value - offset)`` (variance ``y_var``) taken at time ``t``: an extended Kalman update.
+
+        For a measurement whose noise is Gaussian in the inverse of the
+        value, not in the value: the range from the feet, ``d = h / tan(-a)``,
+        has the jitter of the box's bottom edge in ``tan(-a)`` (the image
+        row), so its error in metres is skewed, and weighting each range by
+        its own spread gives the near ones too much weight (a filter biased
+        nearer). The update is linearised at the prediction (``value -
+        offset`` at least 5 cm), and a measurement the gate refuses restarts
+        the filter at ``offset + scale / y``. ``y <= 0`` (the bottom edge at
+        or above the horizon: no range) is ignored, as is a measurement out
+        of order or not finite.
+        """
+        if not (all(math.isfinite(a) for a in (y, y_var, scale, offset, t)) and y > 0 and scale > 0):
             return
-        k_x, k_v = p_xx / s, p_xv / s
+        direct = offset + scale / y
+        direct_var = y_var * (scale / (y * y)) ** 2
+        if self.t is None:
+            self._start(direct, direct_var, t)
+            return
+        dt = t - self.t
+        if dt < 0:
+            return
+        x, v, p_xx, p_xv, p_vv = self._propagate(dt)
+        d = max(0.05, x - offset)
+        if not self._fuse(t, x, v, p_xx, p_xv, p_vv, y - scale / d, -scale / (d * d), y_var):
+            self._start(direct, direct_var, t)
+
+    def _fuse(self, t: float, x: float, v: float, p_xx: float, p_xv: float, p_vv: float,
+              innovation: float, h: float, meas_var: float) -> bool:
+        """The Kalman update of the propagated state with a measurement ``h x + noise``; False when gated out."""
+        s = h * h * p_xx + meas_var
+        if innovation * innovation > self.gate * self.gate * s:
+            return False
+        k_x, k_v = p_xx * h / s, p_xv * h / s
         self.x = x + k_x * innovation
         self.v = max(-self.max_rate, min(self.max_rate, v + k_v * innovation))
-        self.p_xx = (1 - k_x) * p_xx
-        self.p_xv = (1 - k_x) * p_xv
-        self.p_vv = p_vv - k_v * p_xv
+        self.p_xx = (1 - k_x * h) * p_xx
+        self.p_xv = (1 - k_x * h) * p_xv
+        self.p_vv = p_vv - k_v * h * p_xv
         self.t = t
         self.updates += 1
+        return True
 
     def std(self, t: float) -> float:
         """Standard deviation of the value extrapolated to time ``t``."""
@@ -96,3 +130,150 @@ class CVFilter:
             raise ValueError("the filter has no measurement yet")
         dt = max(0.0, t - self.t)
         return self.x + self.v * dt, self.v
+
+
+@dataclass
+class _Mode:
+    """One hypothesis of :class:`WalkStandFilter`: value, rate and covariance."""
+
+    x: float = 0.0
+    v: float = 0.0
+    p_xx: float = 0.0
+    p_xv: float = 0.0
+    p_vv: float = 0.0
+
+
+@dataclass
+class WalkStandFilter:
+    """A person who walks or stands: two hypotheses mixed as an interacting multiple model (IMM).
+
+    *Walking*: constant velocity, white acceleration ``accel_psd`` (as
+    :class:`CVFilter`). *Standing*: the rate is 0 and the value sways by
+    ``stand_psd`` (m^2/s). The person switches between them at random, on
+    average every ``walk_s`` seconds of walking and ``stand_s`` of standing.
+    Each measurement weighs the hypotheses by how well each predicted it;
+    the rate is their weighted mean. A person who stops dead is nearer than
+    a walker's prediction, and the standing hypothesis, which predicted just
+    that, takes over: the rate falls faster than a single filter's and stays
+    near 0 while they stand (a single constant-velocity filter keeps its
+    noise there), without smoothing a steady walk more. The standing
+    hypothesis keeps a rate spread of ``start_rate_var`` for a start, so a
+    walk-on is picked up as quickly.
+
+    The interface is :class:`CVFilter`'s (``update``, ``predict``, ``std``,
+    ``ready``, ``reset``, ``t``, ``x``, ``updates``); gating: a measurement
+    beyond ``gate`` standard deviations of both hypotheses restarts it.
+    """
+
+    accel_psd: float
+    stand_psd: float = 0.02
+    walk_s: float = 4.0
+    stand_s: float = 4.0
+    start_rate_var: float = 1.0
+    gate: float = 4.0
+    initial_rate_var: float = 1.0
+    max_rate: float = math.inf
+    t: float | None = None
+    updates: int = 0
+    walking: float = 0.5  # probability of the walking hypothesis after the last update
+
+    def __post_init__(self) -> None:
+        self._modes = (_Mode(), _Mode())  # walking, standing
+
+    def reset(self) -> None:
+        self.t, self.updates = None, 0
+
+    @property
+    def ready(self) -> bool:
+        return self.t is not None
+
+    @property
+    def x(self) -> float:
+        """The value at the last update (the weighted mean of the hypotheses)."""
+        walk, stand = self._modes
+        return self.walking * walk.x + (1 - self.walking) * stand.x
+
+    @property
+    def v(self) -> float:
+        return self.walking * self._modes[0].v
+
+    def _start(self, z: float, r: float, t: float) -> None:
+        self.t, self.updates, self.walking = t, 1, 0.5
+        self._modes = (_Mode(z, 0.0, r, 0.0, self.initial_rate_var), _Mode(z, 0.0, r, 0.0, self.start_rate_var))
+
+    def _propagate(self, mode: _Mode, walking: bool, dt: float) -> _Mode:
+        if walking:
+            q = self.accel_psd
+            return _Mode(mode.x + mode.v * dt, mode.v,
+                         mode.p_xx + 2 * dt * mode.p_xv + dt * dt * mode.p_vv + q * dt ** 3 / 3,
+                         mode.p_xv + dt * mode.p_vv + q * dt ** 2 / 2, mode.p_vv + q * dt)
+        return _Mode(mode.x, 0.0, mode.p_xx + self.stand_psd * dt, 0.0, self.start_rate_var)
+
+    def _mixed(self, dt: float) -> tuple[tuple[_Mode, _Mode], tuple[float, float]]:
+        """The hypotheses mixed by the chance of a switch within ``dt``, propagated; and their prior weights."""
+        stop, start = 1 - math.exp(-dt / self.walk_s), 1 - math.exp(-dt / self.stand_s)
+        w = (self.walking, 1 - self.walking)
+        trans = ((1 - stop, stop), (start, 1 - start))  # trans[i][j]: from i to j
+        out, priors = [], []
+        for j in range(2):
+            c = w[0] * trans[0][j] + w[1] * trans[1][j]
+            share = [w[i] * trans[i][j] / c if c > 0 else 0.5 for i in range(2)]
+            x = sum(share[i] * self._modes[i].x for i in range(2))
+            v = sum(share[i] * self._modes[i].v for i in range(2))
+            m = _Mode(x, v,
+                      sum(share[i] * (self._modes[i].p_xx + (self._modes[i].x - x) ** 2) for i in range(2)),
+                      sum(share[i] * (self._modes[i].p_xv + (self._modes[i].x - x) * (self._modes[i].v - v)) for i in range(2)),
+                      sum(share[i] * (self._modes[i].p_vv + (self._modes[i].v - v) ** 2) for i in range(2)))
+            out.append(self._propagate(m, j == 0, dt))
+            priors.append(c)
+        return (out[0], out[1]), (priors[0], priors[1])
+
+    def update(self, z: float, meas_var: float, t: float) -> None:
+        """Fuse measurement ``z`` (variance ``meas_var``) taken at time ``t``."""
+        if not (math.isfinite(z) and math.isfinite(meas_var) and math.isfinite(t)):
+            return
+        if self.t is None:
+            self._start(z, meas_var, t)
+            return
+        dt = t - self.t
+        if dt < 0:
+            return
+        modes, priors = self._mixed(dt)
+        fused, likes, gated = [], [], 0
+        for m, prior in zip(modes, priors):
+            s = m.p_xx + meas_var
+            innovation = z - m.x
+            gated += innovation * innovation > self.gate * self.gate * s
+            k_x, k_v = m.p_xx / s, m.p_xv / s
+            fused.append(_Mode(m.x + k_x * innovation, max(-self.max_rate, min(self.max_rate, m.v + k_v * innovation)),
+                               (1 - k_x) * m.p_xx, (1 - k_x) * m.p_xv, m.p_vv - k_v * m.p_xv))
+            likes.append(prior * math.exp(-0.5 * min(innovation * innovation / s, 700.0)) / math.sqrt(s))
+        if gated == 2:
+            self._start(z, meas_var, t)
+            return
+        total = likes[0] + likes[1]
+        self.walking = likes[0] / total if total > 0 else 0.5
+        fused[1].v = 0.0
+        self._modes = (fused[0], fused[1])
+        self.t = t
+        self.updates += 1
+
+    def _moments(self, t: float) -> tuple[float, float, float]:
+        """Value, rate and value variance extrapolated to ``t``."""
+        if self.t is None:
+            raise ValueError("the filter has no measurement yet")
+        dt = max(0.0, t - self.t)
+        w = (self.walking, 1 - self.walking)
+        props = [self._propagate(m, i == 0, dt) for i, m in enumerate(self._modes)]
+        x = w[0] * props[0].x + w[1] * props[1].x
+        var = sum(w[i] * (props[i].p_xx + (props[i].x - x) ** 2) for i in range(2))
+        return x, w[0] * props[0].v, var
+
+    def std(self, t: float) -> float:
+        """Standard deviation of the value extrapolated to time ``t``."""
+        return math.sqrt(max(0.0, self._moments(t)[2]))
+
+    def predict(self, t: float) -> tuple[float, float]:
+        """Value and rate extrapolated to time ``t`` (not before the last update)."""
+        x, v, _ = self._moments(t)
+        return x, v
