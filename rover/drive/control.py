@@ -204,15 +204,12 @@ class Controller:
         driven, pan, yaw = self.odometer.at(t_capture)
         obs = observe(box, self.camera, self.config.person_height_m, pan)
         sigma = RANGE_NOISE * max(obs.range_m, 0.3)
-        if obs.feet_m is not None:
-            # The feet's range: Gaussian in tan(-a) = h / range (the image row), not in metres (~30 % of it a frame)
-            h, feet_sigma = self.camera.mount_height_m, max(obs.feet_sigma_m, RANGE_NOISE * max(obs.feet_m, 0.3))
-            feet = (h / obs.feet_m, (feet_sigma * h / obs.feet_m ** 2) ** 2, h, driven, t_capture)
-            self.feet_f.update_inverse(*feet)
         if obs.from_feet:
-            self.range_f.update_inverse(*feet)  # the head cut: the range is the feet's, with their noise
-        else:
-            self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
+            sigma = max(sigma, obs.feet_sigma_m)  # the head cut: the range is the feet's, ~30 % a frame, not ~4 %
+        self.range_f.update(obs.range_m + driven, sigma * sigma, t_capture)
+        if obs.feet_m is not None:
+            feet_sigma = max(obs.feet_sigma_m, RANGE_NOISE * max(obs.feet_m, 0.3))
+            self.feet_f.update(obs.feet_m + driven, feet_sigma * feet_sigma, t_capture)
         self.bearing_f.update(obs.bearing_rad + yaw, BEARING_NOISE_RAD ** 2, t_capture)
         if self.target_capture is None or t_capture >= self.target_capture:
             self.cut = obs.cut

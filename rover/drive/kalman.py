@@ -70,53 +70,19 @@ class CVFilter:
         if dt < 0:
             return  # out of order: the filter is already past it
         x, v, p_xx, p_xv, p_vv = self._propagate(dt)
-        if not self._fuse(t, x, v, p_xx, p_xv, p_vv, z - x, 1.0, meas_var):
-            self._start(z, meas_var, t)
-
-    def update_inverse(self, y: float, y_var: float, scale: float, offset: float, t: float) -> None:
-        """Fuse ``y = scale / (value - offset)`` (variance ``y_var``) taken at time ``t``: an extended Kalman update.
-
-        For a measurement whose noise is Gaussian in the inverse of the
-        value, not in the value: the range from the feet, ``d = h / tan(-a)``,
-        has the jitter of the box's bottom edge in ``tan(-a)`` (the image
-        row), so its error in metres is skewed, and weighting each range by
-        its own spread gives the near ones too much weight (a filter biased
-        nearer). The update is linearised at the prediction (``value -
-        offset`` at least 5 cm), and a measurement the gate refuses restarts
-        the filter at ``offset + scale / y``. ``y <= 0`` (the bottom edge at
-        or above the horizon: no range) is ignored, as is a measurement out
-        of order or not finite.
-        """
-        if not (all(math.isfinite(a) for a in (y, y_var, scale, offset, t)) and y > 0 and scale > 0):
-            return
-        direct = offset + scale / y
-        direct_var = y_var * (scale / (y * y)) ** 2
-        if self.t is None:
-            self._start(direct, direct_var, t)
-            return
-        dt = t - self.t
-        if dt < 0:
-            return
-        x, v, p_xx, p_xv, p_vv = self._propagate(dt)
-        d = max(0.05, x - offset)
-        if not self._fuse(t, x, v, p_xx, p_xv, p_vv, y - scale / d, -scale / (d * d), y_var):
-            self._start(direct, direct_var, t)
-
-    def _fuse(self, t: float, x: float, v: float, p_xx: float, p_xv: float, p_vv: float,
-              innovation: float, h: float, meas_var: float) -> bool:
-        """The Kalman update of the propagated state with a measurement ``h x + noise``; False when gated out."""
-        s = h * h * p_xx + meas_var
+        s = p_xx + meas_var
+        innovation = z - x
         if innovation * innovation > self.gate * self.gate * s:
-            return False
-        k_x, k_v = p_xx * h / s, p_xv * h / s
+            self._start(z, meas_var, t)
+            return
+        k_x, k_v = p_xx / s, p_xv / s
         self.x = x + k_x * innovation
         self.v = max(-self.max_rate, min(self.max_rate, v + k_v * innovation))
-        self.p_xx = (1 - k_x * h) * p_xx
-        self.p_xv = (1 - k_x * h) * p_xv
-        self.p_vv = p_vv - k_v * h * p_xv
+        self.p_xx = (1 - k_x) * p_xx
+        self.p_xv = (1 - k_x) * p_xv
+        self.p_vv = p_vv - k_v * p_xv
         self.t = t
         self.updates += 1
-        return True
 
     def std(self, t: float) -> float:
         """Standard deviation of the value extrapolated to time ``t``."""
@@ -130,4 +96,3 @@ class CVFilter:
             raise ValueError("the filter has no measurement yet")
         dt = max(0.0, t - self.t)
         return self.x + self.v * dt, self.v
-
