@@ -19,7 +19,9 @@ The height is used while the box is whole; once the head leaves the frame
 the height would put the person too far, so the bottom edge is used
 instead, which is exact for a near person but sensitive to the tilt and
 field of view (a 15 % error in the focal length puts a person at 1 m at
-~1.4 m). While the feet are in the frame the bottom-edge range is also
+~1.4 m), and as noisy as the feet (:attr:`Observation.from_feet` says so:
+a filter must take it with :attr:`Observation.feet_sigma_m`, not the
+height's few per cent). While the feet are in the frame the bottom-edge range is also
 given on its own (:attr:`Observation.feet_m`, with its standard deviation
 from the edge's jitter): it does not depend on the person's height, so the
 controller's stop-distance cap takes the (filtered) range from the feet
