@@ -19,7 +19,9 @@ The height is used while the box is whole; once the head leaves the frame
 the height would put the person too far, so the bottom edge is used
 instead, which is exact for a near person but sensitive to the tilt and
 field of view (a 15 % error in the focal length puts a person at 1 m at
-~1.4 m). While the feet are in the frame the bottom-edge range is also
+~1.4 m), and as noisy as the feet (:attr:`Observation.from_feet` says so:
+a filter must take it with :attr:`Observation.feet_sigma_m`, not the
+height's few per cent). While the feet are in the frame the bottom-edge range is also
 given on its own (:attr:`Observation.feet_m`, with its standard deviation
 from the edge's jitter): it does not depend on the person's height, so the
 controller's stop-distance cap takes the (filtered) range from the feet
@@ -80,6 +82,7 @@ class Observation:
     cut: bool = False  # the top or bottom edge is cut by the frame: too near to approach
     feet_m: float | None = None  # range from the bottom edge alone, while the feet are in the frame (height-free)
     feet_sigma_m: float = 0.0  # its standard deviation from the edge's jitter (EDGE_JITTER of the box's height)
+    from_feet: bool = False  # range_m is feet_m (the head cut by the frame, the feet in it): as noisy as the feet
 
 
 #: A box edge's jitter, as a share of the box's height (a detector's boxes; the simulator's edge_noise).
@@ -129,5 +132,7 @@ def observe(box: Box, camera: CameraGeometry, person_height_m: float, pan: float
     range_m, clipped = ground_range(box, camera, person_height_m)
     bearing = camera.azimuth((box[0] + box[2]) / 2) + pan * math.radians(camera.pan_range_deg)
     feet = feet_range(box, camera)
-    return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)),
-                       feet_m=None if feet is None else feet[0], feet_sigma_m=0.0 if feet is None else feet[1])
+    if feet is None:
+        return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)))
+    return Observation(range_m, bearing, clipped, cut=any(edges_cut(box)), feet_m=feet[0], feet_sigma_m=feet[1],
+                       from_feet=not clipped and range_m == feet[0])
