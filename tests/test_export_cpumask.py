@@ -170,3 +170,33 @@ def test_int8_on_masked_avx2_kernels_saturates_and_exact_mode_reproduces_vnni(ex
         exact_err, fast_err = np.abs(exact - vnni).max(), np.abs(fast - vnni).max()
         assert exact_err < 1e-4, f"exact AVX2 int8 strays {exact_err} from VNNI"
         assert fast_err > 1e-2 and fast_err > 100 * exact_err, f"AVX2 saturation no longer shows ({fast_err} vs {exact_err}): re-measure docs/export.md"
+
+
+@pytest.mark.skipif(not NATIVE_VNNI, reason="the comparison needs this CPU's native VNNI kernels as the reference")
+def test_7_bit_weights_do_not_saturate_on_avx2_fast_kernels(tmp_path, trained_tiny_ssd, cache):
+    """The trained tiny SSD: 8-bit weights on AVX2's fast kernels move scores away from VNNI's,
+    7-bit weights (``--weight-bits 7``) give VNNI's outputs, in the fast mode and in rover's exact mode."""
+    import torch
+
+    from export.graph import export_onnx
+    from export.quantize import QuantOptions, quantize_int8
+    from rover.core.contract import ModelInfo
+    from tests.test_export_trained import LABELS, SIZE, make_scene
+
+    rng = np.random.default_rng(7)
+    calib = [to_input(make_scene(rng)[0], SIZE, SIZE) for _ in range(8)]
+    images = [to_input(make_scene(rng)[0], SIZE, SIZE) for _ in range(12)]
+    info = ModelInfo(LABELS, SIZE, SIZE, "tiny-ssd-test", "float32", "0" * 64, "test")
+    with torch.no_grad():
+        float_path = export_onnx(trained_tiny_ssd, info, tmp_path / "float.onnx")
+    w8 = quantize_int8(float_path, tmp_path / "w8.onnx", calib, info, progress=False)
+    w7 = quantize_int8(float_path, tmp_path / "w7.onnx", calib, info, QuantOptions(weight_bits=7), progress=False)
+    runs = [ModelRun("w8", w8), ModelRun("w7", w7), ModelRun("w7-exact", w7, {PRECISION_KEY: "1"})]
+    avx2 = run_emulated(cpumask.emulator("avx2", cache), runs, images, timeout=TIMEOUT_S)
+    native = run_models(runs[:2], images)
+
+    def err(label: str, reference: str) -> float:
+        return max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(avx2.outputs[label], native.outputs[reference]))
+
+    assert err("w8", "w8") > 1e-3, "8-bit weights no longer saturate on AVX2: re-measure docs/export.md"
+    assert err("w7", "w7") < 1e-6 and err("w7-exact", "w7") < 1e-6, (err("w7", "w7"), err("w7-exact", "w7"))
