@@ -149,6 +149,17 @@ def test_the_shim_is_built_once_per_source(cache):
     assert cpumask.SOURCE.read_bytes() and first.name.startswith("cpumask-")
 
 
+def test_the_bench_computes_the_masked_cpus_peak():
+    from export.profile import fp32_peak, int8_peak
+
+    cpuinfo = "cpu MHz\t: 2600.0\nflags\t: fpu fma avx2 avx512f avx512bw avx512dq avx512vl avx512_vnni cpuid_fault\n"
+    avx2 = cpumask.masked_cpuinfo(cpuinfo, "avx2")
+    assert int8_peak(1, 3.0, avx2).macs_per_cycle == 32 and fp32_peak(1, 3.0, avx2).macs_per_cycle == 16
+    novnni = cpumask.masked_cpuinfo(cpuinfo, "avx512-novnni")
+    assert "avx512f" in novnni and "avx512_vnni" not in novnni
+    assert int8_peak(1, 3.0, cpumask.masked_cpuinfo(cpuinfo, None)).macs_per_cycle == 128
+
+
 def test_rover_picks_exact_mode_under_the_mask(cache):
     code = "from rover.detector.cpu import this_cpu_int8_config; print(this_cpu_int8_config())"
     masked = _python(code, cpumask.child_env("avx2", cache=cache)).stdout.strip()
