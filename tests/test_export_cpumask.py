@@ -211,3 +211,11 @@ def test_7_bit_weights_do_not_saturate_on_avx2_fast_kernels(tmp_path, trained_ti
 
     assert err("w8", "w8") > 1e-3, "8-bit weights no longer saturate on AVX2: re-measure docs/export.md"
     assert err("w7", "w7") < 1e-6 and err("w7-exact", "w7") < 1e-6, (err("w7", "w7"), err("w7-exact", "w7"))
+
+
+def test_bench_reruns_itself_masked_and_passes_the_childs_exit_code(tmp_path, capfd):
+    """``python -m export.bench --cpu avx2`` runs in a masked child (which checks the mask) and exits as it does."""
+    from export import bench
+
+    assert bench.main(["--cpu", "avx2", "--video", str(tmp_path / "absent.avi")]) == 78
+    assert f"video {tmp_path / 'absent.avi'} not found" in capfd.readouterr().err
