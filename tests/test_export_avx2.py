@@ -100,3 +100,12 @@ def test_avx2check_without_its_emulator_says_what_to_install(monkeypatch, capsys
     assert avx2check.main(["--emulator", "qemu"]) == 78
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "qemu-x86_64-static-not-installed not found" in err[0] and "install" in err[0]
+
+
+def test_avx2check_cpuid_without_cpuid_faulting_says_why(monkeypatch, capsys):
+    from export import avx2check
+
+    monkeypatch.setattr(cpumask, "unavailable", lambda: "this CPU or its hypervisor has no CPUID faulting (test)")
+    assert avx2check.main(["--emulator", "cpuid"]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CPUID faulting" in err[0], err
