@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     for part, what in (("heads", "the 12 detection-head convolutions"), ("first-conv", "the first convolution"), ("l2norm", "the L2Norm chain")):
         default = "int8" if getattr(defaults, "int8_" + part.replace("-", "_")) else "float"
         parser.add_argument(f"--{part}", choices=("int8", "float"), default=default, help=f"precision of {what} in the int8 model (default: {default}, measured: docs/export.md)")
+    parser.add_argument("--weight-bits", type=int, choices=(8, 7), default=defaults.weight_bits,
+                        help=f"weight precision (default: {defaults.weight_bits}; 7 cannot saturate on x86 without VNNI: docs/export.md, On AVX2-only CPUs)")
     parser.add_argument("--calib-frames", type=_positive, default=64, help="frames sampled evenly for calibration (default: 64)")
     parser.add_argument("--val-frames", type=_positive, default=16, help="held-out frames for parity and agreement (default: 16)")
     parser.add_argument("--threads", type=_positive, default=os.cpu_count() or 1, help="onnxruntime threads for the latency figures (default: all cores)")
@@ -68,6 +70,7 @@ def quant_options(args: argparse.Namespace):
     return QuantOptions(
         method=args.calib_method, activations=args.activations,
         int8_heads=args.heads == "int8", int8_first_conv=args.first_conv == "int8", int8_l2norm=args.l2norm == "int8",
+        weight_bits=args.weight_bits,
     )  # fmt: skip
 
 

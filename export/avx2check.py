@@ -1,4 +1,4 @@
-"""``python -m export.avx2check``: the int8 model on onnxruntime's AVX2 kernels, run under an emulator.
+"""``python -m export.avx2check``: the int8 model on onnxruntime's AVX2 kernels, under an emulator or a CPUID mask.
 
 On a CPU with AVX-512 VNNI or AVX-VNNI, onnxruntime multiplies u8 x s8 with
 ``vpdpbusd`` (32-bit sums); on AVX2 without VNNI (a Zen 3, a Haswell to Comet
@@ -11,8 +11,11 @@ agreement mAP@0.5, mean and max |score difference|; with
 ``session.x64quantprecision=1`` too (onnxruntime's fix: U8U8 kernels that
 do not saturate); the op counts of the graph onnxruntime optimized; with
 ``--voc`` the true mAP@0.5 under each; with ``--callgrind`` the instructions
-of one inference (:mod:`export.callgrind`). Correctness only: emulated
-timings mean nothing.
+of one inference (:mod:`export.callgrind`). ``--emulator cpuid`` runs the
+same natively with the CPUID masked (:mod:`export.cpumask`, on a CPU with
+CPUID faulting): the same kernels at real speed, in seconds instead of
+minutes. Its speed is measured by ``python -m export.bench --cpu avx2``;
+the emulators' timings mean nothing.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export.avx2check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--float", dest="float_path", type=Path, help="the float model (default: export a random-weight SSD300, seed 0, as export.bench does)")
     parser.add_argument("--int8", dest="int8_path", type=Path, help="the int8 model (with --float)")
-    parser.add_argument("--emulator", choices=sorted(EMULATORS), default="valgrind", help="how to present an AVX2-only CPU (default: valgrind, the faster)")
+    parser.add_argument("--emulator", choices=[*sorted(EMULATORS), "cpuid"], default="valgrind",
+                        help="how to present an AVX2-only CPU: valgrind (default, the faster emulator), qemu, or cpuid "
+                        "(native, this CPU with its CPUID masked: needs cpuid_fault and gcc)")  # fmt: skip
     parser.add_argument("--video", type=Path, default=SHARED / "vtest.avi", help="frames to compare on (default: ../shared/data/vtest.avi)")
     parser.add_argument("--frames", type=int, default=3, help="frames sampled from --video (default: 3; each costs ~20 s emulated)")
     parser.add_argument("--images", type=Path, nargs="*", help=f"photos to compare on (default: {', '.join(PHOTOS)} in ../shared/data)")
@@ -87,10 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "and score int8-AVX2 against it; default: against the native float outputs")
     parser.add_argument("--callgrind", action="store_true", help="also count the instructions of one int8 and one fp32 inference (valgrind's callgrind: tens of minutes, each model runs twice)")
     parser.add_argument("--calib-frames", type=int, default=16, help="calibration frames when the models are built here (default: 16)")
+    parser.add_argument("--weight-bits", type=int, choices=(8, 7), default=8, help="weight precision of the int8 model built here (default: 8)")
     args = parser.parse_args(argv)
     if (args.float_path is None) != (args.int8_path is None):
         parser.error("give both --float and --int8, or neither")
-    emulator = EMULATORS[args.emulator]
+    if args.float_path is not None and args.weight_bits != 8:
+        parser.error("--weight-bits applies to the models built here: not with --float and --int8")
+    if args.emulator == "cpuid":
+        from export.cpumask import CpuMaskError, emulator as masked
+
+        try:
+            emulator = masked("avx2")
+        except CpuMaskError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+    else:
+        emulator = EMULATORS[args.emulator]
     if not emulator.available() or (args.callgrind and not EMULATORS["valgrind"].available()):
         print(f"error: {emulator.argv[0] if not emulator.available() else 'valgrind'} not found: install it (apt install valgrind / qemu-user-static) "
               "or pass --emulator with the other one", file=sys.stderr)  # fmt: skip
@@ -103,21 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _build_models(video: Path, calib_frames: int, tmp: Path) -> tuple[Path, Path]:
-    """The bench's models: the random-weight SSD300 (seed 0), float and default int8."""
+def _build_models(video: Path, calib_frames: int, tmp: Path, weight_bits: int = 8) -> tuple[Path, Path]:
+    """The bench's models: the random-weight SSD300 (seed 0), float and default int8 (with ``weight_bits``)."""
     from export import __version__
     from export.checkpoint import load_checkpoint, make_random_checkpoint
     from export.frames import sample, to_input
     from export.graph import export_onnx
     from export.model import ARCHITECTURE, INPUT_SIZE, VOC_LABELS
-    from export.quantize import quantize_int8
+    from export.quantize import QuantOptions, quantize_int8
     from rover.core.contract import ModelInfo
 
     loaded = load_checkpoint(make_random_checkpoint(tmp / "random.pth", seed=0))
     info = ModelInfo(VOC_LABELS, INPUT_SIZE, INPUT_SIZE, ARCHITECTURE, "float32", loaded.sha256, __version__)
     float_path = export_onnx(loaded.model, info, tmp / "float.onnx")
     calib = [to_input(f.rgb, INPUT_SIZE, INPUT_SIZE) for f in sample(video, calib_frames)]
-    return float_path, quantize_int8(float_path, tmp / "int8.onnx", calib, info, progress=False)
+    return float_path, quantize_int8(float_path, tmp / "int8.onnx", calib, info, QuantOptions(weight_bits=weight_bits), progress=False)
 
 
 def _run(args: argparse.Namespace, emulator, tmp: Path) -> int:
@@ -127,8 +144,8 @@ def _run(args: argparse.Namespace, emulator, tmp: Path) -> int:
     if args.float_path is None:
         if not args.video.is_file():
             raise RoverError(f"video {args.video} not found: pass --video PATH, or --float and --int8")
-        float_path, int8_path = _build_models(args.video, args.calib_frames, tmp)
-        source = "random-weight SSD300 (seed 0), default int8 export"
+        float_path, int8_path = _build_models(args.video, args.calib_frames, tmp, args.weight_bits)
+        source = f"random-weight SSD300 (seed 0), default int8 export, {args.weight_bits}-bit weights"
     else:
         float_path, int8_path = args.float_path, args.int8_path
         source = f"{float_path} / {int8_path}"
@@ -145,6 +162,8 @@ def _run(args: argparse.Namespace, emulator, tmp: Path) -> int:
     native = run_models(runs, inputs)
     emulated = run_emulated(emulator, runs if args.float_on_avx2 else runs[1:], inputs)
     float_ref = None if args.float_on_avx2 else native
+    if emulated.features.get("AVX512F") or emulated.features.get("AVX512VNNI"):
+        raise RoverError(f"the {emulator.name} worker still sees AVX-512 ({_features(emulated)}): its kernels are not the AVX2 ones")
 
     print(f"models: {source}; {len(inputs)} images: {', '.join(names)}")
     print(f"native CPU: {_cpu_name()}; sees {_features(native)}")

@@ -6,9 +6,10 @@ AVX2 + FMA (CPUID.7.0:EBX bit 5, CPUID.1:ECX bit 12) selects
 ``MlasConvSymDispatchAvx2`` / ``MlasGemmU8S8KernelAvx2`` (``vpmaddubsw``);
 AVX-VNNI (CPUID.7.1:EAX bit 4) the ``AvxVnni`` ones; AVX-512 BW/DQ/VL with
 VNNI (CPUID.7.0:ECX bit 11) the ``Avx512Vnni`` ones. A process cannot ask for
-fewer, and a VM without CPUID faulting cannot hide bits, so on an AVX-512
-machine the AVX2 kernels run only under an emulator that presents another
-CPUID:
+fewer, so on an AVX-512 machine the AVX2 kernels run only in a process
+shown another CPUID: natively under :mod:`export.cpumask` where the CPU has
+CPUID faulting (:func:`export.cpumask.emulator` plugs it in here, real
+timings), else under an emulator:
 
 - ``valgrind``: valgrind 3.19 emulates AVX2 but not AVX-512 and presents an
   Intel Haswell (family 6 model 60: AVX2 and FMA, no AVX-512, CPUID leaf 7

@@ -128,7 +128,8 @@ def export_all(
         "opset": OPSET,
         "source": {"checkpoint": source.get("checkpoint", ""), "variant": source.get("variant", ""), "sha256": info.source_sha256},
         "calibration": {"method": opts.quant.method, "activations": opts.quant.activations, "frames": len(calib), "source": source.get("calib", "")},
-        "quantized": {"heads": opts.quant.int8_heads, "first_conv": opts.quant.int8_first_conv, "l2norm": opts.quant.int8_l2norm},
+        "quantized": {"heads": opts.quant.int8_heads, "first_conv": opts.quant.int8_first_conv, "l2norm": opts.quant.int8_l2norm,
+                      "weight_bits": opts.quant.weight_bits},
         "held_out": {"frames": len(val_frames), "source": source.get("held_out", "")},
         "files": {
             "float": {"name": float_path.name, "bytes": float_bytes},

@@ -118,11 +118,15 @@ def conv_macs(model_path: Path) -> dict[str, int]:
 #: u8 x s8 instruction onnxruntime's MLAS kernels use (checked in order):
 #: AVX-512 VNNI ``vpdpbusd zmm`` is 64 MACs, two per cycle on AMD Zen 4/5
 #: and Intel server cores (measured here: docs/export.md); AVX-VNNI is the
-#: same on 256 bits; AVX2 has no dot-product instruction: ``vpmaddubsw``
+#: same on 256 bits; AVX-512 without VNNI (a Skylake-SP, or ``--cpu
+#: avx512-novnni``) pairs ``vpmaddubsw zmm`` and ``vpmaddwd zmm`` (an upper
+#: bound: the loop measured 38.7 MACs per cycle on Ice Lake-SP, docs/export.md);
+#: AVX2 has no dot-product instruction: ``vpmaddubsw``
 #: (32 products to int16 pairs) then ``vpmaddwd`` and ``vpaddd``, both
 #: multiplies on the two multiply pipes: 32 MACs per cycle.
 INT8_MACS_PER_CYCLE = (("avx512_vnni", 128, "AVX-512 VNNI: 2 x vpdpbusd zmm (64 MACs) per cycle"),
                        ("avx_vnni", 64, "AVX-VNNI: 2 x vpdpbusd ymm (32 MACs) per cycle"),
+                       ("avx512bw", 64, "AVX-512BW without VNNI: vpmaddubsw + vpmaddwd zmm, at most one pair (64 MACs) per cycle"),
                        ("avx2", 32, "AVX2: vpmaddubsw + vpmaddwd, 32 MACs per cycle"))  # fmt: skip
 
 

@@ -109,12 +109,17 @@ class QuantOptions:
     int8_l2norm: bool = True
     #: Fold the input normalisation's divisions into the first convolution (:func:`fold_input_scale`).
     fold_input_scale: bool = True
+    #: Weight precision: 8, or 7 (onnxruntime's ``reduce_range``: weights in -64..64, so x86
+    #: without VNNI cannot saturate its int16 pair sums; docs/export.md, "On AVX2-only CPUs").
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         if self.method not in CALIB_METHODS:
             raise ValueError(f"calibration method must be one of {sorted(CALIB_METHODS)}, got {self.method!r}")
         if self.activations not in ACTIVATION_TYPES:
             raise ValueError(f"activations must be one of {sorted(ACTIVATION_TYPES)}, got {self.activations!r}")
+        if self.weight_bits not in (7, 8):
+            raise ValueError(f"weight bits must be 7 or 8, got {self.weight_bits!r}")
 
 
 def float_nodes(model: onnx.ModelProto, options: QuantOptions = QuantOptions()) -> list[str]:
@@ -195,6 +200,7 @@ def quantize_int8(
                 activation_type=ACTIVATION_TYPES[options.activations],
                 weight_type=QuantType.QInt8,
                 per_channel=True,
+                reduce_range=options.weight_bits == 7,
                 nodes_to_exclude=exclude,
                 calibrate_method=CALIB_METHODS[options.method],
                 extra_options={"CalibStridedMinMax": calibration_stride(len(calib_inputs))},

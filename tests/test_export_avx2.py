@@ -1,9 +1,11 @@
 """The int8 models on onnxruntime's AVX2 kernels (a Zen 3's), run under valgrind's AVX2-only CPU.
 
-This machine has AVX-512 VNNI, and onnxruntime picks its kernels from
-CPUID, so the AVX2 kernels run here only under an emulator
-(:mod:`export.emulate`): valgrind presents a CPU without AVX-512 and
-AVX-VNNI. Correctness only, never speed. Skipped without valgrind.
+onnxruntime picks its kernels from CPUID, so on an AVX-512 VNNI machine
+the AVX2 kernels run under an emulator (:mod:`export.emulate`: valgrind
+presents a CPU without AVX-512 and AVX-VNNI) or, where the CPU has CPUID
+faulting, natively under :mod:`export.cpumask` (tests/test_export_cpumask.py).
+The first test checks that both compute the same. Correctness only, never
+speed. Skipped without valgrind.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from export import cpumask
 from export.emulate import EMULATORS, PRECISION_KEY, ModelRun, run_emulated, run_models
 from export.frames import Frame, sample, to_input
 from tests.test_export_trained import (
@@ -37,7 +40,8 @@ def test_ssd300_fuses_the_same_int8_graph_on_avx2_and_exact_mode_matches_vnni(ex
 
     The AVX2 kernels' saturating int16 pair sums move the scores; with
     ``session.x64quantprecision=1`` (what rover sets on such CPUs) the
-    outputs are the VNNI ones up to float rounding.
+    outputs are the VNNI ones up to float rounding. Where the CPUID mask
+    runs, its native AVX2 kernels give valgrind's outputs.
     """
     image = to_input(sample(exported_models.calib_path, 1)[0].rgb, 300, 300)
     runs = [ModelRun("fast", exported_models.int8_path), ModelRun("exact", exported_models.int8_path, {PRECISION_KEY: "1"})]
@@ -53,6 +57,11 @@ def test_ssd300_fuses_the_same_int8_graph_on_avx2_and_exact_mode_matches_vnni(ex
     if native.features["AVX512VNNI"]:
         assert exact < 1e-4, f"exact AVX2 int8 strays {exact} from VNNI"
         assert fast > 10 * exact, f"AVX2 saturation no longer shows ({fast} vs {exact}): re-measure docs/export.md"
+    if cpumask.unavailable() is None:
+        masked = run_emulated(cpumask.emulator("avx2"), runs, [image], timeout=TIMEOUT_S)
+        for label in ("fast", "exact"):
+            for got, want in zip(masked.outputs[label][0], avx2.outputs[label][0]):
+                assert np.abs(got - want).max() <= 1e-6, f"{label}: the CPUID mask's AVX2 kernels and valgrind's differ by {np.abs(got - want).max()}"
 
 
 @pytest.mark.slow
@@ -91,3 +100,12 @@ def test_avx2check_without_its_emulator_says_what_to_install(monkeypatch, capsys
     assert avx2check.main(["--emulator", "qemu"]) == 78
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "qemu-x86_64-static-not-installed not found" in err[0] and "install" in err[0]
+
+
+def test_avx2check_cpuid_without_cpuid_faulting_says_why(monkeypatch, capsys):
+    from export import avx2check
+
+    monkeypatch.setattr(cpumask, "unavailable", lambda: "this CPU or its hypervisor has no CPUID faulting (test)")
+    assert avx2check.main(["--emulator", "cpuid"]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CPUID faulting" in err[0], err

@@ -94,6 +94,27 @@ def test_quant_options_reject_unknown_choices():
         QuantOptions(method="median")
     with pytest.raises(ValueError, match="activations"):
         QuantOptions(activations="int4")
+    with pytest.raises(ValueError, match="weight bits must be 7 or 8"):
+        QuantOptions(weight_bits=4)
+
+
+def test_weight_bits_7_keeps_every_weight_in_minus_64_to_64(tiny_float, tmp_path):
+    """``--weight-bits 7``: the int8 weights fit in 7 bits, so x86 without VNNI cannot saturate (docs/export.md)."""
+    from onnx import numpy_helper
+
+    from export.__main__ import build_parser, quant_options
+
+    args = build_parser().parse_args(["--weights", "w.pth", "--calib", "c", "--weight-bits", "7"])
+    options = quant_options(args)
+    assert options.weight_bits == 7
+    calib = _images(4)
+    peaks = {}
+    for bits in (8, 7):
+        path = quantize_int8(tiny_float, tmp_path / f"w{bits}.onnx", calib, INFO, QuantOptions(weight_bits=bits), progress=False)
+        model = onnx.load(str(path))
+        peaks[bits] = max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max()) for t in model.graph.initializer
+                          if t.data_type == onnx.TensorProto.INT8)  # fmt: skip
+    assert peaks[7] <= 64 < peaks[8], peaks
 
 
 @pytest.mark.parametrize("int8_heads, fused", [(True, 10), (False, 4)])
