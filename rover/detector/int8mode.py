@@ -96,20 +96,20 @@ def int8_mode(machine: str, flags: frozenset[str], precision: str, quant: QuantI
     if not int8_config(machine, flags):
         cpu = "x86 with VNNI" if machine.lower() in X86_MACHINES and has_vnni(flags) else machine
         return Int8Mode("native", f"int8 model ({what}) on {cpu}: the int8 kernels sum in 32 bits, exact at full speed")
-    exact = f"int8 exact mode on ({X64_PRECISION_KEY}=1: this x86 CPU has no VNNI, its fast int8 kernels saturate)"
+    exact = f"int8 exact mode on ({X64_PRECISION_KEY}=1: this x86 CPU has no VNNI, so its fast int8 kernels would saturate)"
     if quant.weight_bits == 7:
         return Int8Mode("exact", f"{exact}; the model's 7-bit weights fit the fast kernels: no cost ({what})")
     if quant.weight_bits == 8:
         return Int8Mode(
             "exact",
-            f"{exact}; with this model's 8-bit weights it costs ~{EXACT_COST_8BIT:.1f}x inference time ({what}): "
+            f"{exact}; with this model's 8-bit weights it takes ~{EXACT_COST_8BIT:.1f}x the fast mode's inference time ({what}): "
             f"re-export with `{REEXPORT_COMMAND}` to remove that cost (docs/detector.md)",
             advice=True,
         )
     return Int8Mode(
         "exact",
         f"{exact}; the model does not record its weight bits (an older or foreign export): with 8-bit weights "
-        f"this costs ~{EXACT_COST_8BIT:.1f}x inference time, a model exported with `{REEXPORT_COMMAND}` runs it "
-        "at no cost (docs/detector.md)",
+        f"it takes ~{EXACT_COST_8BIT:.1f}x the fast mode's inference time, a model exported with `{REEXPORT_COMMAND}` "
+        "runs it at no cost (docs/detector.md)",
         advice=True,
     )
