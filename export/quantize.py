@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from export.graph import set_metadata
 from rover.core.contract import INPUT_NAME, ModelInfo
+from rover.detector import int8mode
 
 CALIB_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -121,6 +122,19 @@ class QuantOptions:
         if self.weight_bits not in (7, 8):
             raise ValueError(f"weight bits must be 7 or 8, got {self.weight_bits!r}")
 
+    def metadata(self) -> dict[str, str]:
+        """The ``rover.*`` metadata properties recording these choices in the int8 model
+        (read back by :func:`rover.detector.int8mode.quant_info`)."""
+        precision = {True: "int8", False: "float"}
+        return {
+            int8mode.WEIGHT_BITS_KEY: str(self.weight_bits),
+            int8mode.ACTIVATIONS_KEY: self.activations,
+            int8mode.HEADS_KEY: precision[self.int8_heads],
+            int8mode.FIRST_CONV_KEY: precision[self.int8_first_conv],
+            int8mode.L2NORM_KEY: precision[self.int8_l2norm],
+            int8mode.CALIB_METHOD_KEY: self.method,
+        }
+
 
 def float_nodes(model: onnx.ModelProto, options: QuantOptions = QuantOptions()) -> list[str]:
     """Names of the nodes to keep in float.
@@ -181,7 +195,8 @@ def quantize_int8(
     """Pre-process, calibrate on ``calib_inputs`` and write the int8 QDQ model.
 
     ``info`` is the float model's description; the int8 file gets the same
-    metadata with ``precision = "int8"``.
+    metadata with ``precision = "int8"``, plus ``options``' choices
+    (:meth:`QuantOptions.metadata`: weight bits, activations, heads ...).
     """
     with tempfile.TemporaryDirectory(prefix="rover-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -209,7 +224,7 @@ def quantize_int8(
     if options.activations == "int8":
         dedicate_activation_qdq(model)  # the x86 workaround; uint8 needs none
     store_head_weights_half(model)
-    set_metadata(model, {**info.metadata(), "precision": "int8"})  # weights int8 either way
+    set_metadata(model, {**info.metadata(), "precision": "int8", **options.metadata()})  # weights int8 either way
     onnx.save_model(model, str(int8_path))
     return Path(int8_path)
 

@@ -16,7 +16,8 @@ mode's time for 8-bit weights, nothing for a model exported with
 ``--weight-bits 7`` (its weights fit, so none is rewritten).
 
 Pure logic (:func:`int8_config`) on the machine name and ``/proc/cpuinfo``
-flags; :func:`this_cpu_int8_config` reads them. Under ``export/cpumask.c``'s
+flags; :func:`this_cpu` reads them, :func:`this_cpu_int8_config` applies them.
+What the mode costs with a given model: :mod:`rover.detector.int8mode`. Under ``export/cpumask.c``'s
 CPUID mask (``ROVER_CPUMASK``, set only by ``export.cpumask`` to benchmark
 this machine as an AVX2 one) the flags it hides from CPUID are dropped
 first, so the decision follows the kernels onnxruntime picks.
@@ -73,8 +74,8 @@ def int8_config(machine: str, flags: frozenset[str]) -> dict[str, str]:
     return {}
 
 
-def this_cpu_int8_config(cpuinfo_path: Path = Path("/proc/cpuinfo"), environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """:func:`int8_config` for the CPU this process runs on (no flags readable: treated as no VNNI)."""
+def this_cpu(cpuinfo_path: Path = Path("/proc/cpuinfo"), environ: Mapping[str, str] = os.environ) -> tuple[str, frozenset[str]]:
+    """The machine name and the CPU flags this process sees (under the CPUID mask: the ones it leaves)."""
     try:
         text = cpuinfo_path.read_text()
     except OSError:
@@ -82,4 +83,9 @@ def this_cpu_int8_config(cpuinfo_path: Path = Path("/proc/cpuinfo"), environ: Ma
     flags = cpu_flags(text)
     if environ.get(CPUMASK_ENV):
         flags = masked_flags(flags, environ[CPUMASK_ENV])
-    return int8_config(platform.machine(), flags)
+    return platform.machine(), flags
+
+
+def this_cpu_int8_config(cpuinfo_path: Path = Path("/proc/cpuinfo"), environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """:func:`int8_config` for the CPU this process runs on (no flags readable: treated as no VNNI)."""
+    return int8_config(*this_cpu(cpuinfo_path, environ))

@@ -4,11 +4,15 @@
 loaded (labels and input size come from the model's metadata, so any model
 exported to the contract runs unchanged), resolves the class allow-list by
 label name once, runs one warm-up inference, and then turns a frame into
-labelled, normalised detections with per-stage timings.
+labelled, normalised detections with per-stage timings. On loading it logs
+one line on what the CPU and the model's recorded quantization mean together
+(:mod:`rover.detector.int8mode`: exact mode, its cost, the re-export that
+removes it).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +24,12 @@ import onnxruntime as ort
 from rover.core.contract import BOXES_NAME, INPUT_NAME, SCORES_NAME, ModelInfo, check_io, parse_metadata
 from rover.core.errors import ConfigError, ModelError
 from rover.core.messages import Detection
-from rover.detector.cpu import this_cpu_int8_config
+from rover.detector.cpu import this_cpu, this_cpu_int8_config
+from rover.detector.int8mode import Int8Mode, QuantInfo, int8_mode, quant_info
 from rover.detector.postprocess import PostprocessConfig, select
 from rover.detector.preprocess import ChannelOrder, Preprocessor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,11 @@ class Detector:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info: ModelInfo = parse_metadata(meta, where)
         check_io(self.session.get_inputs(), self.session.get_outputs(), self.info, where)
+        #: The export's quantization choices (None each where the model records none).
+        self.quant: QuantInfo = quant_info(meta)
+        #: How the int8 kernels run on this CPU, and what that costs.
+        self.int8_mode: Int8Mode = int8_mode(*this_cpu(), self.info.precision, self.quant)
+        log.log(logging.WARNING if self.int8_mode.advice else logging.INFO, "%s", self.int8_mode.message)
         self.labels = self.info.labels
         self.postprocess = PostprocessConfig(
             score_threshold=score_threshold,
