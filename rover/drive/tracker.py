@@ -74,17 +74,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.estimate import CameraGeometry
-from rover.drive.tracks import (
-    MAX_PERSON_SPEED_MPS,
-    Box,
-    Sighting,
-    Track,
-    centre_distance,
-    covered,
-    iou,
-    sight,
-    size_ratio,
-)
+from rover.drive.tracks import (MAX_PERSON_SPEED_MPS, STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance,
+                                covered, ego_between, iou, sight, size_ratio)
 
 if TYPE_CHECKING:
     from rover.drive.config import DriveConfig
@@ -175,6 +166,8 @@ class TargetTracker:
         self._last_seen: float | None = None
         self._last_occluded: float | None = None
         self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
+        self._odometry: Odometry | None = None  # the car's own motion, for the newest message
+        self._ego: dict[float, EgoMotion] = {}  # ... from a capture time to the newest message's
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -207,12 +200,15 @@ class TargetTracker:
         self.tracks = []
         self._tentative = []
 
-    def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None) -> Target | None:
+    def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None,
+               odometry: Odometry | None = None) -> Target | None:
         """Feed the detections of the followed label in one fresh message.
 
         ``candidates`` are ``(box, score)`` pairs already filtered by label and
         minimum score; ``t_capture`` is the frame's capture time (default
-        ``now``): the tracks' predictions are made for it.
+        ``now``): the tracks' predictions are made for it. ``odometry``: the
+        car's own motion over time (None: taken as standing), which the image
+        gates take out between a track's last box and this frame.
         Returns the target seen in this message, or None when it is not in
         view (the lock is kept until ``relock_after_s``, longer while it is
         occluded) or a new target is not confirmed yet.
@@ -220,6 +216,7 @@ class TargetTracker:
         t = now if t_capture is None else min(t_capture, now)
         self.messages += 1
         self.seen = None
+        self._odometry, self._ego = odometry, {}
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
@@ -267,7 +264,10 @@ class TargetTracker:
     def _cost(self, track: Track, seen: Sighting) -> tuple[float, float] | None:
         """A track's fit of a box; the coasting target's only close (LOOSE_D2) and physically possible."""
         limits = (self.min_iou, self.max_jump, self.max_size_ratio)
-        fit = track.cost(seen, self.camera, limits)
+        ego = STILL
+        if track.matched and self._odometry is not None:  # the image gates take the car's own motion out
+            ego = self._ego.setdefault(track.last.t, ego_between(self._odometry, track.last.t, seen.t, self.camera))
+        fit = track.cost(seen, self.camera, limits, ego=ego)
         if track is self._target_track and not track.matched:
             if fit is None or fit[1] > LOOSE_D2:  # the walk extrapolated, or the person standing where last seen
                 held = track.cost(seen, self.camera, limits, held=True)
