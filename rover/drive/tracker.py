@@ -2,12 +2,12 @@
 
 A small multi-object tracker in the manner of SORT (one Kalman track per
 person, gated assignment, tracks that coast while unseen), cut to what a Pi
-does in a few milliseconds a message (~0.09 ms with two people, ~2.4 ms with
-16 boxes of clutter on an AMD EPYC). Every box of the followed label becomes a
+does in a few milliseconds a message. Every box of the followed label becomes a
 sighting in metres and is assigned to one track (:mod:`rover.drive.tracks`:
 each track predicts its person's range and bearing off the camera's axis
 and scores a box against that prediction, with the prediction's
-uncertainty). The assignment is global and greedy by cost: the best fit of
+uncertainty; its image gates take out the car's own motion since the last
+box, from the controller's odometer). The assignment is global and greedy by cost: the best fit of
 all (track, box) pairs first; a box that fits the target only loosely
 (squared distance above :data:`LOOSE_D2`) is refused when another person's
 track, seen within :data:`CLAIM_S`, fits it closer (refusing the target its
@@ -26,7 +26,10 @@ person in front of the car (whole boxes before those cut by the frame's
 bottom edge, whose range is only a bound): the smallest
 range weighted by how far off-centre the box is (``range x (1 + 2 |u -
 0.5|)``, 1 to 2 times), not the highest score, so a far person at the edge
-of the frame is not followed instead of the one standing in front. Once
+of the frame is not followed instead of the one standing in front; while a
+person ranked in front (a score that could be locked) was seen within
+``relock_after_s``, no one behind them is locked (the detector missed them
+in a frame or two: wait for them). Once
 locked, only the target's track is followed; another one is locked only
 after the target has been unseen for ``relock_after_s``; until then the car
 coasts as LOST (the drive's state machine: it slows and stops, never drives
@@ -34,34 +37,35 @@ on the prediction for longer than the freshness limits allow). Each lock is
 numbered (:attr:`TargetTracker.locks`), so the controller starts its filters
 afresh on another person instead of reading the jump as a speed.
 
-Re-acquisition: a target that was not in the previous message (it coasts,
-its gate widening with the time unseen) takes a box at once only on a close
-fit, within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing
-where last seen: a person who stopped, a rate misread from a jittery last
-box), and within reach: the bearing may have changed
-by no more than a walk at ``MAX_PERSON_SPEED_MPS`` sideways over the time
-unseen, plus one centre-jump gate (:meth:`TargetTracker._reachable`). A box
-inside the gate but beyond LOOSE_D2, and within reach, starts a tentative
-track: it becomes the target, with the same lock number, once
-``lock_frames`` consecutive messages show it, as a new lock would need
-(meanwhile the lock holds, at most :data:`MAX_OCCLUDED_S`). So a single
-false box never takes the lock back, starts or steers the car.
+Re-acquisition: a target that was not in the previous message (it coasts, its
+gate widening with the time unseen) takes a box at once only on a close fit,
+within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing where last
+seen: a person who stopped, a rate misread from a jittery last box), and within
+reach: the bearing may have changed by no more than a walk at
+``MAX_PERSON_SPEED_MPS`` sideways over the time unseen, plus one centre-jump
+gate (:meth:`TargetTracker._reachable`). A box inside the gate but beyond
+LOOSE_D2, and within reach, starts a tentative track: it becomes the target,
+with the same lock number, once ``lock_frames`` consecutive messages show it,
+as a new lock would need (meanwhile the lock holds, at most
+:data:`MAX_OCCLUDED_S`). So a single false box never takes the lock back,
+starts or steers the car.
 
-Occlusion: when the target is not in a message but a nearer person's box
-(a person tracked since before the target was last seen, taller than the
-target's predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers
-at least :data:`OCCLUDED_COVER` of the target's predicted box, the target is *occluded* (:attr:`TargetTracker.occluded`): the nearer person is
-the occluder, not the target. The lock then holds until ``relock_after_s``
-after the last message that showed the occlusion (at most
-:data:`MAX_OCCLUDED_S` after the target was last seen), so the person who
-walked in front is not locked instead, and the target is re-acquired when it
-comes out where its track predicts it (the gate has widened meanwhile).
+Occlusion: when the target is not in a message but a nearer person's box (a
+person tracked since before the target was last seen, taller than the target's
+predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least
+:data:`OCCLUDED_COVER` of the target's predicted box, the target is *occluded*
+(:attr:`TargetTracker.occluded`): the nearer person is the occluder, not the
+target. The lock then holds until ``relock_after_s`` after the last message
+that showed the occlusion (at most :data:`MAX_OCCLUDED_S` after the target was
+last seen), so the person who walked in front is not locked instead, and the
+target is re-acquired when it comes out where its track predicts it (the gate
+has widened meanwhile).
 
-Cost is bounded: a message may carry up to 1000 boxes (the schema's limit),
-so :func:`prefilter` first keeps at most ``max_boxes`` of them (the best
-scores, the largest boxes and those nearest the tracks that matter); at most
-:data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks are kept, so a message
-costs O(n log k) for the selection plus O(max_boxes^2) fits, whatever n is.
+Cost is bounded: a message may carry up to 1000 boxes (the schema's limit), so
+:func:`prefilter` first keeps at most ``max_boxes`` of them (the best scores,
+the largest boxes and those nearest the tracks that matter); at most
+:data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks are kept, so a message costs
+O(n log k) for the selection plus O(max_boxes^2) fits, whatever n is.
 
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
 """
@@ -134,7 +138,8 @@ class TargetTracker:
     """Keeps the lock on one target across messages.
 
     ``min_iou``, ``max_jump`` and ``max_size_ratio`` (> 1) are the image
-    gates of a box against a track's last box, while the track was seen in
+    gates of a box against a track's last box (and it moved by the car's own
+    motion: :meth:`update`'s ``odometry``), while the track was seen in
     the previous message (:meth:`rover.drive.tracks.Track.cost`); ``lock_frames`` is how
     many consecutive fresh messages must show a new target before it is
     locked (1: at once); ``relock_after_s`` is how long the target must have
@@ -147,15 +152,10 @@ class TargetTracker:
     def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0,
                  max_size_ratio: float = 1.5, lock_frames: int = 3, max_boxes: int = 16,
                  camera: CameraGeometry | None = None, person_height_m: float = 1.7, lock_min_score: float = 0.6) -> None:
-        self.min_iou = min_iou
-        self.max_jump = max_jump
-        self.relock_after_s = relock_after_s
-        self.max_size_ratio = max_size_ratio
-        self.lock_frames = lock_frames
-        self.max_boxes = max_boxes
+        self.min_iou, self.max_jump, self.max_size_ratio = min_iou, max_jump, max_size_ratio
+        self.relock_after_s, self.lock_frames, self.max_boxes = relock_after_s, lock_frames, max_boxes
         self.camera = camera or CameraGeometry()
-        self.person_height_m = person_height_m
-        self.lock_min_score = lock_min_score
+        self.person_height_m, self.lock_min_score = person_height_m, lock_min_score
         self.target: Target | None = None
         self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
@@ -164,10 +164,9 @@ class TargetTracker:
         self.tracks: list[Track] = []
         self._target_track: Track | None = None
         self._last_seen: float | None = None
-        self._last_occluded: float | None = None
+        self._last_occluded: float | None = None  # the newest message that showed the target occluded
         self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
-        self._odometry: Odometry | None = None  # the car's own motion, for the newest message
-        self._ego: dict[float, EgoMotion] = {}  # ... from a capture time to the newest message's
+        self._ego: dict[float, EgoMotion] = {}  # the car's own motion from a track's last capture to the newest one
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -216,7 +215,8 @@ class TargetTracker:
         t = now if t_capture is None else min(t_capture, now)
         self.messages += 1
         self.seen = None
-        self._odometry, self._ego = odometry, {}
+        self._ego = {tr.last.t: ego_between(odometry, tr.last.t, t, self.camera) for tr in self.tracks
+                     if tr.matched} if odometry is not None else {}  # what the image gates take out
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
@@ -254,20 +254,19 @@ class TargetTracker:
         self._prune(t, len(sightings))
         confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames
                      and track.last.score >= self.lock_min_score]
-        if not confirmed:
-            return None
+        best = min(confirmed, key=self._in_front, default=None)
+        if best is None or any(self._in_front(tr) < self._in_front(best) and tr.last.score >= self.lock_min_score
+                               and tr.unseen_s(t) < self.relock_after_s for tr in self.tracks):
+            return None  # someone in front was missed in a frame or two: wait for them, not the one behind
         self.locks += 1
-        return self._see(min(confirmed, key=self._in_front), now)
+        return self._see(best, now)
 
     # -- association ------------------------------------------------------
 
     def _cost(self, track: Track, seen: Sighting) -> tuple[float, float] | None:
         """A track's fit of a box; the coasting target's only close (LOOSE_D2) and physically possible."""
         limits = (self.min_iou, self.max_jump, self.max_size_ratio)
-        ego = STILL
-        if track.matched and self._odometry is not None:  # the image gates take the car's own motion out
-            ego = self._ego.setdefault(track.last.t, ego_between(self._odometry, track.last.t, seen.t, self.camera))
-        fit = track.cost(seen, self.camera, limits, ego=ego)
+        fit = track.cost(seen, self.camera, limits, ego=self._ego.get(track.last.t, STILL) if track.matched else STILL)
         if track is self._target_track and not track.matched:
             if fit is None or fit[1] > LOOSE_D2:  # the walk extrapolated, or the person standing where last seen
                 held = track.cost(seen, self.camera, limits, held=True)
