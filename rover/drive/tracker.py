@@ -47,8 +47,7 @@ gate (:meth:`TargetTracker._reachable`). A box inside the gate but beyond
 LOOSE_D2, and within reach, starts a tentative track: it becomes the target,
 with the same lock number, once ``lock_frames`` consecutive messages show it,
 as a new lock would need (meanwhile the lock holds, at most
-:data:`MAX_OCCLUDED_S`). So a single false box never takes the lock back,
-starts or steers the car.
+:data:`MAX_OCCLUDED_S`). A single false box never takes the lock back, starts or steers the car.
 
 Occlusion: when the target is not in a message but a nearer person's box (a
 person tracked since before the target was last seen, taller than the target's
@@ -57,15 +56,12 @@ predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least
 (:attr:`TargetTracker.occluded`): the nearer person is the occluder, not the
 target. The lock then holds until ``relock_after_s`` after the last message
 that showed the occlusion (at most :data:`MAX_OCCLUDED_S` after the target was
-last seen), so the person who walked in front is not locked instead, and the
-target is re-acquired when it comes out where its track predicts it (the gate
-has widened meanwhile).
+last seen), the coasting target takes no box the occluder's track explains, the
+target is re-acquired where its track predicts it, and whoever hid it is not locked next.
 
-Cost is bounded: a message may carry up to 1000 boxes (the schema's limit), so
-:func:`prefilter` first keeps at most ``max_boxes`` of them (the best scores,
-the largest boxes and those nearest the tracks that matter); at most
-:data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks are kept, so a message costs
-O(n log k) for the selection plus O(max_boxes^2) fits, whatever n is.
+Cost is bounded: of up to 1000 boxes (the schema's limit) :func:`prefilter`
+keeps ``max_boxes``; at most :data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks
+are kept: O(n log k) for the selection plus O(max_boxes^2) fits a message.
 
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
 """
@@ -166,6 +162,7 @@ class TargetTracker:
         self._last_seen: float | None = None
         self._last_occluded: float | None = None  # the newest message that showed the target occluded
         self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
+        self._hid: list[Track] = []  # who hid the target in this lock: never its successor
         self._ego: dict[float, EgoMotion] = {}  # the car's own motion from a track's last capture to the newest one
 
     @classmethod
@@ -197,7 +194,7 @@ class TargetTracker:
         self.occluded = False
         self.seen = None
         self.tracks = []
-        self._tentative = []
+        self._tentative, self._hid = [], []
 
     def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None,
                odometry: Odometry | None = None) -> Target | None:
@@ -252,13 +249,13 @@ class TargetTracker:
                 return None
             self._drop_target()  # lost for long enough: another target may be locked
         self._prune(t, len(sightings))
-        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames
-                     and track.last.score >= self.lock_min_score]
-        best = min(confirmed, key=self._in_front, default=None)
-        if best is None or any(self._in_front(tr) < self._in_front(best) and tr.last.score >= self.lock_min_score
-                               and tr.unseen_s(t) < self.relock_after_s for tr in self.tracks):
+        eligible = [tr for tr in self.tracks if tr.last.score >= self.lock_min_score and not any(tr is o for o in self._hid)]
+        best = min((tr for tr in eligible if tr.matched and tr.run >= self.lock_frames), key=self._in_front, default=None)
+        if best is None or any(self._in_front(tr) < self._in_front(best) and tr.unseen_s(t) < self.relock_after_s
+                               for tr in eligible):
             return None  # someone in front was missed in a frame or two: wait for them, not the one behind
         self.locks += 1
+        self._hid = []
         return self._see(best, now)
 
     # -- association ------------------------------------------------------
@@ -318,17 +315,19 @@ class TargetTracker:
         return [s for si, s in enumerate(sightings) if si not in taken]
 
     def _claimed_by_another(self, ti: int, si: int, fits: dict[tuple[int, int], tuple[float, float]], t: float) -> bool:
-        """A box that fits the target only loosely is not the target when another person's track fits it closer.
+        """A box is not the target's when another person's track fits it closer, or it is a hider's (the target coasting).
 
-        Asymmetric on purpose: refusing the target its own box costs a frame
-        of coasting; giving it another person's box makes the car follow them.
-        Only tracks unseen for less than CLAIM_S count (their prediction
-        still says where that person is).
+        Asymmetric on purpose: refusing the target its own box costs a frame of coasting; giving it another
+        person's box makes the car follow them. A loose fit (beyond LOOSE_D2) yields to tracks unseen for less
+        than CLAIM_S; any fit to a person seen apart from the target in the previous message.
         """
-        if self.tracks[ti] is not self._target_track or fits[ti, si][1] <= LOOSE_D2:
+        if self.tracks[ti] is not self._target_track:
             return False
-        mine = fits[ti, si][1]
-        return any(oi != ti and d2 < mine and self.tracks[oi].unseen_s(t) < CLAIM_S
+        mine, target = fits[ti, si][1], self.tracks[ti]
+        if not target.matched and any(self.tracks[oi] is o for (oi, osi) in fits if osi == si for o in self._hid):
+            return True  # a box the track of a person who hid the target explains is theirs
+        return any(oi != ti and d2 < mine and (self.tracks[oi].unseen_s(t) < CLAIM_S if mine > LOOSE_D2 else
+                                               self.tracks[oi].matched and self.tracks[oi].first_t < target.last.t)
                    for (oi, osi), (_, d2) in fits.items() if osi == si)
 
     def _prune(self, t: float, matched: int) -> None:
@@ -382,6 +381,7 @@ class TargetTracker:
             if (other is not target and other.matched and other.first_t < target.last.t
                     and box[3] - box[1] > height * (1.0 + OCCLUDER_MARGIN) and box[3] >= expected[3] - FEET_TOLERANCE
                     and covered(expected, box) >= OCCLUDED_COVER):
+                self._hid += [] if any(other is o for o in self._hid) else [other]
                 return True
         return False
 
