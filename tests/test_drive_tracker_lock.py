@@ -34,3 +34,28 @@ def test_a_weak_box_in_front_does_not_delay_a_lock() -> None:
     assert tracker.update([(FAR, 0.9)], now=0.33) is None
     target = tracker.update([(FAR, 0.9)], now=0.67)
     assert target is not None and target.box == FAR
+
+
+TARGET = (0.46, 0.40, 0.54, 0.70)  # the followed person, ~5 m ahead
+
+
+def test_whoever_hid_the_target_for_longer_than_the_occlusion_hold_is_not_locked_after_it() -> None:
+    tracker = TargetTracker(relock_after_s=1.0)
+    now = 0.0
+    for _ in range(3):
+        tracker.update([(TARGET, 0.9)], now=now)
+        now += 0.33
+    assert tracker.target is not None and tracker.target.box == TARGET
+    for k in range(4):  # someone walks in from the right, nearer, both in view
+        x = 0.80 - 0.07 * k
+        tracker.update([(TARGET, 0.9), ((x - 0.09, 0.15, x + 0.09, 0.85), 0.9)], now=now)
+        now += 0.33
+    front = (0.41, 0.15, 0.59, 0.85)
+    hidden_from = now
+    while now < hidden_from + 6.0:  # they stand in front, hiding the target, for 6 s (the hold is 4 s at most)
+        assert tracker.update([(front, 0.9)], now=now) is None  # the one in front is never the target
+        now += 0.33
+    assert tracker.locks == 1
+    seen = [tracker.update([(front, 0.9), ((0.60, 0.42, 0.66, 0.66), 0.8)], now=now + 0.33 * k) for k in range(3)]
+    assert seen[-1] is not None and seen[-1].box == (0.60, 0.42, 0.66, 0.66)  # the followed person, out again
+    assert tracker.locks == 2
