@@ -218,12 +218,11 @@ class TargetTracker:
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
         target = self._target_track
-        coasting = target is not None and not target.matched
         unexplained = self._associate(sightings)
-        for seen in unexplained:
+        for seen in unexplained:  # a box the target missed (coasting, or refused by the image gates) may be them
             track = Track(seen)
             self.tracks.append(track)
-            if coasting and self._loose_fit(target, seen):  # type: ignore[arg-type]
+            if target is not None and not target.matched and self._loose_fit(target, seen):
                 self._tentative.append(track)
         if target is not None:
             # The target's own track found them: closely, if they were unseen (see _cost).
