@@ -60,19 +60,3 @@ def test_whoever_hid_the_target_for_longer_than_the_occlusion_hold_is_not_locked
     assert seen[-1] is not None and seen[-1].box == (0.60, 0.42, 0.66, 0.66)  # the followed person, out again
     assert tracker.locks == 2
 
-
-def box_of(height: float) -> tuple[float, float, float, float]:
-    return (0.45, 0.80 - height, 0.55, 0.80)  # standing at the same place, the feet at row 0.80
-
-
-def test_the_targets_box_refused_after_a_jittery_one_comes_back_as_the_same_lock() -> None:
-    tracker = TargetTracker(max_size_ratio=1.3)
-    now = 0.0
-    for height in (0.50, 0.50, 0.50, 0.56):  # locked; then a box 12 % too tall (the detector's jitter)
-        tracker.update([(box_of(height), 0.9)], now=now)
-        now += 0.33
-    assert tracker.target is not None and tracker.target.box == box_of(0.56)
-    assert tracker.update([(box_of(0.42), 0.9)], now=now) is None  # 1.33 x smaller than the last: the size gate
-    seen = [tracker.update([(box_of(0.43), 0.9)], now=now + 0.33 * k) for k in (1, 2)]
-    assert seen[0] is None and seen[1] is not None and seen[1].box == box_of(0.43)  # lock_frames messages: them
-    assert tracker.locks == 1  # the same person: the controller keeps its filters

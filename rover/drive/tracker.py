@@ -218,11 +218,12 @@ class TargetTracker:
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
         target = self._target_track
+        coasting = target is not None and not target.matched
         unexplained = self._associate(sightings)
-        for seen in unexplained:  # a box the target missed (coasting, or refused by the image gates) may be them
+        for seen in unexplained:
             track = Track(seen)
             self.tracks.append(track)
-            if target is not None and not target.matched and self._loose_fit(target, seen):
+            if coasting and self._loose_fit(target, seen):  # type: ignore[arg-type]
                 self._tentative.append(track)
         if target is not None:
             # The target's own track found them: closely, if they were unseen (see _cost).
@@ -318,7 +319,7 @@ class TargetTracker:
 
         Asymmetric on purpose: refusing the target its own box costs a frame of coasting; giving it another
         person's box makes the car follow them. A loose fit (beyond LOOSE_D2) yields to tracks unseen for less
-        than CLAIM_S; any fit to a person seen apart from the target in the previous message.
+        than CLAIM_S; any fit to a person seen apart from the target in its last message (or since).
         """
         if self.tracks[ti] is not self._target_track:
             return False
@@ -326,7 +327,7 @@ class TargetTracker:
         if not target.matched and any(self.tracks[oi] is o for (oi, osi) in fits if osi == si for o in self._hid):
             return True  # a box the track of a person who hid the target explains is theirs
         return any(oi != ti and d2 < mine and (self.tracks[oi].unseen_s(t) < CLAIM_S if mine > LOOSE_D2 else
-                                               self.tracks[oi].matched and self.tracks[oi].first_t < target.last.t)
+                                               self.tracks[oi].first_t < target.last.t <= self.tracks[oi].last.t)
                    for (oi, osi), (_, d2) in fits.items() if osi == si)
 
     def _prune(self, t: float, matched: int) -> None:
