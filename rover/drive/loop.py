@@ -176,7 +176,7 @@ class DriveLoop:
         candidates = [(d.box, d.score) for d in message.detections if d.label == follow and d.score >= self.config.min_score]
         # The tracker sees the arming messages too: a person in all of them is
         # confirmed (lock_frames) by the time the car is ARMED, so it starts no later.
-        target = self.tracker.update(candidates, now, self._last_capture)
+        target = self.tracker.update(candidates, now, self._last_capture, self.controller.odometer)
         self.controller.observe_others(self.tracker.others(), self._last_capture, now)  # anyone in the path
         if self.machine.state is State.SAFE:
             self.machine.fresh(now, target_seen=False)

@@ -2,12 +2,12 @@
 
 A small multi-object tracker in the manner of SORT (one Kalman track per
 person, gated assignment, tracks that coast while unseen), cut to what a Pi
-does in a few milliseconds a message (~0.09 ms with two people, ~2.4 ms with
-16 boxes of clutter on an AMD EPYC). Every box of the followed label becomes a
+does in a few milliseconds a message. Every box of the followed label becomes a
 sighting in metres and is assigned to one track (:mod:`rover.drive.tracks`:
 each track predicts its person's range and bearing off the camera's axis
 and scores a box against that prediction, with the prediction's
-uncertainty). The assignment is global and greedy by cost: the best fit of
+uncertainty; its image gates take out the car's own motion since the last
+box, from the controller's odometer). The assignment is global and greedy by cost: the best fit of
 all (track, box) pairs first; a box that fits the target only loosely
 (squared distance above :data:`LOOSE_D2`) is refused when another person's
 track, seen within :data:`CLAIM_S`, fits it closer (refusing the target its
@@ -26,7 +26,10 @@ person in front of the car (whole boxes before those cut by the frame's
 bottom edge, whose range is only a bound): the smallest
 range weighted by how far off-centre the box is (``range x (1 + 2 |u -
 0.5|)``, 1 to 2 times), not the highest score, so a far person at the edge
-of the frame is not followed instead of the one standing in front. Once
+of the frame is not followed instead of the one standing in front; while a
+person ranked in front (a score that could be locked) was seen within
+``relock_after_s``, no one behind them is locked (the detector missed them
+in a frame or two: wait for them). Once
 locked, only the target's track is followed; another one is locked only
 after the target has been unseen for ``relock_after_s``; until then the car
 coasts as LOST (the drive's state machine: it slows and stops, never drives
@@ -34,34 +37,31 @@ on the prediction for longer than the freshness limits allow). Each lock is
 numbered (:attr:`TargetTracker.locks`), so the controller starts its filters
 afresh on another person instead of reading the jump as a speed.
 
-Re-acquisition: a target that was not in the previous message (it coasts,
-its gate widening with the time unseen) takes a box at once only on a close
-fit, within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing
-where last seen: a person who stopped, a rate misread from a jittery last
-box), and within reach: the bearing may have changed
-by no more than a walk at ``MAX_PERSON_SPEED_MPS`` sideways over the time
-unseen, plus one centre-jump gate (:meth:`TargetTracker._reachable`). A box
-inside the gate but beyond LOOSE_D2, and within reach, starts a tentative
-track: it becomes the target, with the same lock number, once
-``lock_frames`` consecutive messages show it, as a new lock would need
-(meanwhile the lock holds, at most :data:`MAX_OCCLUDED_S`). So a single
-false box never takes the lock back, starts or steers the car.
+Re-acquisition: a target that was not in the previous message (it coasts, its
+gate widening with the time unseen) takes a box at once only on a close fit,
+within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing where last
+seen: a person who stopped, a rate misread from a jittery last box), and within
+reach: the bearing may have changed by no more than a walk at
+``MAX_PERSON_SPEED_MPS`` sideways over the time unseen, plus one centre-jump
+gate (:meth:`TargetTracker._reachable`). A box inside the gate but beyond
+LOOSE_D2, and within reach, starts a tentative track: it becomes the target,
+with the same lock number, once ``lock_frames`` consecutive messages show it,
+as a new lock would need (meanwhile the lock holds, at most
+:data:`MAX_OCCLUDED_S`). A single false box never takes the lock back, starts or steers the car.
 
-Occlusion: when the target is not in a message but a nearer person's box
-(a person tracked since before the target was last seen, taller than the
-target's predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers
-at least :data:`OCCLUDED_COVER` of the target's predicted box, the target is *occluded* (:attr:`TargetTracker.occluded`): the nearer person is
-the occluder, not the target. The lock then holds until ``relock_after_s``
-after the last message that showed the occlusion (at most
-:data:`MAX_OCCLUDED_S` after the target was last seen), so the person who
-walked in front is not locked instead, and the target is re-acquired when it
-comes out where its track predicts it (the gate has widened meanwhile).
+Occlusion: when the target is not in a message but a nearer person's box (a
+person tracked since before the target was last seen, taller than the target's
+predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least
+:data:`OCCLUDED_COVER` of the target's predicted box, the target is *occluded*
+(:attr:`TargetTracker.occluded`): the nearer person is the occluder, not the
+target. The lock then holds until ``relock_after_s`` after the last message
+that showed the occlusion (at most :data:`MAX_OCCLUDED_S` after the target was
+last seen), the coasting target takes no box the occluder's track explains, the
+target is re-acquired where its track predicts it, and whoever hid it is not locked next.
 
-Cost is bounded: a message may carry up to 1000 boxes (the schema's limit),
-so :func:`prefilter` first keeps at most ``max_boxes`` of them (the best
-scores, the largest boxes and those nearest the tracks that matter); at most
-:data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks are kept, so a message
-costs O(n log k) for the selection plus O(max_boxes^2) fits, whatever n is.
+Cost is bounded: of up to 1000 boxes (the schema's limit) :func:`prefilter`
+keeps ``max_boxes``; at most :data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks
+are kept: O(n log k) for the selection plus O(max_boxes^2) fits a message.
 
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
 """
@@ -74,17 +74,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.estimate import CameraGeometry
-from rover.drive.tracks import (
-    MAX_PERSON_SPEED_MPS,
-    Box,
-    Sighting,
-    Track,
-    centre_distance,
-    covered,
-    iou,
-    sight,
-    size_ratio,
-)
+from rover.drive.tracks import (MAX_PERSON_SPEED_MPS, STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance,
+                                covered, ego_between, iou, sight, size_ratio)
 
 if TYPE_CHECKING:
     from rover.drive.config import DriveConfig
@@ -143,7 +134,8 @@ class TargetTracker:
     """Keeps the lock on one target across messages.
 
     ``min_iou``, ``max_jump`` and ``max_size_ratio`` (> 1) are the image
-    gates of a box against a track's last box, while the track was seen in
+    gates of a box against a track's last box (and it moved by the car's own
+    motion: :meth:`update`'s ``odometry``), while the track was seen in
     the previous message (:meth:`rover.drive.tracks.Track.cost`); ``lock_frames`` is how
     many consecutive fresh messages must show a new target before it is
     locked (1: at once); ``relock_after_s`` is how long the target must have
@@ -156,15 +148,10 @@ class TargetTracker:
     def __init__(self, min_iou: float = 0.2, max_jump: float = 0.15, relock_after_s: float = 1.0,
                  max_size_ratio: float = 1.5, lock_frames: int = 3, max_boxes: int = 16,
                  camera: CameraGeometry | None = None, person_height_m: float = 1.7, lock_min_score: float = 0.6) -> None:
-        self.min_iou = min_iou
-        self.max_jump = max_jump
-        self.relock_after_s = relock_after_s
-        self.max_size_ratio = max_size_ratio
-        self.lock_frames = lock_frames
-        self.max_boxes = max_boxes
+        self.min_iou, self.max_jump, self.max_size_ratio = min_iou, max_jump, max_size_ratio
+        self.relock_after_s, self.lock_frames, self.max_boxes = relock_after_s, lock_frames, max_boxes
         self.camera = camera or CameraGeometry()
-        self.person_height_m = person_height_m
-        self.lock_min_score = lock_min_score
+        self.person_height_m, self.lock_min_score = person_height_m, lock_min_score
         self.target: Target | None = None
         self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
@@ -173,8 +160,10 @@ class TargetTracker:
         self.tracks: list[Track] = []
         self._target_track: Track | None = None
         self._last_seen: float | None = None
-        self._last_occluded: float | None = None
+        self._last_occluded: float | None = None  # the newest message that showed the target occluded
         self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
+        self._hid: list[Track] = []  # who hid the target in this lock: never its successor
+        self._ego: dict[float, EgoMotion] = {}  # the car's own motion from a track's last capture to the newest one
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -205,14 +194,17 @@ class TargetTracker:
         self.occluded = False
         self.seen = None
         self.tracks = []
-        self._tentative = []
+        self._tentative, self._hid = [], []
 
-    def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None) -> Target | None:
+    def update(self, candidates: Iterable[tuple[Box, float]], now: float, t_capture: float | None = None,
+               odometry: Odometry | None = None) -> Target | None:
         """Feed the detections of the followed label in one fresh message.
 
         ``candidates`` are ``(box, score)`` pairs already filtered by label and
         minimum score; ``t_capture`` is the frame's capture time (default
-        ``now``): the tracks' predictions are made for it.
+        ``now``): the tracks' predictions are made for it. ``odometry``: the
+        car's own motion over time (None: taken as standing), which the image
+        gates take out between a track's last box and this frame.
         Returns the target seen in this message, or None when it is not in
         view (the lock is kept until ``relock_after_s``, longer while it is
         occluded) or a new target is not confirmed yet.
@@ -220,6 +212,8 @@ class TargetTracker:
         t = now if t_capture is None else min(t_capture, now)
         self.messages += 1
         self.seen = None
+        self._ego = {tr.last.t: ego_between(odometry, tr.last.t, t, self.camera) for tr in self.tracks
+                     if tr.matched} if odometry is not None else {}  # what the image gates take out
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
@@ -255,19 +249,21 @@ class TargetTracker:
                 return None
             self._drop_target()  # lost for long enough: another target may be locked
         self._prune(t, len(sightings))
-        confirmed = [track for track in self.tracks if track.matched and track.run >= self.lock_frames
-                     and track.last.score >= self.lock_min_score]
-        if not confirmed:
-            return None
+        eligible = [tr for tr in self.tracks if tr.last.score >= self.lock_min_score and not any(tr is o for o in self._hid)]
+        best = min((tr for tr in eligible if tr.matched and tr.run >= self.lock_frames), key=self._in_front, default=None)
+        if best is None or any(self._in_front(tr) < self._in_front(best) and tr.unseen_s(t) < self.relock_after_s
+                               for tr in eligible):
+            return None  # someone in front was missed in a frame or two: wait for them, not the one behind
         self.locks += 1
-        return self._see(min(confirmed, key=self._in_front), now)
+        self._hid = []
+        return self._see(best, now)
 
     # -- association ------------------------------------------------------
 
     def _cost(self, track: Track, seen: Sighting) -> tuple[float, float] | None:
         """A track's fit of a box; the coasting target's only close (LOOSE_D2) and physically possible."""
         limits = (self.min_iou, self.max_jump, self.max_size_ratio)
-        fit = track.cost(seen, self.camera, limits)
+        fit = track.cost(seen, self.camera, limits, ego=self._ego.get(track.last.t, STILL) if track.matched else STILL)
         if track is self._target_track and not track.matched:
             if fit is None or fit[1] > LOOSE_D2:  # the walk extrapolated, or the person standing where last seen
                 held = track.cost(seen, self.camera, limits, held=True)
@@ -319,17 +315,19 @@ class TargetTracker:
         return [s for si, s in enumerate(sightings) if si not in taken]
 
     def _claimed_by_another(self, ti: int, si: int, fits: dict[tuple[int, int], tuple[float, float]], t: float) -> bool:
-        """A box that fits the target only loosely is not the target when another person's track fits it closer.
+        """A box is not the target's when another person's track fits it closer, or it is a hider's (the target coasting).
 
-        Asymmetric on purpose: refusing the target its own box costs a frame
-        of coasting; giving it another person's box makes the car follow them.
-        Only tracks unseen for less than CLAIM_S count (their prediction
-        still says where that person is).
+        Asymmetric on purpose: refusing the target its own box costs a frame of coasting; giving it another
+        person's box makes the car follow them. A loose fit (beyond LOOSE_D2) yields to tracks unseen for less
+        than CLAIM_S; any fit to a person seen apart from the target in its last message (or since).
         """
-        if self.tracks[ti] is not self._target_track or fits[ti, si][1] <= LOOSE_D2:
+        if self.tracks[ti] is not self._target_track:
             return False
-        mine = fits[ti, si][1]
-        return any(oi != ti and d2 < mine and self.tracks[oi].unseen_s(t) < CLAIM_S
+        mine, target = fits[ti, si][1], self.tracks[ti]
+        if not target.matched and any(self.tracks[oi] is o for (oi, osi) in fits if osi == si for o in self._hid):
+            return True  # a box the track of a person who hid the target explains is theirs
+        return any(oi != ti and d2 < mine and (self.tracks[oi].unseen_s(t) < CLAIM_S if mine > LOOSE_D2 else
+                                               self.tracks[oi].first_t < target.last.t <= self.tracks[oi].last.t)
                    for (oi, osi), (_, d2) in fits.items() if osi == si)
 
     def _prune(self, t: float, matched: int) -> None:
@@ -383,6 +381,7 @@ class TargetTracker:
             if (other is not target and other.matched and other.first_t < target.last.t
                     and box[3] - box[1] > height * (1.0 + OCCLUDER_MARGIN) and box[3] >= expected[3] - FEET_TOLERANCE
                     and covered(expected, box) >= OCCLUDED_COVER):
+                self._hid += [] if any(other is o for o in self._hid) else [other]
                 return True
         return False
 

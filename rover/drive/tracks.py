@@ -17,7 +17,15 @@ Fits:
   the previous message: the box's height within ``max_size_ratio`` of the
   last box's (appearance), and its centre within ``max_jump`` of the last
   centre or overlapping the last box by ``min_iou`` (a track that coasts,
-  unseen, is gated in metres alone: its uncertainty has grown with time);
+  unseen, is gated in metres alone: its uncertainty has grown with time).
+  The last box is first moved as the car's own motion between the two
+  captures moves it (:class:`EgoMotion`, from the controller's odometer:
+  :func:`ego_box`): an approach of d metres at range r scales a box by
+  r / (r - d), a turn of the car or of the head shifts it. So the gates
+  bound what the *person* did in one frame (walked, or the box jittered),
+  not the car: a box that grew by what the car's approach explains is the
+  person, one that grew 1.3 times more is not. Only the gates use it: the
+  filters stay in the camera's frame;
 - a statistical gate in metres: the squared Mahalanobis distance of the
   sighting's range and bearing from the prediction, with the prediction's
   uncertainty (it grows while the person is unseen) and the measurement's
@@ -36,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from rover.drive.estimate import CameraGeometry, observe
 from rover.drive.kalman import CVFilter
@@ -116,6 +125,129 @@ def horizon_row(camera: CameraGeometry) -> float:
     return 0.5 + math.tan(math.radians(camera.tilt_deg)) / (2.0 * math.tan(math.radians(camera.vfov_deg) / 2))
 
 
+@dataclass(frozen=True)
+class EgoMotion:
+    """The car's own motion between two captures (from its odometer: the commands, not a measurement).
+
+    ``travel_m`` along the car's heading (< 0 backwards), ``yaw_rad`` the
+    heading's turn, ``pan_from_rad`` and ``pan_to_rad`` the head's pan at the
+    earlier and the later capture (left > 0).
+    """
+
+    travel_m: float = 0.0
+    yaw_rad: float = 0.0
+    pan_from_rad: float = 0.0
+    pan_to_rad: float = 0.0
+
+
+STILL = EgoMotion()
+
+
+def ego_motion(then: tuple[float, float, float], now: tuple[float, float, float], path_m: float,
+               pan_range_deg: float) -> EgoMotion:
+    """The motion between two odometer readings ``(distance towards the target m, pan -1..1, yaw rad)``.
+
+    ``path_m`` is the path length driven in between (the odometer counts it
+    unsigned); it is backwards when the distance towards the target fell.
+    """
+    travel = max(0.0, path_m)
+    pan = math.radians(pan_range_deg)
+    return EgoMotion(-travel if now[0] < then[0] else travel, now[2] - then[2], then[1] * pan, now[1] * pan)
+
+
+def image_gate(last: Box, moved: Box, seen: Box, limits: tuple[float, float, float]) -> str | None:
+    """Which image gate refuses ``seen`` as the next box of a person whose box was ``last``: "size", "jump" or None.
+
+    ``moved`` is ``last`` as the car's own motion alone moves it
+    (:func:`ego_box`); the person may have stood (``moved``) or kept their
+    place in the image (``last``: walked with the car, or the car did not
+    move as commanded), or anything between. ``limits``: ``(min_iou,
+    max_jump, max_size_ratio)``. Size: the height within ``max_size_ratio``
+    of the range between the two boxes' heights. Jump: the centre within
+    ``max_jump`` (of the frame diagonal) of the line between the two
+    centres, or overlapping either box by ``min_iou``.
+    """
+    min_iou, max_jump, max_ratio = limits
+    h, lo, hi = seen[3] - seen[1], min(last[3] - last[1], moved[3] - moved[1]), max(last[3] - last[1], moved[3] - moved[1])
+    if not (lo > 0 and h > 0 and lo / max_ratio <= h <= hi * max_ratio):
+        return "size"
+    if segment_distance(seen, last, moved) > max_jump and max(iou(last, seen), iou(moved, seen)) < min_iou:
+        return "jump"
+    return None
+
+
+def segment_distance(box: Box, a: Box, b: Box) -> float:
+    """Distance of ``box``'s centre from the line between ``a``'s and ``b``'s centres (fraction of the frame diagonal)."""
+    def centre(x: Box) -> tuple[float, float]:
+        return (x[0] + x[2]) / 2, (x[1] + x[3]) / 2
+
+    (px, py), (ax, ay), (bx, by) = centre(box), centre(a), centre(b)
+    dx, dy = bx - ax, by - ay
+    k = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy))) if dx or dy else 0.0
+    return math.hypot(px - ax - k * dx, py - ay - k * dy) / math.sqrt(2)
+
+
+class Odometry(Protocol):
+    """The car's own motion by time (:class:`rover.drive.odometry.Odometer`)."""
+
+    def at(self, t: float) -> tuple[float, float, float]: ...  # distance towards the target (m), pan (-1..1), yaw (rad)
+
+    def path_since(self, t: float) -> float: ...  # path length (m) driven since t
+
+
+def ego_between(odometry: Odometry, then: float, t: float, camera: CameraGeometry) -> EgoMotion:
+    """The car's own motion from the capture at ``then`` to the one at ``t``, by its odometer (still if ``t <= then``)."""
+    if t <= then:
+        return STILL
+    path = odometry.path_since(then) - odometry.path_since(t)
+    return ego_motion(odometry.at(then), odometry.at(t), path, camera.pan_range_deg)
+
+
+def ego_view(range_m: float, bearing_rad: float, ego: EgoMotion) -> tuple[float, float]:
+    """Range and bearing off the camera's axis of a person standing still, after the car's own motion ``ego``.
+
+    The person at ``range_m``, ``bearing_rad`` off the camera's axis at the
+    earlier capture; the car moves ``travel_m`` along the chord of its turn
+    (half the yaw off its heading), then faces ``yaw_rad`` further left, the
+    head at ``pan_to_rad``. Plain geometry in the floor's plane.
+    """
+    b = bearing_rad + ego.pan_from_rad  # off the car's heading
+    x = range_m * math.cos(b) - ego.travel_m * math.cos(ego.yaw_rad / 2)
+    y = range_m * math.sin(b) - ego.travel_m * math.sin(ego.yaw_rad / 2)
+    return math.hypot(x, y), math.atan2(y, x) - ego.yaw_rad - ego.pan_to_rad
+
+
+def ego_box(box: Box, range_m: float, bearing_rad: float, ego: EgoMotion, camera: CameraGeometry) -> Box:
+    """Where ``box`` of a person at ``range_m`` and ``bearing_rad`` moves when only the car moves (``ego``).
+
+    Its size goes as 1 / range: an approach of d at range r scales it by
+    r / (r - d) (at most 2, at least 0.5: a box is no evidence beyond that),
+    the tangents of its top and bottom edges' elevations with it (a point
+    at a fixed height above the floor); its centre column goes to the new
+    bearing. Clipped to the frame, as a detector's box is.
+    """
+    if ego == STILL:
+        return box
+    r1, b1 = ego_view(max(0.3, range_m), bearing_rad, ego)
+    scale = max(0.5, min(2.0, max(0.3, range_m) / max(0.1, r1)))
+    x1, y1, x2, y2 = box
+    tan_v = math.tan(math.radians(camera.vfov_deg) / 2)
+    half = math.tan(math.radians(camera.hfov_deg) / 2)
+    tilt = math.radians(camera.tilt_deg)
+
+    def row(v: float) -> float:  # the image row of a point at v, its elevation's tangent scaled
+        a = math.atan(max(-50.0, min(50.0, math.tan(camera.elevation(v)) * scale)))
+        return 0.5 - math.tan(max(-1.5, min(1.5, a - tilt))) / (2.0 * tan_v)
+
+    u = 0.5 - math.tan(max(-1.5, min(1.5, b1))) / (2.0 * half)
+    w = (x2 - x1) * scale
+
+    def clip(x: float) -> float:
+        return max(0.0, min(1.0, x))
+
+    return clip(u - w / 2), clip(row(y1)), clip(u + w / 2), clip(row(y2))
+
+
 class Track:
     """One person: the last box, range and bearing filters, the run of consecutive messages showing them."""
 
@@ -194,21 +326,21 @@ class Track:
         return box
 
     def cost(self, seen: Sighting, camera: CameraGeometry, limits: tuple[float, float, float],
-             held: bool = False) -> tuple[float, float] | None:
+             held: bool = False, ego: EgoMotion = STILL) -> tuple[float, float] | None:
         """How well ``seen`` fits this person: ``(negative log-likelihood, squared Mahalanobis distance)``, None outside the gates.
 
         ``limits`` are the image gates ``(min_iou, max_jump, max_size_ratio)``.
         ``held``: against the person standing where last seen (the filters'
         estimate then, the box as last seen) with the uncertainty grown since,
         not against their extrapolated walk (a person who stopped, or a rate
-        misread from a jittery last box).
+        misread from a jittery last box). ``ego``: the car's own motion since
+        the last box (the image gates compare with the box it moved).
         """
         min_iou, max_jump, max_ratio = limits
         if self.matched:  # seen in the previous message: the image gates of one frame's change
-            last = self.last.box
-            if size_ratio(last, seen.box) > max_ratio:
-                return None
-            if centre_distance(last, seen.box) > max_jump and iou(last, seen.box) < min_iou:
+            range_then = self.predict(self.last.t)[0] if ego != STILL and self.range_f.ready else self.last.range_m
+            moved = ego_box(self.last.box, range_then, self.last.bearing_rad, ego, camera)
+            if image_gate(self.last.box, moved, seen.box, limits) is not None:
                 return None
         expected = self.predicted_box(seen.t, camera)
         r, b, var_r, var_b = self.predict(seen.t)
