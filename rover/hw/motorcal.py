@@ -13,11 +13,11 @@ taken) ``POLLS_PER_READ`` times per read interval, and hands the numbers to
    car: all but two readings within ``STEADY_M / 2`` of their median);
 2. raises the duty from 0 in ``step_pct`` increments, each held for
    ``deadband_hold_s``, until the car moves (the dead band);
-3. holds ``speed_steps`` higher duties up to ``max_duty_pct``, each for
-   ``speed_hold_s``, while the room left allows: a step starts only if its
-   predicted travel keeps the car outside the stop range and the travel
-   limit; otherwise the run ends there and the speed line carries the top
-   speed (said so);
+3. holds a duty ``first_gap_pct`` above it, then up to ``speed_steps - 1``
+   more, each for ``speed_hold_s``, planned (and re-planned after each step)
+   from the room left so that their predicted travel keeps the car outside
+   the stop range and the travel limit (:func:`motorfit.plan_duties`); the
+   speed line carries the top speed beyond the highest (said so);
 4. stops the motors on every way out.
 
 Safety: every poll reads the kit's ranger with the time its median
@@ -30,9 +30,11 @@ reads as clear. So do a range that jumps farther than the car can move or
 rises above the start (:mod:`rover.hw.rangecheck`), and one that stops
 changing while the car drives (blocked). The run stops (and keeps what it
 measured) when the range falls below ``min_range_m`` plus what the car
-covers at the assumed speed during the reading's real age and one poll,
+covers at the assumed speed during the reading's real age and the longest
+gap between two polls seen,
 plus its coast (``COAST_S``, an assumption: the kits cannot brake); the
-assumed speed is the highest predicted or measured so far, never lowered.
+assumed speed is the fastest a PiCar-B can be until the car has moved,
+then the highest predicted or measured so far.
 It stops too when the travel since the start exceeds ``max_travel_m`` and
 when ``max_time_s`` has passed. The ``finally`` of :meth:`MotorRun.run`
 sets the throttle to 0 and calls ``safe()``, whatever ended the run
@@ -43,114 +45,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from rover.core.errors import RoverError
 from rover.hw import motorfit
-from rover.hw.motorfit import Calibration, Reading, StepResult
+from rover.hw.motorfit import Reading, StepResult
+from rover.hw.motorplan import (BASELINE_READINGS, COAST_S, MIN_RANGE_FLOOR_M, POLLS_PER_READ, RAW_PAIRS,  # noqa: F401
+                                START_M, STEADY_M, CalibrationAborted, Limits, Plan, RunResult)
 from rover.hw.rangecheck import RangeCheck
-
-#: Readings of a standing car agree within this (m) before the run may start.
-STEADY_M = 0.05
-#: Readings taken with the motors off before starting (and while waiting for the ranger).
-BASELINE_READINGS = 7
-#: Range polls per read interval while driving (the safety checks run at every poll).
-POLLS_PER_READ = 4
-#: Where to start (m from the wall) to have the three steps --write needs: the simulator's 2024 kit (2 m sensor)
-#: had them in 5 of 40 runs from 1.5 m, 32 from 1.6 m, 36 from 1.7 m (docs/hardware.md).
-START_M = 1.6
-#: The speed the stop margin assumes learns from the lowest of this many speeds between consecutive raw readings.
-RAW_PAIRS = 3
-#: --min-range-m may not be lower than this (the coast and a late reading must still end short of the wall).
-MIN_RANGE_FLOOR_M = 0.25
-#: ASSUMED, not measured: the car coasts (the kits cannot brake) like a first-order lag of this time constant,
-#: so it rolls ``speed * COAST_S`` after the motors stop. Four times the 0.06 s the test car had; the run
-#: measures and prints the real coast (docs/hardware.md).
-COAST_S = 0.3
-
-
-class CalibrationAborted(RoverError):
-    """The run stopped before it could measure (sensor failure, no room): the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The hard safety limits of a run (metres, seconds)."""
-
-    min_range_m: float = 0.4
-    max_travel_m: float = 2.5
-    max_time_s: float = 60.0
-    start_min_m: float = 1.0
-    start_max_m: float = 3.0
-
-    def __post_init__(self) -> None:
-        for key in ("min_range_m", "max_travel_m", "max_time_s", "start_min_m", "start_max_m"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{key} = {value} must be a positive number")
-        if self.min_range_m < MIN_RANGE_FLOOR_M:
-            raise ValueError(f"min_range_m = {self.min_range_m:g} must be at least {MIN_RANGE_FLOOR_M:g} m "
-                             "(the car coasts and a reading is late: nearer than that it may reach the wall)")
-        if not self.min_range_m < self.start_min_m <= self.start_max_m:
-            raise ValueError(f"min_range_m < start_min_m <= start_max_m must hold, not "
-                             f"{self.min_range_m:g} < {self.start_min_m:g} <= {self.start_max_m:g}")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the run drives: duties in percent, times in seconds."""
-
-    step_pct: float = 1.0
-    deadband_hold_s: float = 1.0
-    search_max_pct: float = 60.0  # the motors are broken or unpowered if nothing moved by then
-    speed_steps: int = 4  # steps above the dead band, at most: the first one, then as many as the room allows (>= 3)
-    first_gap_pct: float = 10.0  # the first of them this far above the dead band (off the knee of the speed curve)
-    speed_hold_s: float = 0.7
-    settle_s: float = 0.35  # readings this soon after a duty change are not used (the motors' lag)
-    max_duty_pct: float = 100.0
-    #: The duty the top speed is stated at: the section's max_duty (throttle 1); None: ``max_duty_pct``.
-    top_duty_pct: float | None = None
-    min_speed_mps: float = 0.02
-    min_travel_m: float = 0.01
-    #: ASSUMED: more than any PiCar-B does (the sim car's 1.2 m/s is an assumption too, rover/sim/car.py). It predicts
-    #: a step's travel before two speeds are known, and until the car has moved the stop margin assumes it: nothing
-    #: says how fast a motor breaks away from its dead band (the 0.6 m/s assumed before let a 1.2 m/s lurch with
-    #: missed echoes end 0.27 m from the wall, tests/test_calibrate_margin.py).
-    assumed_top_mps: float = 1.5
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.step_pct <= 10.0:
-            raise ValueError(f"step_pct = {self.step_pct} must be in (0, 10] percent")
-        if not 0.0 < self.max_duty_pct <= 100.0:
-            raise ValueError(f"max_duty_pct = {self.max_duty_pct} must be in (0, 100] percent")
-        if self.speed_steps < 3:
-            raise ValueError(f"speed_steps = {self.speed_steps} must be at least 3 (--write needs three speeds)")
-        if not self.settle_s < min(self.deadband_hold_s, self.speed_hold_s):
-            raise ValueError("settle_s must be shorter than both hold times")
-
-
-@dataclass
-class RunResult:
-    """Everything the run saw: for the report and the tests."""
-
-    baseline_m: float
-    steps: list[StepResult]
-    readings: list[tuple[float, float, float]] = field(default_factory=list)  # (t, duty %, range m)
-    stop_reason: str = "done"
-    final_m: float | None = None
-    calibration: Calibration | None = None
-    travel_m: float = 0.0
-    #: The range when the motors went off, the speed then, and where the car came to rest: the measured coast.
-    stop_m: float | None = None
-    stop_speed_mps: float = 0.0
-
-    @property
-    def coast_m(self) -> float | None:
-        """How far the car rolled after the motors went off (None when unknown)."""
-        if self.stop_m is None or self.final_m is None or not math.isfinite(self.final_m):
-            return None
-        return max(0.0, self.stop_m - self.final_m)
 
 
 class MotorRun:
@@ -199,10 +100,12 @@ class MotorRun:
                 self.chassis.drive(0.0)
             finally:
                 self.chassis.safe()
-        # Where the car was when the motors went off: the last range, moved on by its age at the assumed speed.
+        # Where the car was when the motors went off: the last range, moved on by its age at the last step's measured
+        # speed (the margin's assumed speed is generous: with it the coast would read short, the unsafe side).
+        last = result.steps[-1].speed_mps if result.steps and result.steps[-1].moved else None
+        result.stop_speed_mps = max(0.0, last) if last is not None else self._speed
         if math.isfinite(self._last_taken):
-            result.stop_m = self._last_m - self._speed * max(0.0, self.clock() - self._last_taken)
-        result.stop_speed_mps = self._speed
+            result.stop_m = self._last_m - result.stop_speed_mps * max(0.0, self.clock() - self._last_taken)
         result.final_m = self._settled_range()
         try:
             top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
