@@ -24,9 +24,9 @@ def test_a_lurching_motor_with_missed_echoes_stops_outside_the_minimum_range(bac
                                                                             tmp_path: Path, capsys) -> None:
     """A motor that breaks away at 1.5 m/s (the fastest the run assumes a PiCar-B can be) with one echo in
     ``miss_every`` missed (each retried within its turn, so the poll waits on the ranger's turn). The old margin
-    assumed 0.6 m/s until the car had moved and one poll until the next decision: the car ended 0.27 m from the
-    wall (1.2 m/s from 1.2 m, one echo in three missed). Now it assumes 1.5 m/s until the car's speed is measured
-    and the longest gap between two polls seen: 0.49 m and more over 80 runs (docs/hardware.md)."""
+    assumed 0.6 m/s until the car had moved and one poll until the next decision: the car came to rest 0.28 to
+    0.39 m from the wall in five of these six cases. Now it assumes 1.5 m/s until the car's speed is measured and
+    the longest gap between two polls seen (docs/hardware.md)."""
     rig = make_rig(backend, tmp_path, wall_m=1.5, lurch_mps=1.5, top_mps=1.5)
     rig.sonar.miss_every = miss_every
     rig.run("--yes")

@@ -5,10 +5,11 @@
     rover-calibrate motors                         # the kit of [drive] backend: asks before the wheels turn
     rover-calibrate motors --yes --write           # no question; then writes the two lines into the config
 
-Put the car 1 to 3 m from a flat wall, facing it squarely, wheels on the
-floor, nothing between. The run (:mod:`rover.hw.motorcal`) raises the duty
-from 0 until the car moves, then holds a few higher duties while the room
-allows, and stops: at the stop range, the travel limit, the time limit, an
+Put the car 2.5 to 3 m from a flat wall (the 2024 kit: 1.6 to 1.75 m, its
+sensor reads up to 2 m), facing it squarely, wheels on the floor, nothing
+between. The run (:mod:`rover.hw.motorcal`) raises the duty
+from 0 until the car moves, then holds a few higher duties planned from the
+room left, and stops: at the stop range, the travel limit, the time limit, an
 unknown ultrasonic range, Ctrl-C, SIGTERM or any error. Every way out
 closes the chassis (motors off, steering centred) and then runs the kit's
 safe-stop routine (:func:`rover.hw.safestop.safe_stop`, what
@@ -43,7 +44,7 @@ from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sec
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RoverError
 from rover.hw.carlock import lock_the_car
 from rover.hw.kits import KITS, read_backend
-from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
+from rover.hw.motorcal import START_M, CalibrationAborted, Limits, MotorRun, Plan, RunResult
 from rover.hw.motorfit import refusals
 from rover.hw.motorreport import check_writable, report, write_keys
 from rover.hw.sentinel import STOP_SIGNALS, Sentinel, safe_before_suspend
@@ -153,7 +154,9 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         return exc.exit_code if isinstance(exc, RoverError) else ConfigError.exit_code
     print(f"{PROG}: {backend}: duty up from 0 in {plan.step_pct:g} % steps, then up to {plan.max_duty_pct:g} %; "
           f"stops {limits.min_range_m:g} m (plus the reading's age and the coast at speed) from the wall, after "
-          f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown", flush=True)
+          f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown; place the car "
+          f"{min(START_M if limits.start_max_m < 2.5 else 2.5, limits.start_max_m):g} to {limits.start_max_m:g} m "
+          "from a flat wall, facing it squarely", flush=True)
     try:
         confirmed = kit is None or args.yes or _confirmed(stdin if stdin is not None else sys.stdin)
     except KeyboardInterrupt:

@@ -81,8 +81,8 @@ class Plan:
     min_travel_m: float = 0.01
     #: ASSUMED: more than any PiCar-B does (the sim car's 1.2 m/s is an assumption too, rover/sim/car.py). It predicts
     #: a step's travel before two speeds are known, and until the car has moved the stop margin assumes it: nothing
-    #: says how fast a motor breaks away from its dead band (the 0.6 m/s assumed before let a 1.2 m/s lurch with
-    #: missed echoes end 0.27 m from the wall, tests/test_calibrate_margin.py).
+    #: says how fast a motor breaks away from its dead band (the 0.6 m/s assumed before let a 1.5 m/s lurch with
+    #: missed echoes come to rest 0.28 m from the wall, tests/test_calibrate_margin.py).
     assumed_top_mps: float = 1.5
 
     def __post_init__(self) -> None:
