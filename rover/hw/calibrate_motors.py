@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sim-wall-m", type=float, metavar="M",
                         help="sim and log: the wall's distance (default 2.5, or 1.7 with --sim-kit picar-b2)")
     parser.add_argument("--sim-kit", choices=KITS, default="picar-b",
-                        help="sim and log: whose ultrasonic keys the simulated sensor has (picar-b2: it reads up to 2 m)")
+                        help="sim and log: whose ultrasonic keys the simulated sensor has (picar-b2: up to 2 m)")
     parser.add_argument("--seed", type=int, default=0, help="sim and log: the random seed (default 0)")
     return parser
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         kit_cls = kit.config if kit is not None else KITS["picar-b"].config
         sections = load_sections(path, {section: kit_cls})
         config = sections[section]
-        if kit is None and args.sim_kit != "picar-b":  # the simulated sensor gets that kit's ranger (2 m on the 2024 kit)
+        if kit is None and args.sim_kit != "picar-b":  # the simulated sensor gets that kit's ranger (2024: 2 m)
             other = KITS[args.sim_kit].config()
             config = dataclasses.replace(config, **{key: getattr(other, key) for key in ULTRASONIC_TIMING})
         if not config.ultrasonic_enabled:
@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         # The sensor reads "nothing in range" beyond ultrasonic_max_m (2 m on the 2024 kit): start within it.
         if config.ultrasonic_max_m - LATE_HEADROOM_M < Limits.start_min_m:
             raise ConfigError(f"{section}.ultrasonic_max_m = {config.ultrasonic_max_m:g}: calibrating needs a sensor "
-                              f"reading to {Limits.start_min_m + LATE_HEADROOM_M:g} m at least (the car starts {Limits.start_min_m:g} m "
+                              f"reading to {Limits.start_min_m + LATE_HEADROOM_M:g} m at least (the car starts "
+                              f"{Limits.start_min_m:g} m "
                               "or more from the wall)")
         limits = Limits(min_range_m=args.min_range_m, max_travel_m=args.max_travel_m, max_time_s=args.max_time_s,
                         start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - LATE_HEADROOM_M))

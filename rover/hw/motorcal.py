@@ -111,10 +111,10 @@ class MotorRun:
             top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
             result.calibration = motorfit.calibrate(result.steps, max_duty_pct=top)
         except ValueError as exc:
-            if self._breakaway and result.stop_reason.startswith("stop range"):  # the margin grew with the reading's age
-                raise CalibrationAborted(f"{result.stop_reason} before the car moved: the ultrasonic answers late or not "
-                                         "at all, or something is near: motors stopped; check the sensor's wiring and "
-                                         "the way to the wall, then start again") from None
+            if self._breakaway and result.stop_reason.startswith("stop range"):  # the margin grew with the reading age
+                raise CalibrationAborted(f"{result.stop_reason} before the car moved: the ultrasonic answers late or "
+                                         "not at all, or something is near: motors stopped; check the sensor's wiring "
+                                         "and the way to the wall, then start again") from None
             raise CalibrationAborted(f"{exc} (run ended: {result.stop_reason})") from None
         return result
 
@@ -342,10 +342,12 @@ class MotorRun:
             raise CalibrationAborted(f"the range is not steady with the motors off ({low:.2f}..{high:.2f} m): "
                                      "is something moving in front of the car? Clear the way to the wall")
         # Until the car has moved the margin assumes the fastest a PiCar-B can be: nearer, it would stop at once.
-        near = max(limits.start_min_m, limits.min_range_m + self.plan.assumed_top_mps * (self.lag_s + self.poll_s + COAST_S) + 0.1)
+        breakaway_m = self.plan.assumed_top_mps * (self.lag_s + self.poll_s + COAST_S)
+        near = max(limits.start_min_m, limits.min_range_m + breakaway_m + 0.1)
         if not near <= baseline <= limits.start_max_m:
             raise CalibrationAborted(f"the wall is {baseline:.2f} m away: place the car {near:.2f} to "
-                                     f"{limits.start_max_m:g} m from a flat wall (best {START_M:g} m or more), facing it squarely")
+                                     f"{limits.start_max_m:g} m from a flat wall (best {START_M:g} m or more), "
+                                     "facing it squarely")
         if self.wall_m is not None and abs(baseline - self.wall_m) > 0.15:
             raise CalibrationAborted(f"the ultrasonic reads {baseline:.2f} m but you said the wall is {self.wall_m:g} m "
                                      "away: is the sensor facing the wall squarely?")
