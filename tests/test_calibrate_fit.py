@@ -8,8 +8,8 @@ import tomllib
 import pytest
 
 from rover.hw import motorfit
-from rover.hw.motorfit import (LineFit, SpeedEstimate, StepResult, calibrate, fit_line, moved, refusals, robust_slope,
-                              speed_duties, step_speed)
+from rover.hw.motorfit import (LineFit, SpeedEstimate, StepResult, calibrate, fit_line, moved, plan_duties, refusals,
+                              robust_slope, step_speed)
 from rover.hw.tomledit import set_keys
 
 
@@ -98,9 +98,39 @@ def test_calibrate_says_what_is_missing() -> None:
         calibrate([step(1, 0.0, False), step(2, 0.05, True)], max_duty_pct=100.0)
 
 
-def test_speed_duties_are_spread_up_to_the_maximum() -> None:
-    assert speed_duties(20.0, 100.0, 4) == [40.0, 60.0, 80.0, 100.0]
-    assert speed_duties(90.0, 80.0, 4) == []
+def line_speed(duty: float) -> float:
+    """A car of 1.2 m/s at 100 % with a 15 % dead band (the simulator's)."""
+    return max(0.0, 1.2 * (duty - 15.0) / 85.0)
+
+
+def travel(duties: list[float], hold_s: float, tail_s: float) -> float:
+    return sum(line_speed(d) for d in duties) * hold_s + line_speed(duties[-1]) * tail_s
+
+
+def test_the_duties_are_planned_up_to_what_the_room_allows() -> None:
+    """The old run spread 4 duties up to 100 % whatever the room: from 1.9 m (the 2024 kit's 2 m sensor) it drove
+    two of them and --write refused. Planned from the room, the steps fit and the line may carry the top speed."""
+    kwargs = dict(max_duty_pct=100.0, top_duty_pct=100.0, counts=(3, 2), hold_s=0.7, tail_s=0.47)
+    duties = plan_duties(26.0, line_speed, 1.35, **kwargs)
+    assert len(duties) == 3 and 26.0 < duties[0] < duties[1] < duties[2] < 100.0
+    assert travel(duties, 0.7, 0.47) <= 1.35
+    assert travel([d + 3 for d in duties], 0.7, 0.47) > 1.35  # the highest that fits, within the 1 % search step
+    assert motorfit.extrapolation_ok(26.0, duties[-1], 100.0)
+    # Plenty of room: up to max_duty; none: nothing.
+    assert plan_duties(26.0, line_speed, 10.0, **kwargs)[-1] == 100.0
+    assert plan_duties(26.0, line_speed, 0.01, **kwargs) == []
+
+
+def test_a_plan_that_cannot_meet_the_extrapolation_rule_is_the_one_reaching_highest() -> None:
+    """Too little room for a line --write may keep: the plan drives as high as it can (the refusal says why)."""
+    duties = plan_duties(26.0, line_speed, 0.6, max_duty_pct=100.0, top_duty_pct=100.0, counts=(3, 2),
+                         hold_s=0.7, tail_s=0.47)
+    assert len(duties) == 2 and not motorfit.extrapolation_ok(26.0, duties[-1], 100.0)
+    assert travel(duties, 0.7, 0.47) <= 0.6
+    # Re-planned from the last step driven, the line still counted from its first step.
+    later = plan_duties(40.0, line_speed, 1.0, max_duty_pct=100.0, top_duty_pct=100.0, counts=(1,), hold_s=0.7,
+                        tail_s=0.47, line_from_pct=26.0)
+    assert len(later) == 1 and later[0] > 40.0 and travel(later, 0.7, 0.47) <= 1.0
 
 
 def test_set_keys_replaces_in_place_and_keeps_comments_and_order() -> None:

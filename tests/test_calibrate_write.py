@@ -15,14 +15,26 @@ from rover.hw.config import PicarBConfig
 from tests.test_calibrate_motors import make_rig, no_ranger_thread  # noqa: F401 - the autouse fixture
 
 
-def test_a_top_speed_extrapolated_far_from_two_steps_is_not_written(tmp_path: Path, capsys) -> None:
-    """The 2024 kit's sensor reads up to 2 m: from 1.9 m the room allows two steps above the dead band."""
-    rig = make_rig("picar-b2", tmp_path)
+def test_the_2024_kit_writes_a_calibration_from_within_its_2_m_sensor_range(tmp_path: Path, capsys) -> None:
+    """The 2024 kit's sensor reads up to 2 m: the old run spread its steps up to 100 % whatever the room, drove two
+    above the dead band and --write refused. The steps are planned from the room now: three, and written."""
+    rig = make_rig("picar-b2", tmp_path, wall_m=1.7)
+    assert rig.run("--yes", "--write") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "planned" in out and "over 3 steps" in out, out
+    data = tomllib.loads(rig.path.read_text())
+    assert data["picar_b2"]["min_duty"] == pytest.approx(22, abs=2.5)
+    assert data["drive"]["top_speed_mps"] == pytest.approx(1.0, rel=0.05)  # the fake car's top speed
+    assert rig.car.closest_m >= 0.4 and rig.motors_stopped()
+
+
+def test_a_top_speed_extrapolated_far_beyond_its_steps_is_not_written(tmp_path: Path, capsys) -> None:
+    """From 1.3 m the room allows steps up to about half duty only: the line is measured, never written."""
+    rig = make_rig("picar-b2", tmp_path, wall_m=1.3)
     before = rig.path.read_text()
     assert rig.run("--yes", "--write") == 1
     out, err = capsys.readouterr()
-    assert "--write refused" in err and "is untouched" in err, err
-    assert "standard error unknown, extrapolated 39.0 duty points" in out, out
+    assert "--write refused: extrapolated" in err and "start farther from the wall" in err and "is untouched" in err, err
     assert rig.path.read_text() == before
     assert rig.motors_stopped()
 

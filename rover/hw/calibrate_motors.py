@@ -5,10 +5,11 @@
     rover-calibrate motors                         # the kit of [drive] backend: asks before the wheels turn
     rover-calibrate motors --yes --write           # no question; then writes the two lines into the config
 
-Put the car 1 to 3 m from a flat wall, facing it squarely, wheels on the
-floor, nothing between. The run (:mod:`rover.hw.motorcal`) raises the duty
-from 0 until the car moves, then holds a few higher duties while the room
-allows, and stops: at the stop range, the travel limit, the time limit, an
+Put the car 2.5 to 3 m from a flat wall (the 2024 kit: 1.6 to 1.75 m, its
+sensor reads up to 2 m), facing it squarely, wheels on the floor, nothing
+between. The run (:mod:`rover.hw.motorcal`) raises the duty
+from 0 until the car moves, then holds a few higher duties planned from the
+room left, and stops: at the stop range, the travel limit, the time limit, an
 unknown ultrasonic range, Ctrl-C, SIGTERM or any error. Every way out
 closes the chassis (motors off, steering centred) and then runs the kit's
 safe-stop routine (:func:`rover.hw.safestop.safe_stop`, what
@@ -43,7 +44,7 @@ from rover.core.config import DEFAULT_CONFIG_PATH, default_config_path, load_sec
 from rover.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RoverError
 from rover.hw.carlock import lock_the_car
 from rover.hw.kits import KITS, read_backend
-from rover.hw.motorcal import CalibrationAborted, Limits, MotorRun, Plan, RunResult
+from rover.hw.motorcal import START_M, CalibrationAborted, Limits, MotorRun, Plan, RunResult
 from rover.hw.motorfit import refusals
 from rover.hw.motorreport import check_writable, report, write_keys
 from rover.hw.sentinel import STOP_SIGNALS, Sentinel, safe_before_suspend
@@ -51,6 +52,15 @@ from rover.hw.sentinel import STOP_SIGNALS, Sentinel, safe_before_suspend
 PROG = "rover-calibrate motors"
 #: Backends without a car: the simulator's car facing a wall (``log`` also prints every command).
 SIMULATED = ("sim", "log")
+#: The ranger's interval during the run (the HC-SR04 datasheet: a measurement cycle over 60 ms): more readings in
+#: each short step than the drive's 0.1 s default gives, and a median 0.08 s fresher.
+CAL_INTERVAL_S = 0.06
+#: Start this far inside ultrasonic_max_m: a late echo reads up to 0.34 m too far, and beyond the limit it reads
+#: "nothing in range", which aborts (the simulator from 1.9 m on the 2024 kit's 2 m: 18 of 40 runs aborted so).
+LATE_HEADROOM_M = 0.25
+#: The keys --sim-kit copies: the sensor's range and its ranger's timing (not its pins).
+ULTRASONIC_TIMING = ("ultrasonic_interval_s", "ultrasonic_timeout_s", "ultrasonic_retries", "ultrasonic_max_m",
+                     "ultrasonic_stale_s", "ultrasonic_samples")
 #: What to change when the car drives away from the wall.
 REVERSE_HINT = {"picar_b": "flip right_direction and left_direction in [picar_b] (one of them, if the car turned)",
                 "picar_b2": "flip m1_direction and m2_direction in [picar_b2] (one of them, if the car turned)"}
@@ -82,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop this close to the wall, plus what the car covers in the sensor's delay (default %(default)g)")
     parser.add_argument("--max-travel-m", type=float, default=Limits.max_travel_m, metavar="M", help="stop after this much travel (default %(default)g)")
     parser.add_argument("--max-time-s", type=float, default=Limits.max_time_s, metavar="S", help="stop after this long (default %(default)g)")
-    parser.add_argument("--sim-wall-m", type=float, default=2.5, metavar="M", help="sim and log: the wall's distance (default %(default)g)")
+    parser.add_argument("--sim-wall-m", type=float, metavar="M",
+                        help="sim and log: the wall's distance (default 2.5, or 1.7 with --sim-kit picar-b2)")
+    parser.add_argument("--sim-kit", choices=KITS, default="picar-b",
+                        help="sim and log: whose ultrasonic keys the simulated sensor has (picar-b2: up to 2 m)")
     parser.add_argument("--seed", type=int, default=0, help="sim and log: the random seed (default 0)")
     return parser
 
@@ -115,6 +128,9 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         kit_cls = kit.config if kit is not None else KITS["picar-b"].config
         sections = load_sections(path, {section: kit_cls})
         config = sections[section]
+        if kit is None and args.sim_kit != "picar-b":  # the simulated sensor gets that kit's ranger (2024: 2 m)
+            other = KITS[args.sim_kit].config()
+            config = dataclasses.replace(config, **{key: getattr(other, key) for key in ULTRASONIC_TIMING})
         if not config.ultrasonic_enabled:
             raise ConfigError(f"{section}.ultrasonic_enabled = false: calibrating the motors needs the ultrasonic sensor")
         if args.write and kit is None:
@@ -127,18 +143,21 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
         plan = Plan(step_pct=args.step, max_duty_pct=args.max_duty if args.max_duty is not None else config.max_duty,
                     top_duty_pct=config.max_duty)
         # The sensor reads "nothing in range" beyond ultrasonic_max_m (2 m on the 2024 kit): start within it.
-        if config.ultrasonic_max_m - 0.05 < Limits.start_min_m:
+        if config.ultrasonic_max_m - LATE_HEADROOM_M < Limits.start_min_m:
             raise ConfigError(f"{section}.ultrasonic_max_m = {config.ultrasonic_max_m:g}: calibrating needs a sensor "
-                              f"reading to {Limits.start_min_m + 0.05:g} m at least (the car starts {Limits.start_min_m:g} m "
+                              f"reading to {Limits.start_min_m + LATE_HEADROOM_M:g} m at least (the car starts "
+                              f"{Limits.start_min_m:g} m "
                               "or more from the wall)")
         limits = Limits(min_range_m=args.min_range_m, max_travel_m=args.max_travel_m, max_time_s=args.max_time_s,
-                        start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - 0.05))
+                        start_max_m=min(Limits.start_max_m, config.ultrasonic_max_m - LATE_HEADROOM_M))
     except (ValueError, RoverError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, RoverError) else ConfigError.exit_code
     print(f"{PROG}: {backend}: duty up from 0 in {plan.step_pct:g} % steps, then up to {plan.max_duty_pct:g} %; "
           f"stops {limits.min_range_m:g} m (plus the reading's age and the coast at speed) from the wall, after "
-          f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown", flush=True)
+          f"{limits.max_travel_m:g} m or {limits.max_time_s:g} s, or when the range is unknown; place the car "
+          f"{min(START_M if limits.start_max_m < 2.5 else 2.5, limits.start_max_m):g} to {limits.start_max_m:g} m "
+          "from a flat wall, facing it squarely", flush=True)
     try:
         confirmed = kit is None or args.yes or _confirmed(stdin if stdin is not None else sys.stdin)
     except KeyboardInterrupt:
@@ -147,8 +166,9 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
     if not confirmed:
         print(f"{PROG}: not started: nothing was driven (pass --yes to start without asking)", file=sys.stderr)
         return EXIT_USAGE
-    # The run commands raw duty: throttle 1 = 100 %, no dead-band offset.
-    raw = dataclasses.replace(config, min_duty=0.0, max_duty=100.0)
+    # The run commands raw duty: throttle 1 = 100 %, no dead-band offset; the ranger at the sensor's fastest cycle.
+    raw = dataclasses.replace(config, min_duty=0.0, max_duty=100.0,
+                              ultrasonic_interval_s=min(config.ultrasonic_interval_s, CAL_INTERVAL_S))
     lock = chassis = sentinel = None
 
     def on_suspend(signum: int, _frame: object) -> None:
@@ -171,7 +191,8 @@ def main(argv: Sequence[str] | None = None, *, gpio: Any = None, bus: Any = None
             sleep = _beating(sleep, sentinel)
             chassis = open_chassis(backend, raw, gpio=gpio, bus=bus, clock=clock)
         else:
-            rig = _sim_rig()(args.sim_wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
+            wall_m = args.sim_wall_m if args.sim_wall_m is not None else (1.7 if args.sim_kit == "picar-b2" else 2.5)
+            rig = _sim_rig()(wall_m, config=raw, seed=args.seed, stream=sys.stdout if backend == "log" else None)
             chassis, clock, sleep = rig.chassis, rig.clock, rig.sleep
         if chassis_hook is not None:
             chassis_hook(chassis)

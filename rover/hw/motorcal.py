@@ -13,11 +13,11 @@ taken) ``POLLS_PER_READ`` times per read interval, and hands the numbers to
    car: all but two readings within ``STEADY_M / 2`` of their median);
 2. raises the duty from 0 in ``step_pct`` increments, each held for
    ``deadband_hold_s``, until the car moves (the dead band);
-3. holds ``speed_steps`` higher duties up to ``max_duty_pct``, each for
-   ``speed_hold_s``, while the room left allows: a step starts only if its
-   predicted travel keeps the car outside the stop range and the travel
-   limit; otherwise the run ends there and the speed line carries the top
-   speed (said so);
+3. holds a duty ``first_gap_pct`` above it, then up to ``speed_steps - 1``
+   more, each for ``speed_hold_s``, planned (and re-planned after each step)
+   from the room left so that their predicted travel keeps the car outside
+   the stop range and the travel limit (:func:`motorfit.plan_duties`); the
+   speed line carries the top speed beyond the highest (said so);
 4. stops the motors on every way out.
 
 Safety: every poll reads the kit's ranger with the time its median
@@ -30,9 +30,11 @@ reads as clear. So do a range that jumps farther than the car can move or
 rises above the start (:mod:`rover.hw.rangecheck`), and one that stops
 changing while the car drives (blocked). The run stops (and keeps what it
 measured) when the range falls below ``min_range_m`` plus what the car
-covers at the assumed speed during the reading's real age and one poll,
+covers at the assumed speed during the reading's real age and the longest
+gap between two polls seen,
 plus its coast (``COAST_S``, an assumption: the kits cannot brake); the
-assumed speed is the highest predicted or measured so far, never lowered.
+assumed speed is the fastest a PiCar-B can be until the car has moved,
+then the highest predicted or measured so far.
 It stops too when the travel since the start exceeds ``max_travel_m`` and
 when ``max_time_s`` has passed. The ``finally`` of :meth:`MotorRun.run`
 sets the throttle to 0 and calls ``safe()``, whatever ended the run
@@ -43,109 +45,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from rover.core.errors import RoverError
 from rover.hw import motorfit
-from rover.hw.motorfit import Calibration, Reading, StepResult
+from rover.hw.motorfit import Reading, StepResult
+from rover.hw.motorplan import (BASELINE_READINGS, COAST_S, MIN_RANGE_FLOOR_M, POLLS_PER_READ, RAW_PAIRS,  # noqa: F401
+                                START_M, STEADY_M, CalibrationAborted, Limits, Plan, RunResult)
 from rover.hw.rangecheck import RangeCheck
-
-#: Readings of a standing car agree within this (m) before the run may start.
-STEADY_M = 0.05
-#: Readings taken with the motors off before starting (and while waiting for the ranger).
-BASELINE_READINGS = 7
-#: Range polls per read interval while driving (the safety checks run at every poll).
-POLLS_PER_READ = 4
-#: --min-range-m may not be lower than this (the coast and a late reading must still end short of the wall).
-MIN_RANGE_FLOOR_M = 0.25
-#: ASSUMED, not measured: the car coasts (the kits cannot brake) like a first-order lag of this time constant,
-#: so it rolls ``speed * COAST_S`` after the motors stop. Four times the 0.06 s the test car had; the run
-#: measures and prints the real coast (docs/hardware.md).
-COAST_S = 0.3
-
-
-class CalibrationAborted(RoverError):
-    """The run stopped before it could measure (sensor failure, no room): the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The hard safety limits of a run (metres, seconds)."""
-
-    min_range_m: float = 0.4
-    max_travel_m: float = 2.5
-    max_time_s: float = 60.0
-    start_min_m: float = 1.0
-    start_max_m: float = 3.0
-
-    def __post_init__(self) -> None:
-        for key in ("min_range_m", "max_travel_m", "max_time_s", "start_min_m", "start_max_m"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{key} = {value} must be a positive number")
-        if self.min_range_m < MIN_RANGE_FLOOR_M:
-            raise ValueError(f"min_range_m = {self.min_range_m:g} must be at least {MIN_RANGE_FLOOR_M:g} m "
-                             "(the car coasts and a reading is late: nearer than that it may reach the wall)")
-        if not self.min_range_m < self.start_min_m <= self.start_max_m:
-            raise ValueError(f"min_range_m < start_min_m <= start_max_m must hold, not "
-                             f"{self.min_range_m:g} < {self.start_min_m:g} <= {self.start_max_m:g}")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the run drives: duties in percent, times in seconds."""
-
-    step_pct: float = 1.0
-    deadband_hold_s: float = 1.0
-    search_max_pct: float = 60.0  # the motors are broken or unpowered if nothing moved by then
-    speed_steps: int = 4
-    speed_hold_s: float = 1.0
-    settle_s: float = 0.5  # readings this soon after a duty change are not used (the motors' lag)
-    max_duty_pct: float = 100.0
-    #: The duty the top speed is stated at: the section's max_duty (throttle 1); None: ``max_duty_pct``.
-    top_duty_pct: float | None = None
-    min_speed_mps: float = 0.02
-    min_travel_m: float = 0.01
-    #: Only to predict a step's travel before two speeds are known: more than any PiCar-B does.
-    assumed_top_mps: float = 1.5
-    #: Until the car has moved, the stop margin assumes at least this speed: nothing says how fast a motor breaks
-    #: away from its dead band (an assumption: half the 2024 kit's vendor top speed; a lurch faster than it is
-    #: seen two readings late, tests/test_calibrate_margin.py).
-    breakaway_mps: float = 0.6
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.step_pct <= 10.0:
-            raise ValueError(f"step_pct = {self.step_pct} must be in (0, 10] percent")
-        if not 0.0 < self.max_duty_pct <= 100.0:
-            raise ValueError(f"max_duty_pct = {self.max_duty_pct} must be in (0, 100] percent")
-        if self.speed_steps < 2:
-            raise ValueError(f"speed_steps = {self.speed_steps} must be at least 2 (a line needs two speeds)")
-        if not self.settle_s < min(self.deadband_hold_s, self.speed_hold_s):
-            raise ValueError("settle_s must be shorter than both hold times")
-
-
-@dataclass
-class RunResult:
-    """Everything the run saw: for the report and the tests."""
-
-    baseline_m: float
-    steps: list[StepResult]
-    readings: list[tuple[float, float, float]] = field(default_factory=list)  # (t, duty %, range m)
-    stop_reason: str = "done"
-    final_m: float | None = None
-    calibration: Calibration | None = None
-    travel_m: float = 0.0
-    #: The range when the motors went off, the speed then, and where the car came to rest: the measured coast.
-    stop_m: float | None = None
-    stop_speed_mps: float = 0.0
-
-    @property
-    def coast_m(self) -> float | None:
-        """How far the car rolled after the motors went off (None when unknown)."""
-        if self.stop_m is None or self.final_m is None or not math.isfinite(self.final_m):
-            return None
-        return max(0.0, self.stop_m - self.final_m)
 
 
 class MotorRun:
@@ -160,17 +66,19 @@ class MotorRun:
         self.clock, self.sleep, self.plan, self.limits = clock, sleep, plan, limits
         self.wall_m, self.say, self.reverse_hint = wall_m, say, reverse_hint
         self.poll_s = self.interval_s / POLLS_PER_READ
+        self._gap, self._polled = self.poll_s, math.nan  # the longest time between two polls seen, the last poll
         #: No new reading for this long: the ranger has stopped (a miss in between allowed, each turn at its slowest).
         self.stale_s = 2 * ranger.period_max_s() + self.poll_s
         #: The median's usual age (to plan a step; the stop margin takes each reading's real age).
         self.lag_s = self.interval_s * (ranger.samples // 2 + 1)
         self._t0 = 0.0
-        self._speed = 0.0  # the speed the safety margin assumes now (never lowered during a run)
+        self._speed = 0.0  # the speed the safety margin assumes now (lowered once: from the breakaway to the measured)
+        self._breakaway = True  # the car has not moved yet
         self._stop: str | None = None
         self._last_m = math.nan  # the last range polled
         self._last_taken = math.nan  # when that reading was taken
         self._changed_t = 0.0  # when it last changed
-        self._pair = (0.0, 0.0)  # the speeds between the last three medians
+        self._raw: list[tuple[float, float]] = []  # the ranger's last RAW_PAIRS + 1 raw readings: (taken, metres)
         self._checks = RangeCheck(math.nan, plan.assumed_top_mps, reverse_hint)  # the baseline is set once known
         self.result: RunResult | None = None
 
@@ -192,15 +100,21 @@ class MotorRun:
                 self.chassis.drive(0.0)
             finally:
                 self.chassis.safe()
-        # Where the car was when the motors went off: the last range, moved on by its age at the assumed speed.
+        # Where the car was when the motors went off: the last range, moved on by its age at the last step's measured
+        # speed (the margin's assumed speed is generous: with it the coast would read short, the unsafe side).
+        last = result.steps[-1].speed_mps if result.steps and result.steps[-1].moved else None
+        result.stop_speed_mps = max(0.0, last) if last is not None else self._speed
         if math.isfinite(self._last_taken):
-            result.stop_m = self._last_m - self._speed * max(0.0, self.clock() - self._last_taken)
-        result.stop_speed_mps = self._speed
+            result.stop_m = self._last_m - result.stop_speed_mps * max(0.0, self.clock() - self._last_taken)
         result.final_m = self._settled_range()
         try:
             top = self.plan.top_duty_pct if self.plan.top_duty_pct is not None else self.plan.max_duty_pct
             result.calibration = motorfit.calibrate(result.steps, max_duty_pct=top)
         except ValueError as exc:
+            if self._breakaway and result.stop_reason.startswith("stop range"):  # the margin grew with the reading age
+                raise CalibrationAborted(f"{result.stop_reason} before the car moved: the ultrasonic answers late or "
+                                         "not at all, or something is near: motors stopped; check the sensor's wiring "
+                                         "and the way to the wall, then start again") from None
             raise CalibrationAborted(f"{exc} (run ended: {result.stop_reason})") from None
         return result
 
@@ -219,32 +133,53 @@ class MotorRun:
                 return
 
     def _speeds(self, result: RunResult) -> None:
+        """The first step ``first_gap_pct`` above the dead band (held as long as a dead-band step: it is slow, and
+        the line's lowest point), then the rest planned from the room it leaves, re-planned after each step."""
         plan = self.plan
-        moved_at = result.steps[-1].duty_pct
-        for duty in motorfit.speed_duties(moved_at, plan.max_duty_pct, plan.speed_steps):
+        duties = [min(result.steps[-1].duty_pct + plan.first_gap_pct, plan.max_duty_pct)]
+        first = None
+        while duties:
+            duty = duties[0]
             fitting = self._highest_fitting(result, result.steps[-1].duty_pct, duty)
             if fitting is None:
                 self._stop = f"no room for {duty:g} % duty (it would pass the stop range or the travel limit)"
                 return
-            step = self._hold(result, fitting, plan.speed_hold_s)
+            step = self._hold(result, fitting, plan.speed_hold_s if first is not None else plan.deadband_hold_s)
             if step.speed_mps is not None:
                 self.say(f"{fitting:g} % duty: {step.speed_mps:.3f} m/s")
             if self._stop is not None or fitting < duty:
-                if self._stop is None:
-                    self._stop = f"no room for {duty:g} % duty: stopped after {fitting:g} %"
+                self._stop = self._stop or f"no room for {duty:g} % duty: stopped after {fitting:g} %"
                 return
+            first = fitting if first is None else first
+            counts = range(plan.speed_steps - 1, 1, -1) if fitting == first else (len(duties) - 1,)
+            duties = self._plan_rest(result, first, fitting, counts) if counts[0] > 0 else []
+            if counts[0] > 0 and not duties:
+                self._stop = f"no room for a step above {fitting:g} % duty"
+
+    def _plan_rest(self, result: RunResult, first: float, last: float, counts: Any) -> list[float]:
+        """The steps after ``last`` (the line starting at ``first``), spaced up to the highest duty whose travel fits
+        the room left (:func:`motorfit.plan_duties`), with the speed line measured so far."""
+        plan, limits = self.plan, self.limits
+        room = min(self._last_m - limits.min_range_m, limits.max_travel_m - (result.baseline_m - self._last_m))
+        top = plan.top_duty_pct if plan.top_duty_pct is not None else plan.max_duty_pct
+        duties = motorfit.plan_duties(last, lambda d: self._predict(result, d), room, max_duty_pct=plan.max_duty_pct,
+                                      top_duty_pct=top, counts=counts, hold_s=plan.speed_hold_s,
+                                      tail_s=self.lag_s + self._gap + COAST_S, line_from_pct=first)
+        if duties:
+            self.say(f"planned {', '.join(f'{d:g}' for d in duties)} % duty for the {room:.2f} m of room left")
+        return duties
 
     def _highest_fitting(self, result: RunResult, floor: float, duty: float) -> float | None:
-        """``duty``, or the highest duty below it (down to ``floor``, the last one driven, + 5 %) whose predicted
+        """``duty``, or the highest duty below it (down to ``floor``, the last one driven, + 2 %) whose predicted
         travel fits; None if none."""
         here = self._last_m
         travelled = result.baseline_m - here
         candidate = duty
-        while candidate >= floor + 5.0 - 1e-9:
+        while candidate >= floor + 2.0 - 1e-9:
             speed = self._predict(result, candidate)
             # The step must end short of the stop margin it will be checked against (a median about
             # samples // 2 + 1 turns old, one poll, the coast): else it would only measure its own stop.
-            travel = speed * (self.plan.speed_hold_s + self.lag_s + self.poll_s + COAST_S)
+            travel = speed * (self.plan.speed_hold_s + self.lag_s + self._gap + COAST_S)
             if here - travel >= self.limits.min_range_m and travelled + travel <= self.limits.max_travel_m:
                 return candidate
             candidate = round(candidate - 1.0, 3)
@@ -278,28 +213,19 @@ class MotorRun:
         readings: list[Reading] = []
         expected = self._predict(result, duty)
         moving = any(s.moved for s in result.steps)
-        self._speed = max(self._speed, expected, 0.0 if moving else plan.breakaway_mps)
+        if moving and self._breakaway:  # the car's speed is measured now: the assumed top speed gives way to it
+            self._speed, self._breakaway = max(s.speed_mps or 0.0 for s in result.steps), False
+        self._speed = max(self._speed, expected, 0.0 if moving else plan.assumed_top_mps)
         while self.clock() - start < hold_s:
             self.sleep(self.poll_s)
             t, metres, taken = self._read()
             if taken != self._last_taken:  # a new median (a standing car's may have the same value)
                 self._check_reading(result, duty, metres, taken)
-                if taken > self._last_taken and math.isfinite(self._last_m):
-                    # Two medians' speed, the lower of the last two: a lurch shows one reading sooner than in
-                    # the slope of three, and one late echo (too far) makes only one of the pair high.
-                    self._pair = (self._pair[1], (self._last_m - metres) / (taken - self._last_taken))
-                    if not self._checks.suspect:
-                        self._speed = max(self._speed, min(self._pair))
+            self._learn_speed()
             if metres != self._last_m:
                 self._changed_t = t
                 readings.append((t, metres))
                 result.readings.append((t, duty, metres))
-                # The robust slope of the last three ranges: a lurch is seen two readings after it starts, and
-                # one late echo among them moves it little (two medians alone would read a late one as a lurch).
-                recent = None if self._checks.suspect else motorfit.step_speed(
-                    readings[-3:], start_s=readings[-3:][0][0], settle_s=0.0)
-                # Never below what was measured: a new step's prediction may be lower than the car's real speed.
-                self._speed = max(self._speed, 0.0 if recent is None else recent.speed_mps)
             self._last_m, self._last_taken = metres, taken
             if moving and t - max(self._changed_t, start) > self.stale_s:
                 self.chassis.drive(0.0)
@@ -316,6 +242,19 @@ class MotorRun:
         result.steps.append(step)
         return step
 
+    def _learn_speed(self) -> None:
+        """The speed the margin assumes rises to the lowest of the last ``RAW_PAIRS`` speeds between the ranger's raw
+        readings: a period fresher than its median, so a lurch counts ``RAW_PAIRS`` readings after it starts; a late
+        echo (it only reads too far) makes the pair after it fast but the pair before it negative, and up to
+        ``RAW_PAIRS - 1`` late in a row cannot raise it (the slope of three medians did: 2.5 m/s from a late echo)."""
+        newest = self.ranger.newest()
+        if newest is None or not math.isfinite(newest[0]) or (self._raw and newest[1] <= self._raw[-1][0]):
+            return
+        self._raw = [*self._raw[-RAW_PAIRS:], (newest[1], newest[0])]
+        if len(self._raw) > RAW_PAIRS:
+            pairs = [(m0 - m1) / (t1 - t0) for (t0, m0), (t1, m1) in zip(self._raw, self._raw[1:])]
+            self._speed = max(self._speed, min(pairs))
+
     def _check_reading(self, result: RunResult, duty: float, metres: float, taken: float) -> None:
         """A new median: CalibrationAborted (the motors stopped first) when :class:`RangeCheck` says it is not
         the car's own motion towards the wall."""
@@ -329,18 +268,18 @@ class MotorRun:
         """True (and the reason kept) when a limit says stop now."""
         limits = self.limits
         result.travel_m = max(result.travel_m, result.baseline_m - metres)
-        # Where the car may be by the next poll: the reading's real age and one poll at the assumed speed, then
-        # the coast once the motors are off (COAST_S, an assumption: the kits cannot brake).
+        # Where the car may be at the next decision: the reading's real age and the longest gap between two polls
+        # seen (one poll, or more on a loaded Pi) at the assumed speed, then the coast once the motors are off
+        # (COAST_S, an assumption: the kits cannot brake).
         age = max(0.0, t - taken)
-        margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
+        self._gap, self._polled = max(self._gap, t - self._polled if math.isfinite(self._polled) else 0.0), t
         # The newest reading alone is a period fresher than the median: when it says nearer, it counts (a late
         # echo only ever reads farther, so this can only stop sooner).
         newest = self.ranger.newest()
-        if newest is not None and math.isfinite(newest[0]):
-            nearer = newest[0] - self._speed * max(0.0, t - newest[1])
-            if nearer < metres - self._speed * age:
-                metres, age = newest[0], max(0.0, t - newest[1])
-                margin = limits.min_range_m + self._speed * (age + self.poll_s + COAST_S)
+        if newest is not None and math.isfinite(newest[0]) and \
+                newest[0] - self._speed * max(0.0, t - newest[1]) < metres - self._speed * age:
+            metres, age = newest[0], max(0.0, t - newest[1])
+        margin = limits.min_range_m + self._speed * (age + self._gap + COAST_S)
         if metres < margin:
             self._stop = (f"stop range: {metres:.2f} m from the wall (limit {margin:.2f} m at {self._speed:.2f} m/s, "
                           f"the reading {age:.2f} s old)")
@@ -364,15 +303,19 @@ class MotorRun:
             raise CalibrationAborted("the ultrasonic range is unknown (no valid echo, or readings went stale): "
                                      "motors stopped; check the sensor's wiring and that it faces the wall")
         if newest is None or t - newest > self.stale_s:
-            raise CalibrationAborted(
-                f"no new ultrasonic reading for {t - (newest or t):.2f} s (limit {self.stale_s:.2f} s, "
-                f"{self.ranger.misses} measurements without an echo): the sensor stopped answering or the ranger "
-                "stopped measuring: motors stopped; check the sensor's wiring and start again")
+            self._no_reading(t - (newest or t), f"limit {self.stale_s:.2f} s")
         metres, taken = reading
         if not math.isfinite(metres):
             raise CalibrationAborted("the ultrasonic sees nothing in range ahead (the wall is gone, or the car turned "
                                      "away from it): motors stopped; face the wall squarely and start again")
         return t, float(metres), float(taken)
+
+    def _no_reading(self, age: float, why: str) -> None:
+        self.chassis.drive(0.0)
+        raise CalibrationAborted(
+            f"no new ultrasonic reading for {age:.2f} s ({why}, {self.ranger.misses} measurements without an echo): "
+            "the sensor stopped answering or the ranger stopped measuring: motors stopped; check the sensor's wiring "
+            "and start again")
 
     def _baseline(self) -> float:
         """The standing range: ``BASELINE_READINGS`` finite, steady readings in range, else refuse to start."""
@@ -398,9 +341,13 @@ class MotorRun:
         if steady < len(readings) - 2:  # two readings seen late (a loaded Pi) may not refuse the start
             raise CalibrationAborted(f"the range is not steady with the motors off ({low:.2f}..{high:.2f} m): "
                                      "is something moving in front of the car? Clear the way to the wall")
-        if not limits.start_min_m <= baseline <= limits.start_max_m:
-            raise CalibrationAborted(f"the wall is {baseline:.2f} m away: place the car {limits.start_min_m:g} to "
-                                     f"{limits.start_max_m:g} m from a flat wall, facing it squarely")
+        # Until the car has moved the margin assumes the fastest a PiCar-B can be: nearer, it would stop at once.
+        breakaway_m = self.plan.assumed_top_mps * (self.lag_s + self.poll_s + COAST_S)
+        near = max(limits.start_min_m, limits.min_range_m + breakaway_m + 0.1)
+        if not near <= baseline <= limits.start_max_m:
+            raise CalibrationAborted(f"the wall is {baseline:.2f} m away: place the car {near:.2f} to "
+                                     f"{limits.start_max_m:g} m from a flat wall (best {START_M:g} m or more), "
+                                     "facing it squarely")
         if self.wall_m is not None and abs(baseline - self.wall_m) > 0.15:
             raise CalibrationAborted(f"the ultrasonic reads {baseline:.2f} m but you said the wall is {self.wall_m:g} m "
                                      "away: is the sensor facing the wall squarely?")

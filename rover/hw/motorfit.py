@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 #: A reading: (seconds on the caller's clock, range in metres).
 Reading = tuple[float, float]
@@ -226,15 +226,44 @@ def refusals(cal: Calibration, steps: Sequence[StepResult]) -> list[str]:
         found.append(f"the top speed's standard error is {'unknown (two steps)' if not math.isfinite(stderr) else f'{stderr:.3f} m/s'} "
                      f"(limit {MAX_STDERR_FRACTION:.0%} of it): too few steps; start farther from the wall")
     span = cal.fitted_to_pct - cal.fitted_from_pct
-    if cal.extrapolated_pct > MAX_EXTRAPOLATION * span:
+    if not extrapolation_ok(cal.fitted_from_pct, cal.fitted_to_pct, cal.max_duty_pct):
         found.append(f"extrapolated {cal.extrapolated_pct:.1f} duty points beyond the highest step, more than "
                      f"{MAX_EXTRAPOLATION:g} x the {span:.1f} points measured: start farther from the wall, or lower --max-duty")
     return found
 
 
-def speed_duties(start_pct: float, max_duty_pct: float, count: int) -> list[float]:
-    """``count`` duties evenly spaced above ``start_pct`` up to ``max_duty_pct`` (rounded to 0.1 %)."""
-    if count < 1 or max_duty_pct <= start_pct:
-        return []
-    span = max_duty_pct - start_pct
-    return [round(start_pct + span * (i + 1) / count, 1) for i in range(count)]
+def extrapolation_ok(from_pct: float, to_pct: float, max_duty_pct: float) -> bool:
+    """Whether a line fitted from ``from_pct`` to ``to_pct`` may carry the top speed to ``max_duty_pct`` (--write)."""
+    return max(0.0, max_duty_pct - to_pct) <= MAX_EXTRAPOLATION * (to_pct - from_pct) + 1e-9
+
+
+def plan_duties(lowest_pct: float, speed: Callable[[float], float], room_m: float, *, max_duty_pct: float,
+                top_duty_pct: float, counts: Sequence[int], hold_s: float, tail_s: float,
+                line_from_pct: float | None = None) -> list[float]:
+    """The next duties above ``lowest_pct`` (the last one driven) that fit in ``room_m``.
+
+    ``line_from_pct`` is the speed line's lowest step (default ``lowest_pct``).
+
+    ``speed(duty)`` is the speed to expect (m/s, generously); each step
+    travels ``speed * hold_s`` and the last one ``speed * tail_s`` more (the
+    stop margin it is checked against: the reading's age, a poll, the
+    coast). For each step count in ``counts`` (most first) the duties are
+    evenly spaced up to the highest top (1 % below ``max_duty_pct`` at a
+    time) whose travel fits; the first plan whose line may carry the top
+    speed to ``top_duty_pct`` (:func:`extrapolation_ok`) wins, else the
+    one reaching highest (``--write`` then refuses it, saying why); []
+    when nothing fits.
+    """
+    fallback: list[float] = []
+    for count in counts:
+        top = max_duty_pct
+        while top - lowest_pct >= count - 1e-9:
+            duties = [round(lowest_pct + (top - lowest_pct) * (i + 1) / count, 1) for i in range(count)]
+            if sum(speed(d) for d in duties) * hold_s + speed(duties[-1]) * tail_s <= room_m:
+                if extrapolation_ok(lowest_pct if line_from_pct is None else line_from_pct, duties[-1], top_duty_pct):
+                    return duties
+                if not fallback or duties[-1] > fallback[-1]:
+                    fallback = duties
+                break
+            top = round(top - 1.0, 3)
+    return fallback

@@ -18,6 +18,7 @@ printed by :class:`rover.hw.log.LogChassis`, with the pins and duty the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TextIO
 
 import numpy as np
@@ -77,7 +78,9 @@ class WallRig:
     def __init__(self, wall_m: float = 2.5, *, config: PicarBConfig | None = None, car: CarModel | None = None,
                  sonar: SonarModel | None = None, seed: int = 0, stream: TextIO | None = None) -> None:
         self.config = config or PicarBConfig()
+        # The kit's ranger reads nothing in range beyond ultrasonic_max_m (2 m on the 2024 kit), as HCSR04 does.
         sonar = sonar or SonarModel()
+        sonar = dataclasses.replace(sonar, max_m=min(sonar.max_m, self.config.ultrasonic_max_m))
         x = sonar.forward_m + wall_m  # the sensor starts at forward_m ahead of the origin
         self.world = World(_SCENARIO, car or CarModel(), seed=seed, walls=(Wall(x, -3.0, x, 3.0),), sonar=sonar)
         self.sensor = SimSonar(self.world.range_m, sonar, np.random.default_rng([seed, 2]))
