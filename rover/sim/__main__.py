@@ -81,7 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _in_process(scenario, detector, args)
     signal.signal(signal.SIGTERM, _interrupt)  # so the runner's cleanup stops the drive and the publisher
     try:
-        result = run(scenario, args.out, seed=args.seed, detector=detector, drive_args=drive_args,
+        criteria = None  # the drive's defaults
+        if args.drive_config is not None:  # judged by the distances the drive was configured with
+            from rover.core.config import load_sections
+            from rover.drive.config import DriveConfig
+            from rover.hw.config import PicarBConfig
+            from rover.sim.summary import Criteria
+
+            loaded = load_sections(args.drive_config, {"drive": DriveConfig, "picar_b": PicarBConfig})
+            criteria = Criteria.for_drive(loaded["drive"])
+        result = run(scenario, args.out, seed=args.seed, detector=detector, drive_args=drive_args, criteria=criteria,
                      status=StatusLine(enabled=not args.quiet), ultrasonic=args.ultrasonic)
     except RoverError as exc:
         print(f"rover.sim: {exc}", file=sys.stderr)

@@ -149,9 +149,7 @@ def run_inprocess(scenario: Scenario, *, seed: int = 0, detector: DetectorModel 
     chassis.close()
     world.step(STEP_S)
     trace, people = world.trace_array(), world.people_array()
-    criteria = Criteria(band_m=(drive.follow_distance_m - 0.5, drive.follow_distance_m + 1.0),
-                        stop_distance_m=drive.stop_distance_m, travel_bound_m=drive.travel_bound_m,
-                        follow_distance_m=drive.follow_distance_m)
+    criteria = Criteria.for_drive(drive)
     summary = {"scenario": scenario.name, "seed": seed, "fps": world.detector.fps,
                **summarise(trace, people, stream.published, kill_at=scenario.kill_detector_at,
                            deadband_duty=car.deadband_duty, criteria=criteria, acted=[t for t, _ in followed])}

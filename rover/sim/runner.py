@@ -33,6 +33,7 @@ import zmq
 
 from rover.core import messages
 from rover.core.errors import MessageError, RoverError
+from rover.drive.config import DriveConfig
 from rover.sim import plot
 from rover.sim.camera import CameraModel
 from rover.sim.car import CarModel
@@ -183,7 +184,7 @@ def run(scenario: Scenario, out_dir: Path, *, seed: int = 0, detector: DetectorM
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     world = World(scenario, car or CarModel(), camera or CameraModel(), detector or DetectorModel(), seed)
-    criteria = criteria or Criteria()
+    criteria = criteria or Criteria.for_drive(DriveConfig())  # the drive runs with its defaults
     status = status or StatusLine(enabled=False)
     folder = Path(tempfile.mkdtemp(prefix="rover-sim-"))
     ends = Endpoints(folder)

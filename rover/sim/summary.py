@@ -29,7 +29,8 @@ _COL = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 class Criteria:
     """The closed-loop pass marks (metres, seconds, fractions).
 
-    ``band_m``: the drive's ``follow_distance_m`` (2.5 m by default) from
+    ``band_m``: the drive's ``follow_distance_m`` (the defaults here are an
+    example; :meth:`for_drive` takes them from the drive's config) from
     0.5 m inside to 1.0 m beyond, the lag a follower may have while the
     person walks. ``stop_distance_m``: the drive's; nearer than this is a
     near-collision. ``travel_bound_m``: the drive's bound on the distance
@@ -40,6 +41,13 @@ class Criteria:
     stop_distance_m: float = 1.0
     travel_bound_m: float = 1.5
     follow_distance_m: float = 2.5
+
+    @classmethod
+    def for_drive(cls, drive: Any) -> "Criteria":
+        """The marks for a drive configured as ``drive`` (a :class:`rover.drive.config.DriveConfig`)."""
+        follow = drive.follow_distance_m
+        return cls(band_m=(follow - 0.5, follow + 1.0), stop_distance_m=drive.stop_distance_m,
+                   travel_bound_m=drive.travel_bound_m, follow_distance_m=follow)
 
 
 def _held_from(t: np.ndarray, ok: np.ndarray, start: float) -> float | None:
