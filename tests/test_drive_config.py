@@ -46,6 +46,8 @@ def test_example_section_lists_every_key_with_its_default() -> None:
         ("pan_range_deg = 170", "pan_range_deg must be at most 90"),
         ("max_steer_deg = 120", "max_steer_deg must be less than 90"),
         ("max_steer_deg = 90", "max_steer_deg must be less than 90"),
+        ("follow_gap_s = 100", "follow_gap_s must be at most 3 s"),
+        ("follow_gap_s = -0.1", "follow_gap_s must be 0 or more"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(tmp_path: Path, toml: str, named: str) -> None:

@@ -258,3 +258,21 @@ def test_the_head_turns_no_faster_than_the_trackers_gate_allows_between_two_fram
     assert ctl.estimate is not None  # the head got there (the car turning too), in about a second, not in one tick
     assert pans[-1] == pytest.approx(ctl.estimate.bearing_rad / math.radians(CFG.pan_range_deg), abs=0.02)
     assert pans[3] < 0.2 < pans[-1]
+
+
+def test_backing_away_keeps_the_travel_bound_and_stops_at_once_on_old_information() -> None:
+    cfg = dataclasses.replace(CFG, allow_reverse=True, max_reverse=1.0)
+    ctl = Controller(cfg)
+    limits = Limits(0.6, 1.0, 0.2, 1.5)  # 2 frames/s: at most 0.83 m/s, forwards or backwards
+    t = follow(ctl, lambda t: 1.5, 4.0, fps=2.0, latency=0.5, limits=limits)  # standing far inside the follow distance
+    assert ctl.current.throttle < 0  # backing away ...
+    assert -ctl.current.throttle * cfg.top_speed_mps <= limits.speed_limit_mps + 1e-9  # ... no faster than forwards
+    last = ctl.target_capture
+    start = ctl.odometer.path_since(last)
+    while t < last + limits.horizon_s + 0.5:  # the detector dies
+        ctl.output(State.LOST, t, DT, limits)
+        t += DT
+        if t >= last + limits.horizon_s:
+            assert ctl.current.throttle == 0.0  # cut at once, as forwards, not ramped
+    assert ctl.odometer.path_since(last) + limits.speed_limit_mps * limits.stop_time_s <= limits.travel_bound_m + 1e-6
+    assert start >= 0.0

@@ -58,7 +58,7 @@ class DriveConfig:
     pan_range_deg: float = doc("head angle (degrees) at full pan (+-1)", 60.0)
     # Speed: the target's speed along the line of sight plus a damped correction of the range error
     follow_distance_m: float = doc("distance (camera to the person) the car keeps from a standing person (a walking one: + follow_gap_s x their speed); at least stop_distance_m + travel_bound_m", 3.2)
-    follow_gap_s: float = doc("a walking person is trailed this many seconds of their own speed farther back than follow_distance_m (0.6 s: 3.8 m at 1 m/s), so a stop the car learns of late (~1 s at 3 frames/s) still ends near the follow distance; 0: always at follow_distance_m", 0.6)
+    follow_gap_s: float = doc("a walking person is trailed this many seconds of their own speed farther back than follow_distance_m (0.6 s: 3.8 m at 1 m/s), so a stop the car learns of late (~1 s at 3 frames/s) still ends near the follow distance; 0: always at follow_distance_m; at most 3", 0.6)
     stop_distance_m: float = doc("never drive towards a person nearer than this (metres)", 1.0)
     path_half_width_m: float = doc("half the width of the car's path straight ahead (metres: half the car's width + a margin for a person's own width): any person seen in it, not only the one followed, caps the speed by stop_distance_m; one whose box is cut by the frame's bottom edge stops forward motion", 0.4)
     range_gain: float = doc("speed per metre of range error (1/s): how fast the car closes a gap on top of the target's own speed", 1.2)
@@ -111,6 +111,9 @@ class DriveConfig:
         for name in ("stop_time_s", "follow_gap_s", "steer_gain", "steer_rate_gain", "steer_deadband_deg", "reverse_margin_m"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
+        if not self.follow_gap_s <= MAX_FOLLOW_GAP_S:
+            raise ValueError(f"follow_gap_s must be at most {MAX_FOLLOW_GAP_S:g} s (seconds of the person's speed, e.g. 0.6), "
+                             f"not {self.follow_gap_s}")
         if self.arm_count < 1:
             raise ValueError(f"arm_count must be at least 1, not {self.arm_count}")
         if self.lock_frames < 1:
@@ -158,6 +161,7 @@ class DriveConfig:
 
 #: The largest freshness limit and dead-man a config may set (seconds).
 MAX_LIMIT_S = 5.0
+MAX_FOLLOW_GAP_S = 3.0  # s: 3 s of a 1 m/s walk is 3 m beyond the follow distance, already out of the band
 
 
 #: Keys of earlier releases, and what replaced them: an old config file is refused with this line (exit 78).

@@ -84,6 +84,7 @@ class Controller:
         self.current = NEUTRAL
         self.estimate: Estimate | None = None
         self.speed_limit_mps = 0.0
+        self.reverse_cap = 0.0  # the largest backwards throttle this tick (allow_reverse only)
         self.faster = False
         self._faster_since: float | None = None
         self._search_started: float | None = None
@@ -158,6 +159,7 @@ class Controller:
         """The wanted commands while FOLLOWING or LOST, and the throttle cap that applies without a ramp."""
         cfg = self.config
         estimate = self.estimate
+        self.reverse_cap = 0.0
         if estimate is None or self.target_capture is None or now - self.target_capture >= limits.horizon_s - EPSILON_S:
             return Commands(0.0, 0.0, self.current.pan), 0.0  # information too old (or not a number): stop at once
         v_limit = min(limits.speed_limit_mps, cfg.max_throttle * cfg.top_speed_mps)
@@ -172,7 +174,11 @@ class Controller:
         cap_speed = 0.0 if self.cut else min(v_limit, self.safe_speed(min(estimate.range_m, estimate.near_m), limits),
                                                   self.budget_speed(now, limits), self.path_speed(limits))
         if cfg.allow_reverse and estimate.range_m < cfg.follow_distance_m - cfg.reverse_margin_m and wanted < 0:
-            speed = max(wanted, -cfg.max_reverse * cfg.top_speed_mps)  # backing away: not gated
+            # Backing away: not gated, but the travel bound and the speed limit hold backwards too (the path
+            # driven counts either way), and like the forward caps the reverse cap applies without a ramp.
+            back = min(cfg.max_reverse * cfg.top_speed_mps, v_limit, self.budget_speed(now, limits))
+            self.reverse_cap = back / cfg.top_speed_mps
+            speed = max(wanted, -back)
             self.gate.stand()
         else:
             # The braking profile is the law's (a person who may have stopped), not a safety cap: it cuts the
@@ -248,6 +254,7 @@ class Controller:
             self.wanted, cap = self._follow(now, limits)
             if state is State.LOST:  # coasting on the prediction, the target unseen: slow or hold, never speed up
                 cap = min(cap, max(0.0, self.current.throttle))
+                self.reverse_cap = min(self.reverse_cap, max(0.0, -self.current.throttle))
         if state is State.SEARCH:
             self.wanted = Commands(0.0, 0.0, self._sweep(now, dt))
         else:
@@ -257,6 +264,8 @@ class Controller:
         throttle = ramp_throttle(self.current.throttle, self.wanted.throttle, dt, cfg.accel_per_s, cfg.decel_per_s)
         if cap is not None and throttle > cap:
             throttle = cap  # limits, stop distance and old information cut at once
+        if state in (State.FOLLOWING, State.LOST) and throttle < -self.reverse_cap:
+            throttle = -self.reverse_cap  # backing away (allow_reverse): the same, backwards
         if 0.0 < throttle * cfg.top_speed_mps < self.gate.min_speed_mps and self.wanted.throttle <= 0.0:
             throttle = 0.0  # ramping down to a stand: below the creep speed the motors only judder
         if state in (State.STOPPED, State.SEARCH):
