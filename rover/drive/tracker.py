@@ -295,7 +295,7 @@ class TargetTracker:
         return any(fit is not None for fit in fits) and self._reachable(target, seen)
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
-        """Assign sightings to tracks (:func:`rover.drive.assign.assign`); update them; return the sightings no track explains."""
+        """Assign sightings to tracks (:func:`rover.drive.assign.assign`), update them; return those no track explains."""
         fits: dict[tuple[int, int], tuple[float, float]] = {}
         for ti, track in enumerate(self.tracks):
             for si, seen in enumerate(sightings):
