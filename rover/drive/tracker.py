@@ -7,8 +7,10 @@ sighting in metres and is assigned to one track (:mod:`rover.drive.tracks`:
 each track predicts its person's range and bearing off the camera's axis
 and scores a box against that prediction, with the prediction's
 uncertainty; its image gates take out the car's own motion since the last
-box, from the controller's odometer). The assignment is global and greedy by cost: the best fit of
-all (track, box) pairs first; a box that fits the target only loosely
+box, from the controller's odometer). The assignment is global, by cost (:func:`rover.drive.assign.assign`):
+the best fit of all (track, box) pairs first, then two confirmed tracks swap their boxes when the two
+fit better swapped (the crosser beside the target, whose box the target's sharp prediction fits as well
+as its own); a box that fits the target only loosely
 (squared distance above :data:`LOOSE_D2`) is refused when another person's
 track, seen within :data:`CLAIM_S`, fits it closer (refusing the target its
 own box costs a frame of coasting, taking another's makes the car follow
@@ -73,6 +75,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from rover.drive.assign import assign
 from rover.drive.estimate import CameraGeometry
 from rover.drive.tracks import (MAX_PERSON_SPEED_MPS, STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance,
                                 covered, ego_between, iou, sight, size_ratio)
@@ -292,26 +295,22 @@ class TargetTracker:
         return any(fit is not None for fit in fits) and self._reachable(target, seen)
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
-        """Assign sightings to tracks, best fit first; update them; return the sightings no track explains."""
+        """Assign sightings to tracks (:func:`rover.drive.assign.assign`), update them; return those no track explains."""
         fits: dict[tuple[int, int], tuple[float, float]] = {}
         for ti, track in enumerate(self.tracks):
             for si, seen in enumerate(sightings):
                 fit = self._cost(track, seen)
                 if fit is not None:
                     fits[ti, si] = fit
-        pairs = sorted((nll, ti, si) for (ti, si), (nll, _) in fits.items()
-                       if not self._claimed_by_another(ti, si, fits, sightings[si].t))
-        taken_tracks: set[int] = set()
-        taken: set[int] = set()
-        for _, ti, si in pairs:
-            if ti in taken_tracks or si in taken:
-                continue
-            taken_tracks.add(ti)
-            taken.add(si)
-            self.tracks[ti].update(sightings[si], fits[ti, si][1])
+        chosen = assign({(ti, si): nll for (ti, si), (nll, _) in fits.items()
+                         if not self._claimed_by_another(ti, si, fits, sightings[si].t)},
+                        {ti for ti, track in enumerate(self.tracks) if track.hits >= max(2, self.lock_frames)})
         for ti, track in enumerate(self.tracks):
-            if ti not in taken_tracks:
+            if ti in chosen:
+                track.update(sightings[chosen[ti]], fits[ti, chosen[ti]][1])
+            else:
                 track.missed()
+        taken = set(chosen.values())
         return [s for si, s in enumerate(sightings) if si not in taken]
 
     def _claimed_by_another(self, ti: int, si: int, fits: dict[tuple[int, int], tuple[float, float]], t: float) -> bool:
