@@ -167,6 +167,7 @@ class TargetTracker:
         self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
         self._hid: list[Track] = []  # who hid the target in this lock: never its successor
         self._ego: dict[float, EgoMotion] = {}  # the car's own motion from a track's last capture to the newest one
+        self._fits: dict[tuple[int, int], tuple[float, float]] = {}  # the newest message's fits, before the updates
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -220,13 +221,17 @@ class TargetTracker:
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
+        if (self._target_track is not None and not self._target_track.matched and not self._lock_holds(now)
+                and now - self._last_seen >= MAX_OCCLUDED_S):  # type: ignore[operator]
+            self.tracks = [tr for tr in self.tracks if tr is not self._target_track]  # unseen for > KEEP_S
+            self._drop_target()  # held as long as an occlusion may hold it: its track takes no box now
         target = self._target_track
         coasting = target is not None and not target.matched
-        unexplained = self._associate(sightings)
-        for seen in unexplained:
-            track = Track(seen)
+        begun = [(Track(seen), next(si for si, s in enumerate(sightings) if s is seen))
+                 for seen in self._associate(sightings)]
+        for track, _ in begun:
             self.tracks.append(track)
-            if coasting and self._loose_fit(target, seen):  # type: ignore[arg-type]
+            if coasting and self._loose_fit(target, track.last):  # type: ignore[arg-type]
                 self._tentative.append(track)
         if target is not None:
             # The target's own track found them: closely, if they were unseen (see _cost).
@@ -238,6 +243,7 @@ class TargetTracker:
             self.occluded = self._is_occluded(target, t)
             if self.occluded:
                 self._last_occluded = now
+            self._bar(begun)
             # A loose re-acquisition counts once lock_frames messages in a row confirm it, as a new lock would;
             # meanwhile the lock holds (at most MAX_OCCLUDED_S), so the same person keeps the same lock.
             self._tentative = [tr for tr in self._tentative if tr.matched]
@@ -245,8 +251,8 @@ class TargetTracker:
                 self._prune(t, len(sightings))
                 self._tentative = [tr for tr in self._tentative if any(tr is k for k in self.tracks)]
                 back = [tr for tr in self._tentative if tr.run >= self.lock_frames]
-                if back:
-                    self._tentative = []
+                if back:  # a new lock number: the controller's filters start afresh (it may be someone else)
+                    self._tentative, self.locks = [], self.locks + 1
                     self.tracks = [tr for tr in self.tracks if tr is not target]
                     return self._see(min(back, key=lambda tr: tr.first_t), now)
                 return None
@@ -302,6 +308,7 @@ class TargetTracker:
                 fit = self._cost(track, seen)
                 if fit is not None:
                     fits[ti, si] = fit
+        self._fits = fits
         chosen = assign({(ti, si): nll for (ti, si), (nll, _) in fits.items()
                          if not self._claimed_by_another(ti, si, fits, sightings[si].t)},
                         {ti for ti, track in enumerate(self.tracks) if track.hits >= max(2, self.lock_frames)})
@@ -383,6 +390,14 @@ class TargetTracker:
                 self._hid += [] if any(other is o for o in self._hid) else [other]
                 return True
         return False
+
+    def _bar(self, begun: list[tuple[Track, int]]) -> None:
+        """Tracks begun (this message) from a box a hider's track fitted, the target unseen: barred as the hider is."""
+        hiders = [ti for ti, tr in enumerate(self.tracks) if any(tr is o for o in self._hid)]
+        for track, si in begun:
+            if any((ti, si) in self._fits for ti in hiders):
+                self._hid.append(track)
+                self._tentative = [tr for tr in self._tentative if tr is not track]
 
     def _drop_target(self) -> None:
         self.target = None
