@@ -1,4 +1,4 @@
-"""Whoever hid the target stays barred under another track, a lock that ran out takes no box, cut boxes and the ego gate.
+"""The one who hid the target stays barred under another track; a lock past its hold takes no box; the ego size gate.
 
 Plain boxes, as the review of the crosses_in_front walk (1.0 m/s, 3 frames/s, simulator seeds 15 and 17) found them.
 """

@@ -46,10 +46,11 @@ seen: a person who stopped, a rate misread from a jittery last box), and within
 reach: the bearing may have changed by no more than a walk at
 ``MAX_PERSON_SPEED_MPS`` sideways over the time unseen, plus one centre-jump
 gate (:meth:`TargetTracker._reachable`). A box inside the gate but beyond
-LOOSE_D2, and within reach, starts a tentative track: it becomes the target,
-with the same lock number, once ``lock_frames`` consecutive messages show it,
-as a new lock would need (meanwhile the lock holds, at most
-:data:`MAX_OCCLUDED_S`). A single false box never takes the lock back, starts or steers the car.
+LOOSE_D2, and within reach, starts a tentative track: it becomes the target
+once ``lock_frames`` consecutive messages show it, as a new lock would need
+(meanwhile the lock holds, at most :data:`MAX_OCCLUDED_S`), under a new lock
+number (a loose fit may be someone else: the controller's filters start
+afresh). A single false box never takes the lock back, starts or steers the car.
 
 Occlusion: when the target is not in a message but a nearer person's box (a
 person tracked since before the target was last seen, taller than the target's
@@ -59,10 +60,13 @@ predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least
 target. The lock then holds until ``relock_after_s`` after the last message
 that showed the occlusion (at most :data:`MAX_OCCLUDED_S` after the target was
 last seen), the coasting target takes no box the occluder's track explains, the
-target is re-acquired where its track predicts it, and whoever hid it is not locked next.
+target is re-acquired where its track predicts it, and whoever hid it is not locked next;
+nor is a track begun, while the target is unseen, from a box a hider's track fitted (the
+hider's boxes may move to a new track: it is barred as the hider is). Past that hold the
+target's track takes no box (it is forgotten as any track unseen for long is).
 
-Cost is bounded: of up to 1000 boxes (the schema's limit) :func:`prefilter`
-keeps ``max_boxes``; at most :data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks
+Cost is bounded: of up to 1000 boxes (the schema's limit)
+:func:`rover.drive.prefilter.prefilter` keeps ``max_boxes``; at most :data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks
 are kept: O(n log k) for the selection plus O(max_boxes^2) fits a message.
 
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
@@ -77,6 +81,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.assign import assign
 from rover.drive.estimate import CameraGeometry
+from rover.drive.prefilter import prefilter
 from rover.drive.tracks import (MAX_PERSON_SPEED_MPS, STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance,
                                 covered, ego_between, iou, sight, size_ratio)
 
@@ -111,28 +116,6 @@ class Target:
         return self.box[3] - self.box[1]
 
 
-def prefilter(boxes: Sequence[tuple[Box, float]], anchors: Sequence[Box], max_boxes: int) -> list[tuple[Box, float]]:
-    """At most ``max_boxes`` of ``boxes``: a quarter by score, a quarter by height, the rest nearest the ``anchors``.
-
-    The kept boxes are the ones that can matter: a box far from every
-    tracked person, small and with a low score can neither continue a track
-    nor be the person in front to lock before the others. Order is kept.
-    """
-    if len(boxes) <= max_boxes:
-        return list(boxes)
-    quarter = max(1, max_boxes // 4)
-    keep = set(heapq.nlargest(quarter, range(len(boxes)), key=lambda i: boxes[i][1]))
-    keep.update(heapq.nlargest(quarter, range(len(boxes)), key=lambda i: boxes[i][0][3] - boxes[i][0][1]))
-    if anchors:
-        near = heapq.nsmallest(max_boxes, range(len(boxes)),
-                               key=lambda i: min(centre_distance(a, boxes[i][0]) for a in anchors))
-        for i in near:
-            if len(keep) >= max_boxes:
-                break
-            keep.add(i)
-    return [boxes[i] for i in sorted(keep)][:max_boxes]
-
-
 class TargetTracker:
     """Keeps the lock on one target across messages.
 
@@ -156,7 +139,7 @@ class TargetTracker:
         self.camera = camera or CameraGeometry()
         self.person_height_m, self.lock_min_score = person_height_m, lock_min_score
         self.target: Target | None = None
-        self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
+        self.locks = 0  # locks made: a new number is a new person, or maybe one (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
         self.seen: Target | None = None  # the target as the newest message showed it (None: not in it)
         self.messages = 0  # messages fed to :meth:`update`
@@ -223,8 +206,9 @@ class TargetTracker:
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
         if (self._target_track is not None and not self._target_track.matched and not self._lock_holds(now)
                 and now - self._last_seen >= MAX_OCCLUDED_S):  # type: ignore[operator]
-            self.tracks = [tr for tr in self.tracks if tr is not self._target_track]  # unseen for > KEEP_S
-            self._drop_target()  # held as long as an occlusion may hold it: its track takes no box now
+            # Held as long as an occlusion may hold it: its track (unseen for more than KEEP_S) takes no box now.
+            self.tracks = [tr for tr in self.tracks if tr is not self._target_track]
+            self._drop_target()
         target = self._target_track
         coasting = target is not None and not target.matched
         begun = [(Track(seen), next(si for si, s in enumerate(sightings) if s is seen))
@@ -245,7 +229,7 @@ class TargetTracker:
                 self._last_occluded = now
             self._bar(begun)
             # A loose re-acquisition counts once lock_frames messages in a row confirm it, as a new lock would;
-            # meanwhile the lock holds (at most MAX_OCCLUDED_S), so the same person keeps the same lock.
+            # meanwhile the lock holds (at most MAX_OCCLUDED_S): no one else is locked while it is confirmed.
             self._tentative = [tr for tr in self._tentative if tr.matched]
             if self._lock_holds(now):
                 self._prune(t, len(sightings))

@@ -164,15 +164,16 @@ def image_gate(last: Box, moved: Box, seen: Box, limits: tuple[float, float, flo
     place in the image (``last``: walked with the car, or the car did not
     move as commanded), or anything between. ``limits``: ``(min_iou,
     max_jump, max_size_ratio)``. Size: the height within ``max_size_ratio``
-    of the range between the two boxes' heights, of ``last``'s alone when
-    ``seen`` is cut by the frame's top or bottom edge (its height is only a
-    bound, and an edge that jumps to the frame's is itself a sign of
-    another, nearer person). Jump: the centre within
+    of the range between the two boxes' heights; of ``last``'s alone when
+    ``seen`` is cut by the frame's top or bottom edge and ``moved`` is not
+    there (its height is only a bound, and an edge at the frame's that the
+    car's motion does not explain is a sign of another, nearer person).
+    Jump: the centre within
     ``max_jump`` (of the frame diagonal) of the line between the two
     centres, or overlapping either box by ``min_iou``.
     """
     min_iou, max_jump, max_ratio = limits
-    sized = last if any(edges_cut(seen)) else moved
+    sized = last if any(c and not m for c, m in zip(edges_cut(seen), edges_cut(moved))) else moved
     h, lo, hi = seen[3] - seen[1], min(last[3] - last[1], sized[3] - sized[1]), max(last[3] - last[1], sized[3] - sized[1])
     if not (lo > 0 and h > 0 and lo / max_ratio <= h <= hi * max_ratio):
         return "size"
