@@ -115,8 +115,8 @@ def test_the_target_back_where_it_stood_is_its_own_though_the_track_of_the_one_w
     # The review's seed 17 at 1.3 m/s: the person in front came so near that their box was cut by the frame's top
     # (their range then from the feet only: their track's range grew uncertain), then the detector missed everyone
     # once; the target's box came back where it stood, a close fit of the target's track (squared distance 0.35)
-    # and a loose one of the other person's (8.9). It was given to the one who had hidden the target (a box their
-    # track explains was theirs, however loosely), the target was lost and that person followed.
+    # and a loose one of the other person's (8.9, beyond LOOSE_D2). It was given to the one who had hidden the
+    # target (a box their track explains was theirs, however loosely), the target was lost and that person followed.
     tracker, t = hidden_by_a_crosser()
     for k in range(4):  # they step nearer, in front of the target: the head leaves the frame
         tracker.update([((0.40, 0.0, 0.60, 0.84) if k >= 2 else person_box(0.50, 0.60 + 0.1 * k, 0.83), 0.9)], now=t)

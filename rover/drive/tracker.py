@@ -59,7 +59,7 @@ predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least
 (:attr:`TargetTracker.occluded`): the nearer person is the occluder, not the
 target. The lock then holds until ``relock_after_s`` after the last message
 that showed the occlusion (at most :data:`MAX_OCCLUDED_S` after the target was
-last seen), the coasting target takes no box the occluder's track fits closer, the
+last seen), the coasting target takes no box the occluder's track fits closely, the
 target is re-acquired where its track predicts it, and whoever hid it is not locked next;
 nor is a track begun, while the target is unseen, from a box a hider's track fitted (the
 hider's boxes may move to a new track: it is barred as the hider is). Past that hold the
@@ -304,7 +304,7 @@ class TargetTracker:
         return [s for si, s in enumerate(sightings) if si not in taken]
 
     def _claimed_by_another(self, ti: int, si: int, fits: dict[tuple[int, int], tuple[float, float]], t: float) -> bool:
-        """A box is not the target's when another person's track fits it closer (a hider's: whenever the target coasts).
+        """A box is not the target's when another person's track fits it closer, or a hider's closely (the target coasting).
 
         Asymmetric on purpose: refusing the target its own box costs a frame of coasting; giving it another
         person's box makes the car follow them. A loose fit (beyond LOOSE_D2) yields to tracks unseen for less
@@ -313,9 +313,9 @@ class TargetTracker:
         if self.tracks[ti] is not self._target_track:
             return False
         mine, target = fits[ti, si][1], self.tracks[ti]
-        if not target.matched and any(self.tracks[oi] is o and fits[oi, osi][1] < mine
+        if not target.matched and any(self.tracks[oi] is o and fits[oi, osi][1] <= LOOSE_D2
                                       for (oi, osi) in fits if osi == si for o in self._hid):
-            return True  # a box the track of a person who hid the target explains better is theirs
+            return True  # a box the track of a person who hid the target fits closely is theirs
         return any(oi != ti and d2 < mine and (self.tracks[oi].unseen_s(t) < CLAIM_S if mine > LOOSE_D2 else
                                                self.tracks[oi].first_t < target.last.t <= self.tracks[oi].last.t)
                    for (oi, osi), (_, d2) in fits.items() if osi == si)
