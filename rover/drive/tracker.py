@@ -45,7 +45,7 @@ within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing where last
 seen: a person who stopped, a rate misread from a jittery last box), and within
 reach: the bearing may have changed by no more than a walk at
 ``MAX_PERSON_SPEED_MPS`` sideways over the time unseen, plus one centre-jump
-gate (:meth:`TargetTracker._reachable`). A box inside the gate but beyond
+gate (:func:`rover.drive.tracks.reachable`). A box inside the gate but beyond
 LOOSE_D2, and within reach, starts a tentative track: it becomes the target
 once ``lock_frames`` consecutive messages show it, as a new lock would need
 (meanwhile the lock holds, at most :data:`MAX_OCCLUDED_S`), under a new lock
@@ -82,8 +82,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from rover.drive.assign import assign
 from rover.drive.estimate import CameraGeometry
 from rover.drive.prefilter import prefilter
-from rover.drive.tracks import (MAX_PERSON_SPEED_MPS, STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance,
-                                covered, ego_between, iou, sight, size_ratio)
+from rover.drive.tracks import (STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance, covered, ego_between,
+                                iou, reachable, sight, size_ratio)
 
 if TYPE_CHECKING:
     from rover.drive.config import DriveConfig
@@ -151,6 +151,7 @@ class TargetTracker:
         self._hid: list[Track] = []  # who hid the target in this lock: never its successor
         self._ego: dict[float, EgoMotion] = {}  # the car's own motion from a track's last capture to the newest one
         self._fits: dict[tuple[int, int], tuple[float, float]] = {}  # the newest message's fits, before the updates
+        self._boxes: list[Box] = []  # ... and the tracks' last boxes then
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -260,28 +261,15 @@ class TargetTracker:
         if track is self._target_track and not track.matched:
             held = track.cost(seen, self.camera, limits, held=True)  # the walk extrapolated, or standing: the closer
             fit = held if fit is None or (held is not None and held[1] < fit[1]) else fit
-            if fit is not None and (fit[1] > LOOSE_D2 or not self._reachable(track, seen)):
+            if fit is not None and (fit[1] > LOOSE_D2 or not reachable(track.last, seen, self.max_jump, self.camera)):
                 return None
         return fit
-
-    def _reachable(self, track: Track, seen: Sighting) -> bool:
-        """The person could have moved from their last sighting to ``seen``: no faster sideways than MAX_PERSON_SPEED_MPS.
-
-        The bearing may change by the walk's angle at the nearer of the two
-        ranges plus one centre-jump gate (the head's turn and a box's jitter
-        in one frame; ``lock_max_jump`` of the diagonal is ``sqrt(2)`` times
-        that of the width).
-        """
-        unseen = track.unseen_s(seen.t)
-        near = max(0.3, min(track.last.range_m, seen.range_m))
-        jump = self.max_jump * math.sqrt(2) * math.radians(self.camera.hfov_deg)
-        return abs(seen.bearing_rad - track.last.bearing_rad) <= math.atan(MAX_PERSON_SPEED_MPS * unseen / near) + jump
 
     def _loose_fit(self, target: Track, seen: Sighting) -> bool:
         """``seen`` fits the coasting target only loosely (beyond LOOSE_D2, inside the gate) but is within reach."""
         limits = (self.min_iou, self.max_jump, self.max_size_ratio)
         fits = (target.cost(seen, self.camera, limits), target.cost(seen, self.camera, limits, held=True))
-        return any(fit is not None for fit in fits) and self._reachable(target, seen)
+        return any(fit is not None for fit in fits) and reachable(target.last, seen, self.max_jump, self.camera)
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
         """Assign sightings to tracks (:func:`rover.drive.assign.assign`), update them; return those no track explains."""
@@ -291,7 +279,7 @@ class TargetTracker:
                 fit = self._cost(track, seen)
                 if fit is not None:
                     fits[ti, si] = fit
-        self._fits = fits
+        self._fits, self._boxes = fits, [track.last.box for track in self.tracks]  # before the updates
         chosen = assign({(ti, si): nll for (ti, si), (nll, _) in fits.items()
                          if not self._claimed_by_another(ti, si, fits, sightings[si].t)},
                         {ti for ti, track in enumerate(self.tracks) if track.hits >= max(2, self.lock_frames)})
@@ -376,10 +364,15 @@ class TargetTracker:
         return False
 
     def _bar(self, begun: list[tuple[Track, int]]) -> None:
-        """Tracks begun (this message) from a box a hider's track fitted, the target unseen: barred as the hider is."""
+        """Tracks begun (this message) from a box a hider's track fitted, the target unseen: barred as the hider is.
+
+        Within the size gate of the hider's box, too: the metric gate of a track whose box was cut (its range
+        filter's uncertainty grown) does not tell a far small box, the target's own as likely as not, from theirs.
+        """
         hiders = [ti for ti, tr in enumerate(self.tracks) if any(tr is o for o in self._hid)]
         for track, si in begun:
-            if any((ti, si) in self._fits for ti in hiders):
+            if any((ti, si) in self._fits and size_ratio(self._boxes[ti], track.last.box) <= self.max_size_ratio
+                   for ti in hiders):
                 self._hid.append(track)
                 self._tentative = [tr for tr in self._tentative if tr is not track]
 

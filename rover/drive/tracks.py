@@ -193,6 +193,20 @@ def segment_distance(box: Box, a: Box, b: Box) -> float:
     return math.hypot(px - ax - k * dx, py - ay - k * dy) / math.sqrt(2)
 
 
+def reachable(last: Sighting, seen: Sighting, max_jump: float, camera: CameraGeometry) -> bool:
+    """A person last seen as ``last`` could be ``seen``: no faster sideways than MAX_PERSON_SPEED_MPS.
+
+    The bearing may change by the walk's angle at the nearer of the two
+    ranges plus one centre-jump gate (the head's turn and a box's jitter
+    in one frame; ``max_jump`` of the diagonal is ``sqrt(2)`` times that of
+    the width).
+    """
+    unseen = max(0.0, seen.t - last.t)
+    near = max(0.3, min(last.range_m, seen.range_m))
+    jump = max_jump * math.sqrt(2) * math.radians(camera.hfov_deg)
+    return abs(seen.bearing_rad - last.bearing_rad) <= math.atan(MAX_PERSON_SPEED_MPS * unseen / near) + jump
+
+
 class Odometry(Protocol):
     """The car's own motion by time (:class:`rover.drive.odometry.Odometer`)."""
 
