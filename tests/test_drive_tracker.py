@@ -171,7 +171,9 @@ def test_a_loose_reappearance_of_the_target_counts_once_lock_frames_messages_con
         t += 1 / 3
         seen.append(tracker.update([far_person(0.55, 0.22, 0.49)], t, t) is not None)
     assert seen == [False, False, True, True]  # tentative for two messages, the target from the third
-    assert tracker.locks == 1  # the same person: the lock held while it was being confirmed
+    # The lock held while it was confirmed (no one else was locked), but a loose fit may be someone else: a new lock
+    # number, so the controller starts its filters afresh instead of reading the jump as the person's speed.
+    assert tracker.locks == 2
 
 
 @pytest.mark.parametrize("jitter", [0.16, 0.2])

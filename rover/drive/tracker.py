@@ -45,11 +45,12 @@ within :data:`LOOSE_D2` (of its extrapolated walk, or of it standing where last
 seen: a person who stopped, a rate misread from a jittery last box), and within
 reach: the bearing may have changed by no more than a walk at
 ``MAX_PERSON_SPEED_MPS`` sideways over the time unseen, plus one centre-jump
-gate (:meth:`TargetTracker._reachable`). A box inside the gate but beyond
-LOOSE_D2, and within reach, starts a tentative track: it becomes the target,
-with the same lock number, once ``lock_frames`` consecutive messages show it,
-as a new lock would need (meanwhile the lock holds, at most
-:data:`MAX_OCCLUDED_S`). A single false box never takes the lock back, starts or steers the car.
+gate (:func:`rover.drive.tracks.reachable`). A box inside the gate but beyond
+LOOSE_D2, and within reach, starts a tentative track: it becomes the target
+once ``lock_frames`` consecutive messages show it, as a new lock would need
+(meanwhile the lock holds, at most :data:`MAX_OCCLUDED_S`), under a new lock
+number (a loose fit may be someone else: the controller's filters start
+afresh). A single false box never takes the lock back, starts or steers the car.
 
 Occlusion: when the target is not in a message but a nearer person's box (a
 person tracked since before the target was last seen, taller than the target's
@@ -58,11 +59,14 @@ predicted box by :data:`OCCLUDER_MARGIN`, feet no higher) covers at least
 (:attr:`TargetTracker.occluded`): the nearer person is the occluder, not the
 target. The lock then holds until ``relock_after_s`` after the last message
 that showed the occlusion (at most :data:`MAX_OCCLUDED_S` after the target was
-last seen), the coasting target takes no box the occluder's track explains, the
-target is re-acquired where its track predicts it, and whoever hid it is not locked next.
+last seen), the coasting target takes no box the occluder's track fits closely, the
+target is re-acquired where its track predicts it, and whoever hid it is not locked next;
+nor is a track begun, while the target is unseen, from a box a hider's track fitted (the
+hider's boxes may move to a new track: it is barred as the hider is). Past that hold the
+target's track takes no box (it is forgotten as any track unseen for long is).
 
-Cost is bounded: of up to 1000 boxes (the schema's limit) :func:`prefilter`
-keeps ``max_boxes``; at most :data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks
+Cost is bounded: of up to 1000 boxes (the schema's limit)
+:func:`rover.drive.prefilter.prefilter` keeps ``max_boxes``; at most :data:`MAX_TRACKS_PER_BOX` x ``max_boxes`` tracks
 are kept: O(n log k) for the selection plus O(max_boxes^2) fits a message.
 
 Pure: plain tuples and floats, no I/O. Times are seconds of the loop's clock.
@@ -77,8 +81,9 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rover.drive.assign import assign
 from rover.drive.estimate import CameraGeometry
-from rover.drive.tracks import (MAX_PERSON_SPEED_MPS, STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance,
-                                covered, ego_between, iou, sight, size_ratio)
+from rover.drive.prefilter import prefilter
+from rover.drive.tracks import (STILL, Box, EgoMotion, Odometry, Sighting, Track, centre_distance, covered, ego_between,
+                                iou, reachable, sight, size_ratio)
 
 if TYPE_CHECKING:
     from rover.drive.config import DriveConfig
@@ -111,28 +116,6 @@ class Target:
         return self.box[3] - self.box[1]
 
 
-def prefilter(boxes: Sequence[tuple[Box, float]], anchors: Sequence[Box], max_boxes: int) -> list[tuple[Box, float]]:
-    """At most ``max_boxes`` of ``boxes``: a quarter by score, a quarter by height, the rest nearest the ``anchors``.
-
-    The kept boxes are the ones that can matter: a box far from every
-    tracked person, small and with a low score can neither continue a track
-    nor be the person in front to lock before the others. Order is kept.
-    """
-    if len(boxes) <= max_boxes:
-        return list(boxes)
-    quarter = max(1, max_boxes // 4)
-    keep = set(heapq.nlargest(quarter, range(len(boxes)), key=lambda i: boxes[i][1]))
-    keep.update(heapq.nlargest(quarter, range(len(boxes)), key=lambda i: boxes[i][0][3] - boxes[i][0][1]))
-    if anchors:
-        near = heapq.nsmallest(max_boxes, range(len(boxes)),
-                               key=lambda i: min(centre_distance(a, boxes[i][0]) for a in anchors))
-        for i in near:
-            if len(keep) >= max_boxes:
-                break
-            keep.add(i)
-    return [boxes[i] for i in sorted(keep)][:max_boxes]
-
-
 class TargetTracker:
     """Keeps the lock on one target across messages.
 
@@ -156,7 +139,7 @@ class TargetTracker:
         self.camera = camera or CameraGeometry()
         self.person_height_m, self.lock_min_score = person_height_m, lock_min_score
         self.target: Target | None = None
-        self.locks = 0  # how many targets have been locked: a new number is a new person (filters start afresh)
+        self.locks = 0  # locks made: a new number is a new person, or maybe one (filters start afresh)
         self.occluded = False  # the target is not in the newest message and a nearer box covers where it should be
         self.seen: Target | None = None  # the target as the newest message showed it (None: not in it)
         self.messages = 0  # messages fed to :meth:`update`
@@ -167,6 +150,8 @@ class TargetTracker:
         self._tentative: list[Track] = []  # tracks begun from a box that fitted the coasting target only loosely
         self._hid: list[Track] = []  # who hid the target in this lock: never its successor
         self._ego: dict[float, EgoMotion] = {}  # the car's own motion from a track's last capture to the newest one
+        self._fits: dict[tuple[int, int], tuple[float, float]] = {}  # the newest message's fits, before the updates
+        self._boxes: list[Box] = []  # ... and the tracks' last boxes then
 
     @classmethod
     def from_config(cls, config: DriveConfig) -> TargetTracker:
@@ -220,13 +205,18 @@ class TargetTracker:
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]
+        if (self._target_track is not None and not self._target_track.matched and not self._lock_holds(now)
+                and now - self._last_seen >= MAX_OCCLUDED_S):  # type: ignore[operator]
+            # Held as long as an occlusion may hold it: its track (unseen for more than KEEP_S) takes no box now.
+            self.tracks = [tr for tr in self.tracks if tr is not self._target_track]
+            self._drop_target()
         target = self._target_track
         coasting = target is not None and not target.matched
-        unexplained = self._associate(sightings)
-        for seen in unexplained:
-            track = Track(seen)
+        begun = [(Track(seen), next(si for si, s in enumerate(sightings) if s is seen))
+                 for seen in self._associate(sightings)]
+        for track, _ in begun:
             self.tracks.append(track)
-            if coasting and self._loose_fit(target, seen):  # type: ignore[arg-type]
+            if coasting and self._loose_fit(target, track.last):  # type: ignore[arg-type]
                 self._tentative.append(track)
         if target is not None:
             # The target's own track found them: closely, if they were unseen (see _cost).
@@ -238,15 +228,16 @@ class TargetTracker:
             self.occluded = self._is_occluded(target, t)
             if self.occluded:
                 self._last_occluded = now
+            self._bar(begun)
             # A loose re-acquisition counts once lock_frames messages in a row confirm it, as a new lock would;
-            # meanwhile the lock holds (at most MAX_OCCLUDED_S), so the same person keeps the same lock.
+            # meanwhile the lock holds (at most MAX_OCCLUDED_S): no one else is locked while it is confirmed.
             self._tentative = [tr for tr in self._tentative if tr.matched]
             if self._lock_holds(now):
                 self._prune(t, len(sightings))
                 self._tentative = [tr for tr in self._tentative if any(tr is k for k in self.tracks)]
                 back = [tr for tr in self._tentative if tr.run >= self.lock_frames]
-                if back:
-                    self._tentative = []
+                if back:  # a new lock number: the controller's filters start afresh (it may be someone else)
+                    self._tentative, self.locks = [], self.locks + 1
                     self.tracks = [tr for tr in self.tracks if tr is not target]
                     return self._see(min(back, key=lambda tr: tr.first_t), now)
                 return None
@@ -268,31 +259,17 @@ class TargetTracker:
         limits = (self.min_iou, self.max_jump, self.max_size_ratio)
         fit = track.cost(seen, self.camera, limits, ego=self._ego.get(track.last.t, STILL) if track.matched else STILL)
         if track is self._target_track and not track.matched:
-            if fit is None or fit[1] > LOOSE_D2:  # the walk extrapolated, or the person standing where last seen
-                held = track.cost(seen, self.camera, limits, held=True)
-                fit = held if fit is None or (held is not None and held[1] < fit[1]) else fit
-            if fit is not None and (fit[1] > LOOSE_D2 or not self._reachable(track, seen)):
+            held = track.cost(seen, self.camera, limits, held=True)  # the walk extrapolated, or standing: the closer
+            fit = held if fit is None or (held is not None and held[1] < fit[1]) else fit
+            if fit is not None and (fit[1] > LOOSE_D2 or not reachable(track.last, seen, self.max_jump, self.camera)):
                 return None
         return fit
-
-    def _reachable(self, track: Track, seen: Sighting) -> bool:
-        """The person could have moved from their last sighting to ``seen``: no faster sideways than MAX_PERSON_SPEED_MPS.
-
-        The bearing may change by the walk's angle at the nearer of the two
-        ranges plus one centre-jump gate (the head's turn and a box's jitter
-        in one frame; ``lock_max_jump`` of the diagonal is ``sqrt(2)`` times
-        that of the width).
-        """
-        unseen = track.unseen_s(seen.t)
-        near = max(0.3, min(track.last.range_m, seen.range_m))
-        jump = self.max_jump * math.sqrt(2) * math.radians(self.camera.hfov_deg)
-        return abs(seen.bearing_rad - track.last.bearing_rad) <= math.atan(MAX_PERSON_SPEED_MPS * unseen / near) + jump
 
     def _loose_fit(self, target: Track, seen: Sighting) -> bool:
         """``seen`` fits the coasting target only loosely (beyond LOOSE_D2, inside the gate) but is within reach."""
         limits = (self.min_iou, self.max_jump, self.max_size_ratio)
         fits = (target.cost(seen, self.camera, limits), target.cost(seen, self.camera, limits, held=True))
-        return any(fit is not None for fit in fits) and self._reachable(target, seen)
+        return any(fit is not None for fit in fits) and reachable(target.last, seen, self.max_jump, self.camera)
 
     def _associate(self, sightings: Sequence[Sighting]) -> list[Sighting]:
         """Assign sightings to tracks (:func:`rover.drive.assign.assign`), update them; return those no track explains."""
@@ -302,6 +279,7 @@ class TargetTracker:
                 fit = self._cost(track, seen)
                 if fit is not None:
                     fits[ti, si] = fit
+        self._fits, self._boxes = fits, [track.last.box for track in self.tracks]  # before the updates
         chosen = assign({(ti, si): nll for (ti, si), (nll, _) in fits.items()
                          if not self._claimed_by_another(ti, si, fits, sightings[si].t)},
                         {ti for ti, track in enumerate(self.tracks) if track.hits >= max(2, self.lock_frames)})
@@ -314,7 +292,7 @@ class TargetTracker:
         return [s for si, s in enumerate(sightings) if si not in taken]
 
     def _claimed_by_another(self, ti: int, si: int, fits: dict[tuple[int, int], tuple[float, float]], t: float) -> bool:
-        """A box is not the target's when another person's track fits it closer, or it is a hider's (the target coasting).
+        """A box is not the target's when another person's track fits it closer, or a hider's closely (the target coasting).
 
         Asymmetric on purpose: refusing the target its own box costs a frame of coasting; giving it another
         person's box makes the car follow them. A loose fit (beyond LOOSE_D2) yields to tracks unseen for less
@@ -323,8 +301,9 @@ class TargetTracker:
         if self.tracks[ti] is not self._target_track:
             return False
         mine, target = fits[ti, si][1], self.tracks[ti]
-        if not target.matched and any(self.tracks[oi] is o for (oi, osi) in fits if osi == si for o in self._hid):
-            return True  # a box the track of a person who hid the target explains is theirs
+        if not target.matched and any(self.tracks[oi] is o and fits[oi, osi][1] <= LOOSE_D2
+                                      for (oi, osi) in fits if osi == si for o in self._hid):
+            return True  # a box the track of a person who hid the target fits closely is theirs
         return any(oi != ti and d2 < mine and (self.tracks[oi].unseen_s(t) < CLAIM_S if mine > LOOSE_D2 else
                                                self.tracks[oi].first_t < target.last.t <= self.tracks[oi].last.t)
                    for (oi, osi), (_, d2) in fits.items() if osi == si)
@@ -383,6 +362,19 @@ class TargetTracker:
                 self._hid += [] if any(other is o for o in self._hid) else [other]
                 return True
         return False
+
+    def _bar(self, begun: list[tuple[Track, int]]) -> None:
+        """Tracks begun (this message) from a box a hider's track fitted, the target unseen: barred as the hider is.
+
+        Within the size gate of the hider's box, too: the metric gate of a track whose box was cut (its range
+        filter's uncertainty grown) does not tell a far small box, the target's own as likely as not, from theirs.
+        """
+        hiders = [ti for ti, tr in enumerate(self.tracks) if any(tr is o for o in self._hid)]
+        for track, si in begun:
+            if any((ti, si) in self._fits and size_ratio(self._boxes[ti], track.last.box) <= self.max_size_ratio
+                   for ti in hiders):
+                self._hid.append(track)
+                self._tentative = [tr for tr in self._tentative if tr is not track]
 
     def _drop_target(self) -> None:
         self.target = None

@@ -46,7 +46,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from rover.drive.estimate import CameraGeometry, observe
+from rover.drive.estimate import CameraGeometry, edges_cut, observe
 from rover.drive.kalman import CVFilter
 
 Box = tuple[float, float, float, float]
@@ -64,6 +64,7 @@ ROW_NOISE = 0.05  # std of the box centre's row, as a share of the box's height 
 PITCH_NOISE = 0.02  # std of the row from the car pitching on the floor (fraction of the frame: ~1 degree)
 GATE = 16.3  # chi-square with 3 degrees of freedom at 99.9 %
 MAX_COAST_S = 1.0  # the mean is extrapolated at most this far past the last sighting (its uncertainty grows on)
+MAX_EGO_SCALE = 1.5  # the car's own motion is taken to scale a box by at most this (or 1 / this) between two frames
 
 
 def iou(a: Box, b: Box) -> float:
@@ -163,12 +164,17 @@ def image_gate(last: Box, moved: Box, seen: Box, limits: tuple[float, float, flo
     place in the image (``last``: walked with the car, or the car did not
     move as commanded), or anything between. ``limits``: ``(min_iou,
     max_jump, max_size_ratio)``. Size: the height within ``max_size_ratio``
-    of the range between the two boxes' heights. Jump: the centre within
+    of the range between the two boxes' heights; of ``last``'s alone when
+    ``seen`` is cut by the frame's top or bottom edge and ``moved`` is not
+    there (its height is only a bound, and an edge at the frame's that the
+    car's motion does not explain is a sign of another, nearer person).
+    Jump: the centre within
     ``max_jump`` (of the frame diagonal) of the line between the two
     centres, or overlapping either box by ``min_iou``.
     """
     min_iou, max_jump, max_ratio = limits
-    h, lo, hi = seen[3] - seen[1], min(last[3] - last[1], moved[3] - moved[1]), max(last[3] - last[1], moved[3] - moved[1])
+    sized = last if any(c and not m for c, m in zip(edges_cut(seen), edges_cut(moved))) else moved
+    h, lo, hi = seen[3] - seen[1], min(last[3] - last[1], sized[3] - sized[1]), max(last[3] - last[1], sized[3] - sized[1])
     if not (lo > 0 and h > 0 and lo / max_ratio <= h <= hi * max_ratio):
         return "size"
     if segment_distance(seen, last, moved) > max_jump and max(iou(last, seen), iou(moved, seen)) < min_iou:
@@ -185,6 +191,20 @@ def segment_distance(box: Box, a: Box, b: Box) -> float:
     dx, dy = bx - ax, by - ay
     k = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy))) if dx or dy else 0.0
     return math.hypot(px - ax - k * dx, py - ay - k * dy) / math.sqrt(2)
+
+
+def reachable(last: Sighting, seen: Sighting, max_jump: float, camera: CameraGeometry) -> bool:
+    """A person last seen as ``last`` could be ``seen``: no faster sideways than MAX_PERSON_SPEED_MPS.
+
+    The bearing may change by the walk's angle at the nearer of the two
+    ranges plus one centre-jump gate (the head's turn and a box's jitter
+    in one frame; ``max_jump`` of the diagonal is ``sqrt(2)`` times that of
+    the width).
+    """
+    unseen = max(0.0, seen.t - last.t)
+    near = max(0.3, min(last.range_m, seen.range_m))
+    jump = max_jump * math.sqrt(2) * math.radians(camera.hfov_deg)
+    return abs(seen.bearing_rad - last.bearing_rad) <= math.atan(MAX_PERSON_SPEED_MPS * unseen / near) + jump
 
 
 class Odometry(Protocol):
@@ -221,7 +241,8 @@ def ego_box(box: Box, range_m: float, bearing_rad: float, ego: EgoMotion, camera
     """Where ``box`` of a person at ``range_m`` and ``bearing_rad`` moves when only the car moves (``ego``).
 
     Its size goes as 1 / range: an approach of d at range r scales it by
-    r / (r - d) (at most 2, at least 0.5: a box is no evidence beyond that),
+    r / (r - d) (within :data:`MAX_EGO_SCALE` of 1: the odometer counts the
+    commands, and a car held or slipping would widen the gate by the error),
     the tangents of its top and bottom edges' elevations with it (a point
     at a fixed height above the floor); its centre column goes to the new
     bearing. Clipped to the frame, as a detector's box is.
@@ -229,7 +250,7 @@ def ego_box(box: Box, range_m: float, bearing_rad: float, ego: EgoMotion, camera
     if ego == STILL:
         return box
     r1, b1 = ego_view(max(0.3, range_m), bearing_rad, ego)
-    scale = max(0.5, min(2.0, max(0.3, range_m) / max(0.1, r1)))
+    scale = max(1.0 / MAX_EGO_SCALE, min(MAX_EGO_SCALE, max(0.3, range_m) / max(0.1, r1)))
     x1, y1, x2, y2 = box
     tan_v = math.tan(math.radians(camera.vfov_deg) / 2)
     half = math.tan(math.radians(camera.hfov_deg) / 2)
