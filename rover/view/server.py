@@ -111,6 +111,7 @@ class ViewServer(ThreadingHTTPServer):
         self.timed_out = 0
         #: Connections still reading their request head, and since when (monotonic); see process_request.
         self._heads: dict[socket.socket, float] = {}
+        self._accepted: dict[socket.socket, float] = {}  # accept times, in accept order (a busy host starts threads late)
         self.head_evictions = 0
         self.static = {path: (resources.files("rover.view").joinpath(name).read_bytes(), kind)
                        for path, (name, kind) in STATIC.items()}
@@ -151,6 +152,7 @@ class ViewServer(ThreadingHTTPServer):
                     full = False
             if not full:
                 self._connections += 1
+                self._accepted[request] = time.monotonic()
         if victim is not None:
             self.head_evictions += 1
             try:
@@ -169,6 +171,8 @@ class ViewServer(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
+            with self._connections_lock:
+                self._accepted.pop(request, None)
             self._connection_ended()
             raise
 
@@ -176,6 +180,8 @@ class ViewServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._connections_lock:
+                self._accepted.pop(request, None)
             self._connection_ended()
 
     def _connection_ended(self) -> None:
@@ -225,8 +231,8 @@ class ViewHandler(BaseHTTPRequestHandler):
         handed on cut there, so the parser answers 414 for a long first line;
         any other is answered 431 here.
         """
-        with self.server._connections_lock:
-            self.server._heads[self.connection] = time.monotonic()
+        with self.server._connections_lock:  # a connection's first head counts from its accept: the oldest is the first accepted
+            self.server._heads[self.connection] = self.server._accepted.pop(self.connection, None) or time.monotonic()
         try:
             return self._read_head_until_deadline()
         finally:
