@@ -26,6 +26,7 @@ from rover.drive.config import DriveConfig
 from rover.drive.estimate import CameraGeometry, observe
 from rover.drive.kalman import CVFilter
 from rover.drive.odometry import Odometer
+from rover.drive.tracks import MAX_PERSON_SPEED_MPS  # one figure for the tracker's gates and the range filter
 
 log = logging.getLogger("rover.drive")
 
@@ -34,7 +35,6 @@ RANGE_ACCEL_PSD = 1.0  # (m/s^2)^2 s: a walker changes speed by ~1 m/s within a 
 BEARING_ACCEL_PSD = 0.5  # (rad/s^2)^2 s
 RANGE_NOISE = 0.06  # range std as a fraction of the range (box edges jitter by ~3 % each)
 BEARING_NOISE_RAD = 0.02
-MAX_PERSON_SPEED_MPS = 3.0
 MAX_BEARING_RATE = 2.0  # rad/s
 MAX_EXTRAPOLATION_S = 1.0
 FEET_SIGMAS = 2.0  # the range from the feet overrides the height's when nearer by this many of its std ...

@@ -200,8 +200,8 @@ class TargetTracker:
         t = now if t_capture is None else min(t_capture, now)
         self.messages += 1
         self.seen = None
-        self._ego = {tr.last.t: ego_between(odometry, tr.last.t, t, self.camera) for tr in self.tracks
-                     if tr.matched} if odometry is not None else {}  # what the image gates take out
+        self._ego = {then: ego_between(odometry, then, t, self.camera) for then in {tr.last.t for tr in self.tracks
+                     if tr.matched}} if odometry is not None else {}  # what the image gates take out, once per time
         anchors = [track.last.box for track in self._anchors()]
         boxes = prefilter(list(candidates), anchors, self.max_boxes)
         sightings = [sight(box, score, t, self.camera, self.person_height_m) for box, score in boxes]

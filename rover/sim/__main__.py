@@ -75,21 +75,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.drive_config is not None and not args.drive_config.is_file():
         print(f"rover.sim: --drive-config {args.drive_config} does not exist: pass an existing TOML file", file=sys.stderr)
         return EXIT_CONFIG
+    from rover.drive.config import DriveConfig
+    from rover.hw.config import PicarBConfig
+    from rover.sim.summary import Criteria
+
+    loaded = None  # the drive's and the chassis' sections of --drive-config (None: the defaults)
+    if args.drive_config is not None:
+        from rover.core.config import load_sections
+
+        try:
+            loaded = load_sections(args.drive_config, {"drive": DriveConfig, "picar_b": PicarBConfig})
+        except RoverError as exc:
+            print(f"rover.sim: {exc}", file=sys.stderr)
+            return exc.exit_code
     print(f"rover.sim: scenario {scenario.name!r} ({scenario.summary}), {detector.fps:g} fps, seed {args.seed}")
     drive_args = ("--config", str(args.drive_config)) if args.drive_config else ()
     if args.in_process:
-        return _in_process(scenario, detector, args)
+        return _in_process(scenario, detector, args, loaded)
     signal.signal(signal.SIGTERM, _interrupt)  # so the runner's cleanup stops the drive and the publisher
     try:
-        criteria = None  # the drive's defaults
-        if args.drive_config is not None:  # judged by the distances the drive was configured with
-            from rover.core.config import load_sections
-            from rover.drive.config import DriveConfig
-            from rover.hw.config import PicarBConfig
-            from rover.sim.summary import Criteria
-
-            loaded = load_sections(args.drive_config, {"drive": DriveConfig, "picar_b": PicarBConfig})
-            criteria = Criteria.for_drive(loaded["drive"])
+        criteria = Criteria.for_drive(loaded["drive"] if loaded else DriveConfig())  # the drive's own distances
         result = run(scenario, args.out, seed=args.seed, detector=detector, drive_args=drive_args, criteria=criteria,
                      status=StatusLine(enabled=not args.quiet), ultrasonic=args.ultrasonic)
     except RoverError as exc:
@@ -105,37 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _in_process(scenario: scenarios.Scenario, detector: DetectorModel, args: argparse.Namespace) -> int:
-    """The run on a simulated clock (rover.sim.inproc): summary, picture, no drive log."""
+def _in_process(scenario: scenarios.Scenario, detector: DetectorModel, args: argparse.Namespace,
+                loaded: dict | None) -> int:
+    """The run on a simulated clock (rover.sim.inproc): summary, picture, no drive log (``loaded``: --drive-config's sections)."""
     from rover.sim import plot
     from rover.sim.inproc import run_inprocess
     from rover.sim.summary import lost_moments
 
-    if args.drive_config is not None:
-        from rover.core.config import load_sections
-        from rover.drive.config import DriveConfig
-        from rover.hw.config import PicarBConfig
-
-        try:
-            loaded = load_sections(args.drive_config, {"drive": DriveConfig, "picar_b": PicarBConfig})
-        except RoverError as exc:
-            print(f"rover.sim: {exc}", file=sys.stderr)
-            return exc.exit_code
-        result = run_inprocess(scenario, seed=args.seed, detector=detector, drive=loaded["drive"], picar=loaded["picar_b"],
-                               ultrasonic=args.ultrasonic)
-        drive = loaded["drive"]
-    else:
-        from rover.drive.config import DriveConfig
-
-        result = run_inprocess(scenario, seed=args.seed, detector=detector, ultrasonic=args.ultrasonic)
-        drive = DriveConfig()
+    result = run_inprocess(scenario, seed=args.seed, detector=detector, drive=loaded["drive"] if loaded else None,
+                           picar=loaded["picar_b"] if loaded else None, ultrasonic=args.ultrasonic)
     args.out.mkdir(parents=True, exist_ok=True)
     name = scenario.name.replace("@", "-")
     summary_path = args.out / f"{name}.json"
     summary_path.write_text(json.dumps(result.summary, indent=2) + "\n")
-    band = (drive.follow_distance_m - 0.5, drive.follow_distance_m + 1.0)
     image = plot.render(result.trace, result.people, lost_moments(result.published), scenario.kill_detector_at,
-                        f"{scenario.name} (seed {args.seed}, {detector.fps:g} fps, in process)", band, drive.stop_distance_m)
+                        f"{scenario.name} (seed {args.seed}, {detector.fps:g} fps, in process)",
+                        tuple(result.summary["band_m"]), result.summary["stop_distance_m"])
     picture = plot.write_png(args.out / f"{name}.png", image)
     print(json.dumps(result.summary, indent=2))
     print(f"rover.sim: picture {picture}")
